@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# ethp2p set-up in one command each:
+#   ./dev.sh demo   -> creates .venv, installs ethp2p, runs the main job (the demo)
+#   ./dev.sh test   -> creates .venv, installs ethp2p + test deps (+ the interop peer), runs every test
+# Anything after the first word is passed on (e.g. ./dev.sh test -k rlp).
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$here"
+venv="$here/.venv"
+py="${PYTHON:-python3}"
+
+ensure_venv() {
+    local stamp="$venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
+    if [ ! -x "$venv/bin/python" ]; then
+        "$py" -m venv "$venv"
+    fi
+    if [ ! -f "$stamp" ]; then
+        "$venv/bin/python" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+        "$venv/bin/python" -m pip install -q -e ".[test]"
+        rm -f "$venv"/.installed-* && touch "$stamp"
+    fi
+}
+
+cmd="${1:-demo}"
+shift || true
+case "$cmd" in
+    demo)
+        ensure_venv
+        exec "$venv/bin/ethp2p" demo "$@"
+        ;;
+    test)
+        ensure_venv
+        bash "$here/tests/interop/install_peer.sh" || echo "warning: interop peer install failed; interop tests will fail" >&2
+        set +e
+        "$venv/bin/python" -m pytest -q "$@"
+        rc=$?
+        set -e
+        # pytest exits 5 when no test was collected: treat that as a failure to run anything.
+        if [ "$rc" -eq 5 ]; then echo "no tests were collected" >&2; exit 1; fi
+        exit "$rc"
+        ;;
+    *)
+        ensure_venv
+        exec "$venv/bin/ethp2p" "$cmd" "$@"
+        ;;
+esac

@@ -1,0 +1,46 @@
+"""RLP: strict canonical codec plus a zero-copy splitter for hot paths."""
+
+from .codec import (
+    MAX_DEPTH,
+    MAX_INPUT,
+    Encodable,
+    Item,
+    RawRLP,
+    RLPDecodeError,
+    RLPEncodeError,
+    RLPError,
+    decode,
+    decode_int,
+    encode,
+    encode_bytes,
+    encode_int,
+    encode_length,
+    encode_raw_list,
+    item_length,
+)
+from .splitter import header, is_list_item, list_payload, split_list, split_payload, string_payload
+
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_INPUT",
+    "Encodable",
+    "Item",
+    "RawRLP",
+    "RLPDecodeError",
+    "RLPEncodeError",
+    "RLPError",
+    "decode",
+    "decode_int",
+    "encode",
+    "encode_bytes",
+    "encode_int",
+    "encode_length",
+    "encode_raw_list",
+    "header",
+    "is_list_item",
+    "item_length",
+    "list_payload",
+    "split_list",
+    "split_payload",
+    "string_payload",
+]
