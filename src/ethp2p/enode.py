@@ -1,0 +1,117 @@
+"""Node identities and ``enode://`` URLs.
+
+A node is named by its 64-byte uncompressed secp256k1 public key (without the
+0x04 prefix); its node id for Kademlia distance is keccak256 of that key.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from urllib.parse import parse_qs, urlsplit
+
+import coincurve
+
+from .crypto.keccak import keccak
+
+
+class EnodeError(ValueError):
+    """An enode URL or node key is malformed."""
+
+
+_HOSTNAME = re.compile(r"^(?=.{1,253}\.?$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+$")
+
+
+def validate_pubkey(pubkey: bytes) -> bytes:
+    """Check that ``pubkey`` is 64 bytes and a point on secp256k1; return it."""
+    if len(pubkey) != 64:
+        raise EnodeError(f"invalid public key (wrong length {len(pubkey)}, want 64 bytes)")
+    try:
+        coincurve.PublicKey(b"\x04" + pubkey)
+    except ValueError:
+        raise EnodeError("invalid public key (not a point on secp256k1)") from None
+    return pubkey
+
+
+@dataclass(frozen=True, slots=True)
+class Enode:
+    """A node's public key and (optional) address."""
+
+    pubkey: bytes
+    host: str | None = None
+    tcp_port: int = 0
+    udp_port: int = 0
+
+    @property
+    def node_id(self) -> bytes:
+        """keccak256(pubkey): the 32-byte id discovery uses for distances."""
+        return keccak(self.pubkey)
+
+    @property
+    def ip(self) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+        """The host as an IP address, or None if it is a hostname or absent."""
+        if self.host is None:
+            return None
+        try:
+            return ipaddress.ip_address(self.host)
+        except ValueError:
+            return None
+
+    def url(self) -> str:
+        """The ``enode://`` URL form."""
+        base = f"enode://{self.pubkey.hex()}"
+        if self.host is None:
+            return base
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        s = f"{base}@{host}:{self.tcp_port}"
+        if self.udp_port and self.udp_port != self.tcp_port:
+            s += f"?discport={self.udp_port}"
+        return s
+
+    def __str__(self) -> str:
+        return self.url()
+
+    @classmethod
+    def parse(cls, url: str) -> "Enode":
+        """Parse an ``enode://`` URL, validating the key, host and ports."""
+        if not url.startswith("enode://"):
+            raise EnodeError("missing 'enode://' prefix")
+        rest = url[len("enode://") :]
+        if "@" not in rest:
+            return cls(validate_pubkey(_hex_key(rest)))
+        parts = urlsplit(url)
+        key = _hex_key(parts.username or "")
+        host = parts.hostname
+        if not host:
+            raise EnodeError("missing host")
+        if not (":" in host or _HOSTNAME.match(host)):
+            try:
+                ipaddress.ip_address(host)
+            except ValueError:
+                raise EnodeError(f"invalid host {host!r}") from None
+        try:
+            port = parts.port
+        except ValueError:
+            raise EnodeError("invalid port") from None
+        if port is None:
+            raise EnodeError("invalid port (missing)")
+        udp = port
+        query = parse_qs(parts.query)
+        if "discport" in query:
+            try:
+                udp = int(query["discport"][0])
+                if not 0 < udp < 65536:
+                    raise ValueError
+            except ValueError:
+                raise EnodeError("invalid discport in query") from None
+        return cls(validate_pubkey(key), host, port, udp)
+
+
+def _hex_key(text: str) -> bytes:
+    if len(text) != 128:
+        raise EnodeError("invalid public key (wrong length, want 128 hex chars)")
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        raise EnodeError("invalid public key (not hex)") from None

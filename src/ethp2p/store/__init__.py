@@ -1,0 +1,1 @@
+"""Persistent storage (SQLite, the embedded default): blocks, resume state, peer cache."""

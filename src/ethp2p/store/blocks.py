@@ -1,0 +1,252 @@
+"""The block store: raw headers, bodies and receipts in one SQLite file.
+
+Everything is kept exactly as it travels on the wire (raw RLP), so serving is a
+lookup and a copy, never a re-encode. A block becomes visible through the
+``canonical`` index in the same transaction that writes its data, so a process
+killed at any moment leaves either the whole block or none of it.
+
+Receipts are stored per block in the eth/69 form (no blooms: smaller, and the
+bloom is derived from the logs when an eth/68 peer asks).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS blocks (
+    hash     BLOB PRIMARY KEY,
+    number   INTEGER NOT NULL,
+    header   BLOB NOT NULL,
+    body     BLOB,
+    receipts BLOB
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS blocks_number ON blocks(number);
+CREATE TABLE IF NOT EXISTS canonical (
+    number INTEGER PRIMARY KEY,
+    hash   BLOB NOT NULL
+);
+"""
+
+
+class StoreError(Exception):
+    """The store file is unusable (wrong schema, other chain, corrupt)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBlock:
+    """One block as stored: raw header, and body/receipts when present."""
+
+    number: int
+    hash: bytes
+    header: bytes
+    body: bytes | None
+    receipts: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class BlockRecord:
+    """A block to write. ``body``/``receipts`` may be None when not (yet) known."""
+
+    number: int
+    hash: bytes
+    header: bytes
+    body: bytes | None = None
+    receipts: bytes | None = None
+
+
+class BlockStore:
+    """SQLite-backed store of raw chain data (WAL mode; one writer, many readers)."""
+
+    def __init__(self, path: str | Path, *, genesis_hash: bytes | None = None, readonly: bool = False) -> None:
+        self.path = Path(path)
+        if readonly and not self.path.exists():
+            raise StoreError(f"store {self.path} does not exist")
+        uri = f"file:{self.path}?mode=ro" if readonly else str(self.path)
+        self._lock = threading.RLock()
+        try:
+            self._db = sqlite3.connect(uri, uri=readonly, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            if not readonly:
+                self._db.executescript(_SCHEMA)
+                self._check_meta(genesis_hash)
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"cannot open store {self.path}: {e}") from None
+
+    def _check_meta(self, genesis_hash: bytes | None) -> None:
+        row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        if row is None:
+            self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION).encode(),))
+        elif int(row[0]) != SCHEMA_VERSION:
+            raise StoreError(f"store {self.path} has schema {int(row[0])}, this ethp2p needs {SCHEMA_VERSION}")
+        if genesis_hash is not None:
+            row = self._db.execute("SELECT value FROM meta WHERE key='genesis'").fetchone()
+            if row is None:
+                self._db.execute("INSERT INTO meta VALUES ('genesis', ?)", (genesis_hash,))
+            elif bytes(row[0]) != genesis_hash:
+                raise StoreError(
+                    f"store {self.path} holds the chain with genesis 0x{bytes(row[0]).hex()[:16]}…, "
+                    f"not 0x{genesis_hash.hex()[:16]}…"
+                )
+
+    @property
+    def genesis_hash(self) -> bytes | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key='genesis'").fetchone()
+        return bytes(row[0]) if row else None
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> "BlockStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- writing ----------------------------------------------------------------------------
+
+    def put_blocks(self, blocks: Iterable[BlockRecord]) -> int:
+        """Write blocks (and their canonical index entries) in one atomic transaction.
+
+        A body or receipts value of None keeps what is already stored. Returns
+        the number of blocks written.
+        """
+        rows = [(b.hash, b.number, b.header, b.body, b.receipts) for b in blocks]
+        if not rows:
+            return 0
+        with self._lock:
+            cur = self._db.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                cur.executemany(
+                    "INSERT INTO blocks(hash, number, header, body, receipts) VALUES (?,?,?,?,?) "
+                    "ON CONFLICT(hash) DO UPDATE SET "
+                    "body=COALESCE(excluded.body, blocks.body), receipts=COALESCE(excluded.receipts, blocks.receipts)",
+                    rows,
+                )
+                cur.executemany(
+                    "INSERT OR REPLACE INTO canonical(number, hash) VALUES (?,?)", [(r[1], r[0]) for r in rows]
+                )
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+        return len(rows)
+
+    def set_meta(self, key: str, value: bytes) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def get_meta(self, key: str) -> bytes | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return bytes(row[0]) if row else None
+
+    # ---- reading ----------------------------------------------------------------------------
+
+    def canonical_hash(self, number: int) -> bytes | None:
+        row = self._db.execute("SELECT hash FROM canonical WHERE number=?", (number,)).fetchone()
+        return bytes(row[0]) if row else None
+
+    def number_of(self, block_hash: bytes) -> int | None:
+        """The number of a canonical block with this hash (None if unknown)."""
+        row = self._db.execute(
+            "SELECT b.number FROM blocks b JOIN canonical c ON c.number=b.number AND c.hash=b.hash WHERE b.hash=?",
+            (block_hash,),
+        ).fetchone()
+        return int(row[0]) if row else None
+
+    def header_by_number(self, number: int) -> bytes | None:
+        row = self._db.execute(
+            "SELECT b.header FROM canonical c JOIN blocks b ON b.hash=c.hash WHERE c.number=?", (number,)
+        ).fetchone()
+        return bytes(row[0]) if row else None
+
+    def header_by_hash(self, block_hash: bytes) -> bytes | None:
+        row = self._db.execute("SELECT header FROM blocks WHERE hash=?", (block_hash,)).fetchone()
+        return bytes(row[0]) if row else None
+
+    def headers_by_numbers(self, numbers: Sequence[int]) -> list[bytes | None]:
+        """Raw canonical headers for each number (None where missing), in order."""
+        if not numbers:
+            return []
+        lo, hi = min(numbers), max(numbers)
+        found: dict[int, bytes] = {}
+        if hi - lo <= 4 * len(numbers):
+            for n, h in self._db.execute(
+                "SELECT c.number, b.header FROM canonical c JOIN blocks b ON b.hash=c.hash WHERE c.number BETWEEN ? AND ?",
+                (lo, hi),
+            ):
+                found[n] = bytes(h)
+        else:
+            for n in numbers:
+                h = self.header_by_number(n)
+                if h is not None:
+                    found[n] = h
+        return [found.get(n) for n in numbers]
+
+    def body(self, block_hash: bytes) -> bytes | None:
+        row = self._db.execute("SELECT body FROM blocks WHERE hash=?", (block_hash,)).fetchone()
+        return bytes(row[0]) if row and row[0] is not None else None
+
+    def receipts(self, block_hash: bytes) -> bytes | None:
+        """The block's receipts as stored (eth/69 per-block list encoding)."""
+        row = self._db.execute("SELECT receipts FROM blocks WHERE hash=?", (block_hash,)).fetchone()
+        return bytes(row[0]) if row and row[0] is not None else None
+
+    def block(self, block_hash: bytes) -> StoredBlock | None:
+        row = self._db.execute(
+            "SELECT number, hash, header, body, receipts FROM blocks WHERE hash=?", (block_hash,)
+        ).fetchone()
+        return _stored(row) if row else None
+
+    def canonical_blocks(self, start: int, end: int) -> Iterator[StoredBlock]:
+        """Canonical blocks with start <= number <= end, in order (gaps skipped)."""
+        cur = self._db.execute(
+            "SELECT b.number, b.hash, b.header, b.body, b.receipts FROM canonical c JOIN blocks b ON b.hash=c.hash "
+            "WHERE c.number BETWEEN ? AND ? ORDER BY c.number",
+            (start, end),
+        )
+        for row in cur:
+            yield _stored(row)
+
+    def block_range(self) -> tuple[int, int] | None:
+        """(lowest, highest) canonical block numbers stored, or None if empty."""
+        row = self._db.execute("SELECT MIN(number), MAX(number) FROM canonical").fetchone()
+        if row is None or row[0] is None:
+            return None
+        return int(row[0]), int(row[1])
+
+    def complete_numbers(self, start: int, end: int) -> set[int]:
+        """Numbers in [start, end] whose header, body and receipts are all stored."""
+        cur = self._db.execute(
+            "SELECT c.number FROM canonical c JOIN blocks b ON b.hash=c.hash "
+            "WHERE c.number BETWEEN ? AND ? AND b.body IS NOT NULL AND b.receipts IS NOT NULL",
+            (start, end),
+        )
+        return {int(r[0]) for r in cur}
+
+    def count(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM canonical").fetchone()[0])
+
+
+def _stored(row: tuple) -> StoredBlock:
+    return StoredBlock(
+        int(row[0]),
+        bytes(row[1]),
+        bytes(row[2]),
+        bytes(row[3]) if row[3] is not None else None,
+        bytes(row[4]) if row[4] is not None else None,
+    )

@@ -1,0 +1,104 @@
+"""BlockStore: atomic writes, canonical index, gap handling, genesis pinning."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ethp2p.crypto.keccak import keccak
+from ethp2p.store.blocks import BlockRecord, BlockStore, StoreError
+
+
+def _rec(n: int, body: bytes | None = b"\xc2\xc0\xc0", receipts: bytes | None = b"\xc0") -> BlockRecord:
+    header = bytes([0xC1, n & 0x7F]) if n else b"\xc1\x80"
+    return BlockRecord(n, keccak(header + n.to_bytes(8, "big")), header, body, receipts)
+
+
+def test_put_and_read_back(tmp_path: Path) -> None:
+    store = BlockStore(tmp_path / "s.db", genesis_hash=b"\x11" * 32)
+    recs = [_rec(i) for i in range(10)]
+    assert store.put_blocks(recs) == 10
+    assert store.block_range() == (0, 9)
+    assert store.count() == 10
+    for r in recs:
+        assert store.canonical_hash(r.number) == r.hash
+        assert store.number_of(r.hash) == r.number
+        assert store.header_by_number(r.number) == r.header
+        assert store.header_by_hash(r.hash) == r.header
+        assert store.body(r.hash) == r.body
+        assert store.receipts(r.hash) == r.receipts
+    assert [b.number for b in store.canonical_blocks(3, 6)] == [3, 4, 5, 6]
+    assert store.headers_by_numbers([2, 50, 4]) == [recs[2].header, None, recs[4].header]
+    assert store.complete_numbers(0, 20) == set(range(10))
+    store.close()
+
+
+def test_partial_data_is_merged_not_overwritten(tmp_path: Path) -> None:
+    store = BlockStore(tmp_path / "s.db")
+    r = _rec(5, body=None, receipts=None)
+    store.put_blocks([r])
+    assert store.complete_numbers(0, 10) == set()
+    store.put_blocks([BlockRecord(r.number, r.hash, r.header, b"\xc2\xc0\xc0", None)])
+    store.put_blocks([BlockRecord(r.number, r.hash, r.header, None, b"\xc0")])
+    assert store.body(r.hash) == b"\xc2\xc0\xc0" and store.receipts(r.hash) == b"\xc0"
+    assert store.complete_numbers(0, 10) == {5}
+
+
+def test_genesis_mismatch_is_refused(tmp_path: Path) -> None:
+    BlockStore(tmp_path / "s.db", genesis_hash=b"\x01" * 32).close()
+    with pytest.raises(StoreError, match="holds the chain with genesis"):
+        BlockStore(tmp_path / "s.db", genesis_hash=b"\x02" * 32)
+
+
+def test_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError, match="cannot open store"):
+        BlockStore(bad)
+
+
+def test_failed_batch_leaves_nothing(tmp_path: Path) -> None:
+    store = BlockStore(tmp_path / "s.db")
+    good = _rec(1)
+    bad = BlockRecord(2, b"\x02" * 32, None, None, None)  # type: ignore[arg-type]  # NOT NULL header
+    with pytest.raises(sqlite3.IntegrityError):
+        store.put_blocks([good, bad])
+    assert store.count() == 0 and store.header_by_hash(good.hash) is None
+
+
+_WRITER = """
+import sys
+from ethp2p.store.blocks import BlockStore, BlockRecord
+from ethp2p.crypto.keccak import keccak
+store = BlockStore(sys.argv[1])
+n = 0
+while True:
+    batch = []
+    for i in range(200):
+        h = keccak(n.to_bytes(8, 'big'))
+        batch.append(BlockRecord(n, h, b'\\xc1\\x01' + bytes(500), b'\\xc0' * 100, b'\\xc0'))
+        n += 1
+    store.put_blocks(batch)
+    if n == 2000:
+        print('ready', flush=True)
+"""
+
+
+def test_sigkill_mid_write_leaves_whole_batches(tmp_path: Path) -> None:
+    db = tmp_path / "kill.db"
+    proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(db)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    proc.kill()
+    proc.wait()
+    store = BlockStore(db)
+    count = store.count()
+    assert count >= 2000 and count % 200 == 0
+    lo, hi = store.block_range()  # type: ignore[misc]
+    assert (lo, hi) == (0, count - 1)
+    assert store.complete_numbers(0, hi) == set(range(count))
+    assert os.path.exists(db)
