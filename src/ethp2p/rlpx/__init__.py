@@ -1,0 +1,1 @@
+"""RLPx: the encrypted, authenticated transport (sans-IO handshake and framing)."""
