@@ -248,21 +248,23 @@ class P2PConnection:
         self._codec = FrameCodec(secrets)
         self.state = State.AWAIT_HELLO
         events.append(HandshakeComplete(self.remote_pubkey))
-        hello = Hello(
+        self._send_frame(HELLO, encode_hello(self._make_hello()), compressed=False)
+        return bytes(hs.remainder)
+
+    def _make_hello(self) -> Hello:
+        return Hello(
             P2P_VERSION,
             self.local.client_id,
             tuple(self.local.capabilities),
             self.local.listen_port,
             self.local.key.public_key.to_bytes(),
         )
-        self._send_frame(HELLO, encode_hello(hello), compressed=False)
-        return bytes(hs.remainder)
 
-    def _payload(self, code: int, payload: bytes) -> bytes:
+    def _payload(self, code: int, payload: bytes | memoryview) -> bytes:
         if not self.snappy:
             if len(payload) > MAX_MESSAGE_SIZE:
                 raise P2PProtocolError(f"message of {len(payload)} bytes exceeds {MAX_MESSAGE_SIZE}")
-            return payload
+            return bytes(payload)
         try:
             return decompress(payload, MAX_MESSAGE_SIZE)
         except RLPxError:
@@ -271,7 +273,7 @@ class P2PConnection:
                 return payload
             raise
 
-    def _dispatch(self, code: int, payload: bytes, events: list[Event]) -> None:
+    def _dispatch(self, code: int, payload: bytes | memoryview, events: list[Event]) -> None:
         if self.state is State.AWAIT_HELLO:
             if code == DISCONNECT:
                 self._closed_by_peer(payload, events)
@@ -299,7 +301,7 @@ class P2PConnection:
         else:
             raise P2PProtocolError(f"unknown base protocol message 0x{code:02x}")
 
-    def _closed_by_peer(self, payload: bytes, events: list[Event]) -> None:
+    def _closed_by_peer(self, payload: bytes | memoryview, events: list[Event]) -> None:
         try:
             reason = decode_disconnect(payload).reason
         except P2PMessageError:
@@ -308,7 +310,7 @@ class P2PConnection:
         self.close_event = ConnectionClosed(reason, by_peer=True)
         events.append(self.close_event)
 
-    def _receive_hello(self, payload: bytes, events: list[Event]) -> None:
+    def _receive_hello(self, payload: bytes | memoryview, events: list[Event]) -> None:
         try:
             hello = decode_hello(payload)
         except P2PMessageError as e:
