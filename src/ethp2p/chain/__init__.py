@@ -1,0 +1,1 @@
+"""Chain types: headers, bodies, receipts, roots and verification (pure, no IO)."""

@@ -1,0 +1,184 @@
+"""Block headers kept as raw RLP: hashed once, fields decoded lazily on first use."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from .. import rlp
+from ..crypto.keccak import keccak
+
+#: Field positions in the header list (later forks append fields).
+PARENT_HASH, OMMERS_HASH, COINBASE, STATE_ROOT, TRANSACTIONS_ROOT, RECEIPTS_ROOT, LOGS_BLOOM = range(7)
+DIFFICULTY, NUMBER, GAS_LIMIT, GAS_USED, TIMESTAMP, EXTRA_DATA, MIX_HASH, NONCE = range(7, 15)
+BASE_FEE, WITHDRAWALS_ROOT, BLOB_GAS_USED, EXCESS_BLOB_GAS, PARENT_BEACON_ROOT, REQUESTS_HASH = range(15, 21)
+BLOCK_ACCESS_LIST_HASH = 21
+
+MIN_FIELDS = 15
+MAX_FIELDS = 22
+#: Largest header we accept (mainnet headers are ~500-700 bytes; extraData is at most 32 bytes).
+MAX_HEADER_SIZE = 4096
+
+#: keccak256(rlp([])): the ommers hash of a block without ommers.
+EMPTY_OMMERS_HASH = bytes.fromhex("1dcc4de8dec75d7aab85b567b6ccd41ad312451b948a7413f0a142fd40d49347")
+
+_FIXED_SIZES = {
+    PARENT_HASH: 32,
+    OMMERS_HASH: 32,
+    COINBASE: 20,
+    STATE_ROOT: 32,
+    TRANSACTIONS_ROOT: 32,
+    RECEIPTS_ROOT: 32,
+    LOGS_BLOOM: 256,
+    MIX_HASH: 32,
+    NONCE: 8,
+    WITHDRAWALS_ROOT: 32,
+    PARENT_BEACON_ROOT: 32,
+    REQUESTS_HASH: 32,
+    BLOCK_ACCESS_LIST_HASH: 32,
+}
+_INT_FIELDS = {
+    DIFFICULTY: 32,
+    NUMBER: 8,
+    GAS_LIMIT: 8,
+    GAS_USED: 8,
+    TIMESTAMP: 8,
+    BASE_FEE: 32,
+    BLOB_GAS_USED: 8,
+    EXCESS_BLOB_GAS: 8,
+}
+
+
+class HeaderError(ValueError):
+    """The bytes are not a well-formed block header."""
+
+
+class Header:
+    """One block header.
+
+    ``raw`` is the exact RLP received or stored; :attr:`hash` is its keccak,
+    computed once. Structure is checked on construction (a list of 15-22 strings
+    with the right sizes); integer fields are decoded when first read.
+    """
+
+    __slots__ = ("raw", "_fields", "__dict__")
+
+    def __init__(self, raw: bytes | memoryview) -> None:
+        raw = bytes(raw)
+        if len(raw) > MAX_HEADER_SIZE:
+            raise HeaderError(f"header of {len(raw)} bytes exceeds {MAX_HEADER_SIZE}")
+        try:
+            fields = rlp.split_list(raw, max_items=MAX_FIELDS)
+        except rlp.RLPError as e:
+            raise HeaderError(f"header is not an RLP list: {e}") from None
+        if len(fields) < MIN_FIELDS:
+            raise HeaderError(f"header has {len(fields)} fields, needs at least {MIN_FIELDS}")
+        payloads = []
+        for i, item in enumerate(fields):
+            try:
+                value = rlp.string_payload(item)
+            except rlp.RLPError as e:
+                raise HeaderError(f"header field {i}: {e}") from None
+            size = _FIXED_SIZES.get(i)
+            if size is not None and len(value) != size:
+                raise HeaderError(f"header field {i} is {len(value)} bytes, must be {size}")
+            limit = _INT_FIELDS.get(i)
+            if limit is not None and (len(value) > limit or (len(value) and value[0] == 0)):
+                raise HeaderError(f"header field {i} is not a canonical integer of at most {limit} bytes")
+            payloads.append(value)
+        self.raw = raw
+        self._fields = payloads
+
+    def __repr__(self) -> str:
+        return f"<Header #{self.number} {self.hash.hex()[:16]}>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Header) and other.raw == self.raw
+
+    def __hash__(self) -> int:
+        return hash(self.hash)
+
+    @cached_property
+    def hash(self) -> bytes:
+        """keccak256 of the raw RLP (the block hash)."""
+        return keccak(self.raw)
+
+    @property
+    def field_count(self) -> int:
+        return len(self._fields)
+
+    def _bytes(self, i: int) -> bytes:
+        return bytes(self._fields[i])
+
+    def _int(self, i: int) -> int:
+        return int.from_bytes(self._fields[i], "big")
+
+    def _opt_bytes(self, i: int) -> bytes | None:
+        return bytes(self._fields[i]) if i < len(self._fields) else None
+
+    def _opt_int(self, i: int) -> int | None:
+        return int.from_bytes(self._fields[i], "big") if i < len(self._fields) else None
+
+    parent_hash = cached_property(lambda self: self._bytes(PARENT_HASH))
+    ommers_hash = cached_property(lambda self: self._bytes(OMMERS_HASH))
+    coinbase = cached_property(lambda self: self._bytes(COINBASE))
+    state_root = cached_property(lambda self: self._bytes(STATE_ROOT))
+    transactions_root = cached_property(lambda self: self._bytes(TRANSACTIONS_ROOT))
+    receipts_root = cached_property(lambda self: self._bytes(RECEIPTS_ROOT))
+    logs_bloom = cached_property(lambda self: self._bytes(LOGS_BLOOM))
+    difficulty = cached_property(lambda self: self._int(DIFFICULTY))
+    number = cached_property(lambda self: self._int(NUMBER))
+    gas_limit = cached_property(lambda self: self._int(GAS_LIMIT))
+    gas_used = cached_property(lambda self: self._int(GAS_USED))
+    timestamp = cached_property(lambda self: self._int(TIMESTAMP))
+    extra_data = cached_property(lambda self: self._bytes(EXTRA_DATA))
+    mix_hash = cached_property(lambda self: self._bytes(MIX_HASH))
+    nonce = cached_property(lambda self: self._bytes(NONCE))
+    base_fee = cached_property(lambda self: self._opt_int(BASE_FEE))
+    withdrawals_root = cached_property(lambda self: self._opt_bytes(WITHDRAWALS_ROOT))
+    blob_gas_used = cached_property(lambda self: self._opt_int(BLOB_GAS_USED))
+    excess_blob_gas = cached_property(lambda self: self._opt_int(EXCESS_BLOB_GAS))
+    parent_beacon_root = cached_property(lambda self: self._opt_bytes(PARENT_BEACON_ROOT))
+    requests_hash = cached_property(lambda self: self._opt_bytes(REQUESTS_HASH))
+    block_access_list_hash = cached_property(lambda self: self._opt_bytes(BLOCK_ACCESS_LIST_HASH))
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-friendly view (hex strings for bytes), with the fields this header has."""
+        out: dict[str, object] = {
+            "hash": "0x" + self.hash.hex(),
+            "parentHash": "0x" + self.parent_hash.hex(),
+            "sha3Uncles": "0x" + self.ommers_hash.hex(),
+            "miner": "0x" + self.coinbase.hex(),
+            "stateRoot": "0x" + self.state_root.hex(),
+            "transactionsRoot": "0x" + self.transactions_root.hex(),
+            "receiptsRoot": "0x" + self.receipts_root.hex(),
+            "logsBloom": "0x" + self.logs_bloom.hex(),
+            "difficulty": self.difficulty,
+            "number": self.number,
+            "gasLimit": self.gas_limit,
+            "gasUsed": self.gas_used,
+            "timestamp": self.timestamp,
+            "extraData": "0x" + self.extra_data.hex(),
+            "mixHash": "0x" + self.mix_hash.hex(),
+            "nonce": "0x" + self.nonce.hex(),
+        }
+        optional = {
+            "baseFeePerGas": self.base_fee,
+            "withdrawalsRoot": self.withdrawals_root,
+            "blobGasUsed": self.blob_gas_used,
+            "excessBlobGas": self.excess_blob_gas,
+            "parentBeaconBlockRoot": self.parent_beacon_root,
+            "requestsHash": self.requests_hash,
+            "blockAccessListHash": self.block_access_list_hash,
+        }
+        for k, v in optional.items():
+            if v is not None:
+                out[k] = "0x" + v.hex() if isinstance(v, bytes) else v
+        return out
+
+
+def header_number(raw: bytes | memoryview) -> int:
+    """The block number of a raw header without building a :class:`Header` (hot path)."""
+    fields = rlp.split_list(raw, max_items=MAX_FIELDS)
+    if len(fields) < MIN_FIELDS:
+        raise HeaderError(f"header has {len(fields)} fields, needs at least {MIN_FIELDS}")
+    return rlp.decode_int(rlp.string_payload(fields[NUMBER]), max_bytes=8)

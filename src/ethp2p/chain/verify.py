@@ -1,0 +1,167 @@
+"""Checking peer data against block headers (pure functions, usable on their own).
+
+Each check raises :class:`VerificationError` (with ``kind`` naming what failed)
+or returns normally. Nothing a peer sends is trusted before one of these passes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .body import BlockBody, BodyError
+from .header import EMPTY_OMMERS_HASH, Header
+from .receipts import (
+    ReceiptError,
+    receipt_count,
+    receipts68_to_69,
+    receipts68_to_consensus,
+    receipts69_to_consensus,
+    receipts_root,
+)
+from .trie import EMPTY_TRIE_ROOT
+
+
+class VerificationError(ValueError):
+    """Data does not match its header. ``kind``: headers, body, receipts, fork-fields."""
+
+    def __init__(self, kind: str, message: str, number: int | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.number = number
+
+
+def verify_header_chain(headers: Sequence[Header], first: int, *, parent: Header | None = None) -> None:
+    """Headers are ``first, first+1, ...`` and each links to the one before (and to ``parent``)."""
+    prev = parent
+    for i, h in enumerate(headers):
+        want = first + i
+        if h.number != want:
+            raise VerificationError("headers", f"header {i} is block {h.number}, expected {want}", want)
+        if prev is not None and h.parent_hash != prev.hash:
+            raise VerificationError("headers", f"block {want} does not link to block {prev.number}", want)
+        prev = h
+
+
+def header_proves_empty_body(header: Header) -> bool:
+    """True if the header alone shows the body is empty (no txs, no ommers, no withdrawals)."""
+    return (
+        header.transactions_root == EMPTY_TRIE_ROOT
+        and header.ommers_hash == EMPTY_OMMERS_HASH
+        and header.withdrawals_root in (None, EMPTY_TRIE_ROOT)
+    )
+
+
+def empty_body_for(header: Header) -> bytes:
+    """The body RLP of a header that proves its body empty."""
+    return b"\xc3\xc0\xc0\xc0" if header.withdrawals_root is not None else b"\xc2\xc0\xc0"
+
+
+def verify_body(header: Header, body_raw: bytes | memoryview) -> BlockBody:
+    """Check a body against its header: transactions root, ommers hash, withdrawals root and presence."""
+    n = header.number
+    try:
+        body = BlockBody.decode(body_raw)
+    except BodyError as e:
+        raise VerificationError("body", f"block {n}: {e}", n) from None
+    if (body.withdrawals is None) != (header.withdrawals_root is None):
+        raise VerificationError("body", f"block {n}: withdrawals present in body and header disagree", n)
+    if body.ommers_hash() != header.ommers_hash:
+        raise VerificationError("body", f"block {n}: ommers hash mismatch", n)
+    try:
+        tx_root = body.transactions_root()
+        w_root = body.withdrawals_root()
+    except BodyError as e:
+        raise VerificationError("body", f"block {n}: {e}", n) from None
+    if tx_root != header.transactions_root:
+        raise VerificationError("body", f"block {n}: transactions root mismatch", n)
+    if w_root != header.withdrawals_root:
+        raise VerificationError("body", f"block {n}: withdrawals root mismatch", n)
+    return body
+
+
+def verify_receipts(
+    header: Header,
+    list_raw: bytes | memoryview,
+    *,
+    form: int,
+    tx_count: int | None = None,
+) -> bytes:
+    """Check one block's receipt list against its header and return it in eth/69 (stored) form.
+
+    ``form`` is the eth version the list arrived in (68: with blooms, which are
+    checked against the logs; 69/70: without). ``tx_count``, when known from the
+    body, must equal the number of receipts.
+    """
+    n = header.number
+    try:
+        if form == 68:
+            consensus: Sequence[bytes | memoryview] = receipts68_to_consensus(list_raw)
+            stored = receipts68_to_69(list_raw, check_blooms=False)
+        else:
+            consensus = receipts69_to_consensus(list_raw)
+            stored = bytes(list_raw)
+    except ReceiptError as e:
+        raise VerificationError("receipts", f"block {n}: {e}", n) from None
+    if tx_count is not None and len(consensus) != tx_count:
+        raise VerificationError("receipts", f"block {n}: {len(consensus)} receipts for {tx_count} transactions", n)
+    if receipts_root(consensus) != header.receipts_root:
+        raise VerificationError("receipts", f"block {n}: receipts root mismatch", n)
+    return stored
+
+
+def check_partial_receipts(list_raw: bytes | memoryview, *, start: int, header: Header, tx_count: int | None) -> int:
+    """Sanity checks for an eth/70 partial list (EIP-7975); returns how many receipts it holds.
+
+    The pieces so far must not exceed the transaction count, and the cumulative
+    gas of the last receipt must not exceed the block's gas used.
+    """
+    from .receipts import receipts69_items
+    from .. import rlp
+
+    n = header.number
+    try:
+        items = receipts69_items(list_raw)
+    except ReceiptError as e:
+        raise VerificationError("receipts", f"block {n}: {e}", n) from None
+    if tx_count is not None and start + len(items) > tx_count:
+        raise VerificationError(
+            "receipts", f"block {n}: partial receipts reach index {start + len(items)}, block has {tx_count} txs", n
+        )
+    if items:
+        gas = rlp.decode_int(rlp.string_payload(rlp.split_list(items[-1])[2]), max_bytes=8)
+        if gas > header.gas_used:
+            raise VerificationError("receipts", f"block {n}: cumulative gas {gas} exceeds gas used {header.gas_used}", n)
+    return len(items)
+
+
+def verify_fork_fields(header: Header, spec: "object") -> None:
+    """Header fields present exactly as the fork at this block requires (London..Prague)."""
+    from ..eth.chainspec import ChainSpec
+
+    assert isinstance(spec, ChainSpec)
+    n, t = header.number, header.timestamp
+    want = 15
+    if spec.is_active_block("london", n):
+        want = 16
+    if spec.is_active_time("shanghai", t):
+        want = 17
+    if spec.is_active_time("cancun", t):
+        want = 20
+    if spec.is_active_time("prague", t):
+        want = 21
+    got = header.field_count
+    if got != want and not (want == 21 and got == 22):
+        raise VerificationError("fork-fields", f"block {n}: header has {got} fields, its fork needs {want}", n)
+
+
+__all__ = [
+    "VerificationError",
+    "check_partial_receipts",
+    "empty_body_for",
+    "header_proves_empty_body",
+    "receipt_count",
+    "verify_body",
+    "verify_fork_fields",
+    "verify_header_chain",
+    "verify_receipts",
+]
