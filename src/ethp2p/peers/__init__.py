@@ -1,0 +1,1 @@
+"""Peers: live eth sessions, the peer pool, dialing/listening limits, reputation and the peer cache."""

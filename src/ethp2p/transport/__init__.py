@@ -1,0 +1,1 @@
+"""asyncio drivers: TCP connections running the sans-IO protocol cores."""

@@ -1,0 +1,94 @@
+"""ethp2p against @ethereumjs/client 0.10.5 on loopback: eth/68 handshake, headers, bodies, receipts."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from ethp2p.chain.header import Header
+from ethp2p.chain.verify import verify_body, verify_header_chain, verify_receipts
+from ethp2p.enode import Enode
+from ethp2p.eth.genesis import load_genesis
+from ethp2p.peers.eth_peer import EthPeer, RequestTimeout
+from ethp2p.probe import format_probe, probe
+from tests.conftest import VECTORS
+from tests.interop.ethereumjs import EthereumJS
+
+pytestmark = pytest.mark.interop
+
+SPEC = load_genesis(VECTORS / "ethtest/genesis.json")
+
+
+async def _headers(peer: EthPeer) -> list[Header]:
+    raw = await peer.request_headers(0, 1024)
+    return [Header(h) for h in raw]
+
+
+async def test_fetch_all_headers_and_bodies_at_eth68(ethereumjs_ethtest: EthereumJS) -> None:
+    peer = await EthPeer.connect(ethereumjs_ethtest.enode or "", SPEC)
+    try:
+        assert peer.eth_version == 68  # it offers eth/66-68; we offer 68-70
+        assert "ethereumjs" in peer.client_id.lower()
+        headers = await _headers(peer)
+        assert len(headers) == 601
+        assert headers[0].hash == SPEC.genesis_hash
+        verify_header_chain(headers, 0)
+        assert headers[-1].hash.hex().startswith("44e3809c")
+        bodies: list[bytes] = []
+        hashes = [h.hash for h in headers[1:]]
+        while len(bodies) < len(hashes):
+            got = await peer.request_bodies(hashes[len(bodies) : len(bodies) + 128])
+            assert got, "peer stopped answering bodies"
+            bodies += [bytes(b) for b in got]
+        assert len(bodies) == 600
+        for h, b in zip(headers[1:], bodies):
+            verify_body(h, b)
+    finally:
+        await peer.disconnect()
+
+
+async def test_stock_client_never_answers_receipts_and_we_time_out(ethereumjs_ethtest: EthereumJS) -> None:
+    peer = await EthPeer.connect(ethereumjs_ethtest.enode or "", SPEC, request_timeout=1.5)
+    try:
+        headers = await _headers(peer)
+        start = time.monotonic()
+        with pytest.raises(RequestTimeout, match="did not answer"):
+            await peer.request_receipts([h.hash for h in headers[1:5]])
+        assert time.monotonic() - start < 5
+        # The session survives the timeout: the peer still answers headers.
+        assert len(await peer.request_headers(1, 3)) == 3
+    finally:
+        await peer.disconnect()
+
+
+async def test_patched_client_serves_receipts_that_match_every_root(ethereumjs_ethtest_receipts: EthereumJS) -> None:
+    """With the harness's three edits to ethereumjs, all 600 receipt lists verify (block 11 is 10.6 MB)."""
+    peer = await EthPeer.connect(ethereumjs_ethtest_receipts.enode or "", SPEC, request_timeout=20)
+    try:
+        headers = (await _headers(peer))[1:]
+        bodies = []
+        for i in range(0, 600, 200):
+            bodies += await peer.request_bodies([h.hash for h in headers[i : i + 200]])
+        tx_counts = [len(verify_body(h, b).transactions) for h, b in zip(headers, bodies)]
+        done = 0
+        requests = 0
+        while done < 600:
+            msg = await peer.request_receipts([h.hash for h in headers[done : done + 256]])
+            requests += 1
+            assert msg.receipts, f"no receipts from block {done + 1}"
+            for lst in msg.receipts:  # a prefix of what we asked, ending where the size limit hit
+                verify_receipts(headers[done], lst, form=68, tx_count=tx_counts[done])
+                done += 1
+        assert requests >= 3  # block 11's 10.6 MB list ends one answer early
+    finally:
+        await peer.disconnect()
+
+
+async def test_probe_prints_status(ethereumjs_ethtest: EthereumJS) -> None:
+    result = await probe(Enode.parse(ethereumjs_ethtest.enode or ""), SPEC, timeout=10)
+    text = format_probe(result)
+    assert result.error is None, text
+    assert result.eth_version == 68
+    assert f"0x{SPEC.genesis_hash.hex()}" in text and "network id:    3503995874084926" in text
+    assert result.head_number == 600 and result.head_hash is not None and result.head_hash.hex().startswith("44e3809c")
