@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING
 from .enode import Enode, EnodeError
 
 if TYPE_CHECKING:
+    from .crypto.keys import PrivateKey
     from .eth.chainspec import ChainSpec
+    from .store.blocks import BlockStore
 
 
 class UserError(Exception):
@@ -62,6 +64,97 @@ def cmd_probe(args: argparse.Namespace) -> int:
     return 0 if result.error is None else 1
 
 
+def _node_key(args: argparse.Namespace) -> "PrivateKey":
+    from .crypto.keys import InvalidKey, PrivateKey
+
+    if getattr(args, "key", None):
+        try:
+            return PrivateKey(bytes.fromhex(args.key.removeprefix("0x")))
+        except (ValueError, InvalidKey) as e:
+            raise UserError(f"bad --key (need 32 bytes of hex): {e}") from None
+    if getattr(args, "key_file", None):
+        path = Path(args.key_file)
+        if path.exists():
+            try:
+                return PrivateKey(bytes.fromhex(path.read_text().strip()))
+            except (ValueError, InvalidKey) as e:
+                raise UserError(f"bad key file {path}: {e}") from None
+        key = PrivateKey.generate()
+        path.write_text(key.to_bytes().hex() + "\n")
+        path.chmod(0o600)
+        return key
+    return PrivateKey.generate()
+
+
+def _open_store(args: argparse.Namespace, spec: "ChainSpec", *, create: bool) -> "BlockStore":
+    from .store.blocks import BlockStore, StoreError
+
+    path = Path(args.store)
+    if not create and not path.exists():
+        raise UserError(f"store not found: {path} (create one with 'ethp2p import' or 'ethp2p fetch')")
+    try:
+        return BlockStore(path, genesis_hash=spec.genesis_hash)
+    except StoreError as e:
+        raise UserError(str(e)) from None
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from .progress import Progress
+    from .store.importer import ImportError_, ensure_genesis, import_file
+
+    spec = _load_spec(args)
+    store = _open_store(args, spec, create=True)
+    try:
+        ensure_genesis(store, spec)
+        total = 0
+        for name in args.files:
+            with Progress(f"import {Path(name).name}", unit="blocks") as bar:
+                try:
+                    result = import_file(store, name, spec, bar.advance)
+                except ImportError_ as e:
+                    raise UserError(str(e)) from None
+            total += result.blocks
+            print(f"{name}: {result.blocks} {result.kind} blocks ({result.first}..{result.last})")
+        rng = store.block_range()
+        print(f"store {args.store}: {store.count()} blocks, range {rng[0]}..{rng[1]}" if rng else "store is empty")
+    finally:
+        store.close()
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .serve.server import HistoryServer
+
+    spec = _load_spec(args)
+    store = _open_store(args, spec, create=False)
+    key = _node_key(args)
+
+    async def run() -> None:
+        import signal
+
+        server = HistoryServer(
+            store, spec, key=key, host=args.host, port=args.port, max_inbound=args.max_inbound
+        )
+        await server.start()
+        print(f"serving {spec.name} blocks {server.head.earliest}..{server.head.number} at {server.enode.url()}", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await server.close()
+        reasons = ", ".join(f"{k}: {v}" for k, v in sorted(server.stats.disconnect_reasons.items())) or "none"
+        print(f"stopped; sessions served: {server.stats.sessions}; endings: {reasons}", flush=True)
+
+    try:
+        asyncio.run(run())
+    except OSError as e:
+        raise UserError(f"cannot listen on {args.host}:{args.port}: {e.strerror or e}") from None
+    finally:
+        store.close()
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -78,6 +171,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for each step (default 10)")
     _add_network_args(p)
     p.set_defaults(func=cmd_probe)
+
+    p = sub.add_parser("import", help="import era1 files, RLP chain files or derived block sets into a store")
+    p.add_argument("files", nargs="+", metavar="FILE", help=".era1, .json (derived set) or an RLP chain file")
+    p.add_argument("--store", required=True, metavar="FILE", help="SQLite block store (created if missing)")
+    _add_network_args(p)
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("serve", help="serve a block store to other peers over eth/68, 69 and 70")
+    p.add_argument("--store", required=True, metavar="FILE", help="SQLite block store")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=30303, help="TCP port (default 30303; 0 picks one)")
+    p.add_argument("--max-inbound", type=int, default=200, help="most inbound peers at once (default 200)")
+    kg = p.add_mutually_exclusive_group()
+    kg.add_argument("--key", metavar="HEX", help="node key (32 bytes hex); default: a new random key")
+    kg.add_argument("--key-file", metavar="FILE", help="read the node key from FILE, creating it if missing")
+    _add_network_args(p)
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("demo", help="run the offline demo on local peers")
     p.set_defaults(func=cmd_demo)

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from .. import rlp
 from .forkid import ForkId, check_fork_id, compute_fork_id
 
 
@@ -84,6 +85,27 @@ _ALL_ZERO_BLOCKS = {
     )
 }
 
+#: Mainnet's genesis header, from its fields (the state root is that of the genesis allocation).
+_MAINNET_GENESIS_HEADER = rlp.encode(
+    [
+        bytes(32),
+        bytes.fromhex("1dcc4de8dec75d7aab85b567b6ccd41ad312451b948a7413f0a142fd40d49347"),
+        bytes(20),
+        bytes.fromhex("d7f8974fb5ac78d9ac099b9ad5018bedc2ce0a72dad1827a1709da30580f0544"),
+        bytes.fromhex("56e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc001622fb5e363b421"),
+        bytes.fromhex("56e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc001622fb5e363b421"),
+        bytes(256),
+        17_179_869_184,
+        0,
+        5000,
+        0,
+        0,
+        bytes.fromhex("11bbe8db4e347b4e8c937c1c8370e4b5ed33adb3db69cbdb7a38e1e50b1b82fa"),
+        bytes(32),
+        (66).to_bytes(8, "big"),
+    ]
+)
+
 MAINNET = ChainSpec(
     name="mainnet",
     network_id=1,
@@ -120,6 +142,7 @@ MAINNET = ChainSpec(
         }
     ),
     paris_block=15_537_394,
+    genesis_header=_MAINNET_GENESIS_HEADER,
 )
 
 SEPOLIA = ChainSpec(

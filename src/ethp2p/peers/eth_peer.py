@@ -177,6 +177,7 @@ class EthPeer:
         self._last_pong = time.monotonic()
         self._tasks: list[asyncio.Task] = []
         self._closed = asyncio.Event()
+        self._pong_event = asyncio.Event()
 
     # ---- identity ---------------------------------------------------------------------------
 
@@ -322,6 +323,7 @@ class EthPeer:
                         await self._on_eth(event.code, event.payload)
                 elif isinstance(event, PongReceived):
                     self._last_pong = time.monotonic()
+                    self._pong_event.set()
                 elif isinstance(event, PingReceived):
                     pass  # the core queued the Pong; next_event flushed it
                 elif isinstance(event, ConnectionClosed):
@@ -375,6 +377,25 @@ class EthPeer:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def send_block_range_update(self, msg: m.BlockRangeUpdate) -> None:
+        """Tell an eth/69+ peer which blocks we now serve."""
+        if self.eth_version < 69:
+            raise ValueError("BlockRangeUpdate needs eth/69+")
+        await self._send(msg)
+
+    async def ping(self, timeout: float = PONG_TIMEOUT) -> float:
+        """Send a Ping and wait for the Pong; returns the round-trip time in seconds."""
+        if self.closed:
+            raise PeerDisconnected("session is closed", self.closed_event)
+        self._pong_event.clear()
+        start = time.monotonic()
+        await self.conn.send_ping()
+        try:
+            await asyncio.wait_for(self._pong_event.wait(), timeout)
+        except TimeoutError:
+            raise RequestTimeout(f"{self!r} sent no Pong within {timeout:g}s") from None
+        return time.monotonic() - start
 
     async def _send(self, msg: object) -> None:
         code, payload = eth_codec.encode_message(msg, self.eth_version)

@@ -229,6 +229,19 @@ class BlockStore:
             return None
         return int(row[0]), int(row[1])
 
+    def contiguous_range(self) -> tuple[int, int] | None:
+        """(lowest, highest) of the run of consecutive canonical blocks starting at the lowest one."""
+        rng = self.block_range()
+        if rng is None:
+            return None
+        lo = rng[0]
+        row = self._db.execute(
+            "SELECT MIN(c.number) FROM canonical c LEFT JOIN canonical d ON d.number = c.number + 1 "
+            "WHERE d.number IS NULL AND c.number >= ?",
+            (lo,),
+        ).fetchone()
+        return lo, int(row[0])
+
     def complete_numbers(self, start: int, end: int) -> set[int]:
         """Numbers in [start, end] whose header, body and receipts are all stored."""
         cur = self._db.execute(

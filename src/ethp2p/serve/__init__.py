@@ -1,0 +1,1 @@
+"""Serving history to other peers: request handling by geth's rules and the listening node."""

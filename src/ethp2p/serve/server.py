@@ -1,0 +1,221 @@
+"""The serving node: accepts inbound RLPx peers and answers eth requests from a block store."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from ..chain.header import Header
+from ..crypto.keys import PrivateKey
+from ..enode import Enode
+from ..eth import messages as m
+from ..eth.chainspec import ChainSpec
+from ..p2p.disconnect import DisconnectReason
+from ..peers.eth_peer import DEFAULT_ETH_VERSIONS, ChainHead, EthPeer, PeerError, RequestHandler
+from ..store.blocks import BlockStore
+from ..transport.connection import Connection, TransportError
+from .handler import StoreHandler
+
+log = logging.getLogger(__name__)
+
+#: Defaults in line with geth (inbound share of max peers, handshake deadline).
+MAX_INBOUND = 200
+HANDSHAKE_TIMEOUT = 10.0
+#: How often the store's block range is re-read and, if changed, announced (eth/69+).
+RANGE_UPDATE_INTERVAL = 120.0
+
+
+@dataclass
+class ServerStats:
+    """Counts of what the server has seen."""
+
+    accepted: int = 0
+    rejected_full: int = 0
+    handshake_failures: int = 0
+    sessions: int = 0
+    disconnect_reasons: dict[str, int] = field(default_factory=dict)
+    range_updates_sent: int = 0
+
+
+def store_head(store: BlockStore, spec: ChainSpec) -> ChainHead:
+    """Our head as announced in Status: the top of the consecutive run of stored blocks.
+
+    Isolated blocks above a gap are served when asked for by hash but not announced.
+    """
+    rng = store.contiguous_range()
+    if rng is None:
+        return ChainHead.genesis(spec)
+    lo, hi = rng
+    raw = store.header_by_number(hi)
+    if raw is None:
+        return ChainHead.genesis(spec)
+    h = Header(raw)
+    td_raw = store.get_meta(f"td:{hi}")
+    td = int.from_bytes(td_raw, "big") if td_raw else max(spec.genesis_difficulty, h.difficulty)
+    return ChainHead(h.number, h.hash, h.timestamp, td, lo)
+
+
+class HistoryServer:
+    """Listens on ``host:port`` and serves the store to every compatible peer.
+
+    Inbound sessions beyond ``max_inbound`` complete the handshake and are then told
+    ``TOO_MANY_PEERS``; handshakes that take longer than ``handshake_timeout`` are dropped.
+    """
+
+    def __init__(
+        self,
+        store: BlockStore,
+        spec: ChainSpec,
+        *,
+        key: PrivateKey | None = None,
+        host: str = "127.0.0.1",
+        port: int = 30303,
+        max_inbound: int = MAX_INBOUND,
+        handshake_timeout: float = HANDSHAKE_TIMEOUT,
+        versions: Sequence[int] = DEFAULT_ETH_VERSIONS,
+        handler: RequestHandler | None = None,
+        range_update_interval: float = RANGE_UPDATE_INTERVAL,
+    ) -> None:
+        self.store = store
+        self.spec = spec
+        self.key = key or PrivateKey.generate()
+        self.host = host
+        self.port = port
+        self.max_inbound = max_inbound
+        self.handshake_timeout = handshake_timeout
+        self.versions = tuple(versions)
+        self.handler = handler or StoreHandler(store)
+        self.range_update_interval = range_update_interval
+        self.stats = ServerStats()
+        self.peers: set[EthPeer] = set()
+        self.head = store_head(store, spec)
+        self._server: asyncio.base_events.Server | None = None
+        self._tasks: set[asyncio.Task] = set()
+        self._handshakes = 0
+
+    @property
+    def enode(self) -> Enode:
+        return Enode(self.key.public_key.to_bytes(), self.host, self.port, self.port)
+
+    async def start(self) -> None:
+        """Bind and start accepting (``port=0`` picks a free port)."""
+        self._server = await asyncio.start_server(self._on_connect, self.host, self.port, limit=256 * 1024)
+        self.port = self._server.sockets[0].getsockname()[1]
+        self._spawn(self._range_updates())
+        log.info("serving %s blocks %s..%s at %s", self.spec.name, self.head.earliest, self.head.number, self.enode.url())
+
+    async def serve_forever(self) -> None:
+        if self._server is None:
+            await self.start()
+        assert self._server is not None
+        await self._server.serve_forever()
+
+    async def close(self) -> None:
+        """Stop accepting, disconnect every peer, and wait for their sessions to end."""
+        if self._server is not None:
+            self._server.close()
+        for peer in list(self.peers):
+            with contextlib.suppress(Exception):
+                await peer.disconnect(DisconnectReason.CLIENT_QUITTING)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 2)
+
+    async def __aenter__(self) -> "HistoryServer":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def _spawn(self, coro) -> None:  # type: ignore[no-untyped-def]
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _count_reason(self, text: str) -> None:
+        self.stats.disconnect_reasons[text] = self.stats.disconnect_reasons.get(text, 0) + 1
+
+    async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._spawn(self._session(reader, writer))
+
+    async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._handshakes >= self.max_inbound:
+            # Too many half-open connections: drop without spending a handshake on it.
+            self.stats.rejected_full += 1
+            writer.transport.abort()
+            return
+        full = len(self.peers) >= self.max_inbound
+        self._handshakes += 1
+        try:
+            if full:
+                local = EthPeer.local_identity(self.key, self.versions, self.port)
+                try:
+                    conn = await Connection.accept(reader, writer, local, timeout=self.handshake_timeout)
+                except TransportError:
+                    self.stats.handshake_failures += 1
+                    return
+                self.stats.rejected_full += 1
+                await conn.disconnect(DisconnectReason.TOO_MANY_PEERS)
+                return
+            try:
+                peer = await EthPeer.accept(
+                    reader,
+                    writer,
+                    self.spec,
+                    key=self.key,
+                    head=self.head,
+                    versions=self.versions,
+                    handler=self.handler,
+                    handshake_timeout=self.handshake_timeout,
+                    listen_port=self.port,
+                )
+            except (PeerError, TransportError) as e:
+                self.stats.handshake_failures += 1
+                log.debug("inbound handshake failed: %s", e)
+                with contextlib.suppress(Exception):
+                    writer.transport.abort()
+                return
+        finally:
+            self._handshakes -= 1
+        self.stats.accepted += 1
+        self.stats.sessions += 1
+        self.peers.add(peer)
+        log.info("peer %s connected: %s eth/%d", peer.peer_id.hex()[:16], peer.client_id, peer.eth_version)
+        try:
+            await peer.wait_closed()
+        finally:
+            self.peers.discard(peer)
+            ev = peer.closed_event
+            text = ev.describe() if ev else "connection lost"
+            self._count_reason(text)
+            log.info("peer %s left: %s", peer.peer_id.hex()[:16], text)
+
+    async def announce_range(self) -> int:
+        """Re-read the store's range; if it changed, send BlockRangeUpdate to eth/69+ peers."""
+        head = store_head(self.store, self.spec)
+        if (head.earliest, head.number, head.hash) == (self.head.earliest, self.head.number, self.head.hash):
+            return 0
+        self.head = head
+        sent = 0
+        for peer in list(self.peers):
+            if peer.eth_version >= 69 and not peer.closed:
+                with contextlib.suppress(PeerError, TransportError, RuntimeError):
+                    await peer.send_block_range_update(m.BlockRangeUpdate(head.earliest, head.number, head.hash))
+                    sent += 1
+        self.stats.range_updates_sent += sent
+        return sent
+
+    async def _range_updates(self) -> None:
+        while True:
+            await asyncio.sleep(self.range_update_interval)
+            try:
+                await self.announce_range()
+            except Exception:  # never let a store hiccup end the server
+                log.exception("range update failed")
