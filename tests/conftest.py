@@ -20,3 +20,11 @@ def load_vector(relpath: str) -> Any:
 @pytest.fixture(scope="session")
 def vectors() -> Path:
     return VECTORS
+
+
+@pytest.fixture(scope="session")
+def mainnet_store_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Path of a store with real mainnet blocks 0-16,383 plus the derived blocks (built once)."""
+    from tests.support.stores import mainnet_store
+
+    return mainnet_store(tmp_path_factory.mktemp("mainnet") / "mainnet.db")

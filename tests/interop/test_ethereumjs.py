@@ -92,3 +92,33 @@ async def test_probe_prints_status(ethereumjs_ethtest: EthereumJS) -> None:
     assert result.eth_version == 68
     assert f"0x{SPEC.genesis_hash.hex()}" in text and "network id:    3503995874084926" in text
     assert result.head_number == 600 and result.head_hash is not None and result.head_hash.hex().startswith("44e3809c")
+
+
+async def test_fetch_payloads_from_patched_client(ethereumjs_ethtest_receipts: EthereumJS) -> None:
+    from ethp2p.fetch import fetch_payloads_for_peer
+
+    peer = await EthPeer.connect(ethereumjs_ethtest_receipts.enode or "", SPEC, request_timeout=20)
+    try:
+        outcome = await fetch_payloads_for_peer(peer, 0, 600)
+    finally:
+        await peer.disconnect()
+    assert outcome.missing_blocks == [] and outcome.faults == []
+    assert [p.number for p in outcome.payloads] == list(range(601))
+    assert outcome.fetch_stats.receipts_requests >= 2
+
+
+async def test_fetch_payloads_from_stock_client_reports_missing(ethereumjs_ethtest: EthereumJS) -> None:
+    from ethp2p.fetch import fetch_payloads_for_peer
+
+    peer = await EthPeer.connect(ethereumjs_ethtest.enode or "", SPEC, request_timeout=1.5)
+    try:
+        start = time.monotonic()
+        outcome = await fetch_payloads_for_peer(peer, 1, 600)
+        assert time.monotonic() - start < 10
+    finally:
+        await peer.disconnect()
+    with_receipts = {n for n in range(1, 601)} - {p.number for p in outcome.payloads}
+    assert outcome.missing_blocks == sorted(with_receipts) and len(with_receipts) > 500
+    assert [f.kind for f in outcome.faults] == ["timeout"]
+    # Blocks whose header proves no receipts were delivered without asking.
+    assert all(p.receipts == b"\xc0" for p in outcome.payloads)

@@ -109,6 +109,15 @@ def verify_receipts(
     return stored
 
 
+#: Every transaction costs at least this much gas, so gas used bounds the receipt count.
+MIN_TX_GAS = 21_000
+
+
+def max_receipts_for(header: Header) -> int:
+    """Most receipts a block can have: one per 21,000 gas used."""
+    return header.gas_used // MIN_TX_GAS
+
+
 def check_partial_receipts(list_raw: bytes | memoryview, *, start: int, header: Header, tx_count: int | None) -> int:
     """Sanity checks for an eth/70 partial list (EIP-7975); returns how many receipts it holds.
 
@@ -126,6 +135,10 @@ def check_partial_receipts(list_raw: bytes | memoryview, *, start: int, header: 
     if tx_count is not None and start + len(items) > tx_count:
         raise VerificationError(
             "receipts", f"block {n}: partial receipts reach index {start + len(items)}, block has {tx_count} txs", n
+        )
+    if start + len(items) > max_receipts_for(header):
+        raise VerificationError(
+            "receipts", f"block {n}: {start + len(items)} receipts cannot fit in {header.gas_used} gas used", n
         )
     if items:
         gas = rlp.decode_int(rlp.string_payload(rlp.split_list(items[-1])[2]), max_bytes=8)

@@ -1,0 +1,111 @@
+"""The fetch helpers against an ethp2p server holding real mainnet history, at eth/68, 69 and 70."""
+
+from __future__ import annotations
+
+import pytest
+
+from ethp2p import rlp
+from ethp2p.eth.chainspec import MAINNET
+from ethp2p.fetch import (
+    HeaderCountMismatch,
+    fetch_payloads_for_peer,
+    request_bodies_chunked_partial_with_stats,
+    request_headers_chunked_strict,
+    request_headers_chunked_with_stats,
+    request_receipts_chunked_partial_with_stats,
+)
+from ethp2p.formats.era1 import read_era1
+from ethp2p.peers.eth_peer import EthPeer
+from ethp2p.serve.handler import StoreHandler
+from ethp2p.serve.server import HistoryServer
+from ethp2p.store.blocks import BlockStore
+from tests.conftest import load_vector
+from tests.support.stores import ERA1_FILES
+
+DERIVED = [b for b in load_vector("mainnet/derived/mainnet_blocks.json")["blocks"] if b.get("receipts_eth69_rlp")]
+
+
+@pytest.fixture()
+async def server(mainnet_store_path):  # type: ignore[no-untyped-def]
+    store = BlockStore(mainnet_store_path, genesis_hash=MAINNET.genesis_hash)
+    srv = HistoryServer(store, MAINNET, port=0)
+    await srv.start()
+    yield srv
+    await srv.close()
+    store.close()
+
+
+@pytest.mark.parametrize("version", [68, 69, 70])
+async def test_era1_range_round_trips_byte_identical(server: HistoryServer, version: int) -> None:
+    peer = await EthPeer.connect(server.enode, MAINNET, versions=(version,))
+    try:
+        assert peer.block_range == ((0, 16383) if version >= 69 else None)
+        outcome = await fetch_payloads_for_peer(peer, 0, 16383)
+    finally:
+        await peer.disconnect()
+    assert outcome.missing_blocks == [] and outcome.faults == []
+    assert outcome.fetch_stats.headers_requests == 16  # 1,024 per request
+    source = [b for f in ERA1_FILES for b in read_era1(f).blocks]
+    assert len(outcome.payloads) == len(source) == 16384
+    for got, want in zip(outcome.payloads, source):
+        assert (got.number, got.hash, got.header, got.body) == (want.number, want.hash, want.header, want.body)
+        assert got.receipts == b"\xc0"
+
+
+@pytest.mark.parametrize("version", [68, 69, 70])
+async def test_derived_blocks_with_receipts_in_every_form(server: HistoryServer, version: int) -> None:
+    peer = await EthPeer.connect(server.enode, MAINNET, versions=(version,))
+    try:
+        for b in DERIVED:
+            n = int(b["number"])
+            outcome = await fetch_payloads_for_peer(peer, n, n)
+            assert outcome.missing_blocks == [], (n, outcome.faults)
+            (p,) = outcome.payloads
+            assert p.hash.hex() == b["hash"] and p.body.hex() == b["body_rlp"]
+            assert p.receipts.hex() == b["receipts_eth69_rlp"]
+    finally:
+        await peer.disconnect()
+
+
+async def test_eth70_truncating_server_is_continued(mainnet_store_path) -> None:  # type: ignore[no-untyped-def]
+    """A server with a 2 KiB soft limit cuts nearly every receipt list; the client continues each one."""
+    store = BlockStore(mainnet_store_path, genesis_hash=MAINNET.genesis_hash)
+    srv = HistoryServer(store, MAINNET, port=0, handler=StoreHandler(store, soft_limit=2048))
+    await srv.start()
+    try:
+        peer = await EthPeer.connect(srv.enode, MAINNET, versions=(70,))
+        big = max(DERIVED, key=lambda b: len(rlp.split_list(bytes.fromhex(b["receipts_eth69_rlp"]))))
+        n = int(big["number"])
+        outcome = await fetch_payloads_for_peer(peer, n, n)
+        assert outcome.missing_blocks == [], outcome.faults
+        assert outcome.payloads[0].receipts.hex() == big["receipts_eth69_rlp"]
+        # Many continuation rounds were needed for this one block.
+        assert outcome.fetch_stats.receipts_requests > 10
+        await peer.disconnect()
+    finally:
+        await srv.close()
+        store.close()
+
+
+async def test_chunked_helpers(server: HistoryServer) -> None:
+    peer = await EthPeer.connect(server.enode, MAINNET)
+    try:
+        res = await request_headers_chunked_with_stats(peer, 16000, 1000, max_per_request=300)
+        # Stops at the store's contiguous end (16383): a short answer ends it.
+        assert [h.number for h in res.headers] == list(range(16000, 16384))
+        assert res.requests == 2
+        with pytest.raises(HeaderCountMismatch) as info:
+            await request_headers_chunked_strict(peer, 16000, 1000)
+        assert (info.value.expected, info.value.got) == (1000, 384)
+        derived = [bytes.fromhex(b["hash"]) for b in DERIVED[-5:]]
+        unknown = b"\x42" * 32
+        bodies = await request_bodies_chunked_partial_with_stats(peer, derived[:3] + [unknown] + derived[3:])
+        # The server's answer stops at the unknown hash (a prefix); an empty answer then ends the fetch.
+        assert [b is not None for b in bodies.results] == [True, True, True, False, False, False]
+        rec = await request_receipts_chunked_partial_with_stats(peer, derived)
+        assert [r.raw.hex() if r else None for r in rec.results] == [
+            (rlp.encode_raw_list(rlp.split_list(bytes.fromhex(b["receipts_eth68_rlp"]))).hex() if peer.eth_version == 68 else b["receipts_eth69_rlp"])
+            for b in DERIVED[-5:]
+        ]
+    finally:
+        await peer.disconnect()

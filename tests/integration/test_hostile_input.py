@@ -1,0 +1,120 @@
+"""Hostile bytes on a live session: each breach ends the session with a reason; the server survives.
+
+The server runs in-process here (``HistoryServer`` on 127.0.0.1) so the test can read its
+counters; the hostile side is a real ethp2p client session writing bad frames/messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+
+from ethp2p import rlp
+from ethp2p.eth.genesis import load_genesis
+from ethp2p.p2p.disconnect import DisconnectReason
+from ethp2p.peers.eth_peer import EthPeer
+from ethp2p.serve.server import HistoryServer
+from ethp2p.store.blocks import BlockStore
+from tests.support.servers import ETHTEST_GENESIS, ethtest_store
+
+SPEC = load_genesis(ETHTEST_GENESIS)
+
+
+@pytest.fixture()
+async def server(tmp_path):  # type: ignore[no-untyped-def]
+    store = BlockStore(ethtest_store(tmp_path / "s.db"), genesis_hash=SPEC.genesis_hash)
+    srv = HistoryServer(store, SPEC, port=0)
+    await srv.start()
+    yield srv
+    await srv.close()
+    store.close()
+
+
+async def _expect_disconnect(srv: HistoryServer, send) -> str:  # type: ignore[no-untyped-def]
+    peer = await EthPeer.connect(srv.enode, SPEC)
+    await send(peer)
+    await asyncio.wait_for(peer.wait_closed(), 5)
+    assert peer.closed_event is not None and peer.closed_event.by_peer
+    # The server is still serving the next peer.
+    ok = await EthPeer.connect(srv.enode, SPEC)
+    assert len(await ok.request_headers(0, 3)) == 3
+    await ok.disconnect()
+    return peer.closed_event.describe()
+
+
+def _raw(peer: EthPeer, code: int, payload: bytes) -> None:
+    """Queue an eth message with arbitrary (already snappy-compressed by the core) payload."""
+    peer.conn.core.send_message("eth", code, payload)
+
+
+_BAD_MESSAGES = [
+    ("non-canonical integer", 0x03, rlp.encode([1, [b"\x00\x05", 1, 0, 0]])),
+    ("truncated list", 0x03, rlp.encode([1, [5, 1, 0, 0]])[:-2]),
+    ("trailing garbage", 0x05, rlp.encode([1, [b"\x11" * 32]]) + b"\x00"),
+    ("not RLP at all", 0x0F, os.urandom(40)),
+    ("second Status", 0x00, rlp.encode([68, 1, 1, b"\x00" * 32, b"\x00" * 32, [b"\x00" * 4, 0]])),
+    ("removed message id", 0x0D, rlp.encode([1, []])),
+]
+
+
+@pytest.mark.parametrize(("what", "code", "payload"), _BAD_MESSAGES, ids=[b[0] for b in _BAD_MESSAGES])
+async def test_malformed_eth_message_is_breach_of_protocol(server: HistoryServer, what: str, code: int, payload: bytes) -> None:
+    async def send(peer: EthPeer) -> None:
+        _raw(peer, code, payload)
+        await peer.conn.flush()
+
+    text = await _expect_disconnect(server, send)
+    assert "breach_of_protocol" in text
+
+
+async def test_garbage_frame_is_breach_of_protocol(server: HistoryServer) -> None:
+    async def send(peer: EthPeer) -> None:
+        peer.conn.writer.write(os.urandom(96))
+        await peer.conn.writer.drain()
+
+    # The server can't even authenticate the frame; it disconnects (or drops the stream).
+    peer = await EthPeer.connect(server.enode, SPEC)
+    await send(peer)
+    await asyncio.wait_for(peer.wait_closed(), 5)
+    assert server.stats.disconnect_reasons, "server recorded no ending"
+    assert any("breach_of_protocol" in k for k in server.stats.disconnect_reasons)
+
+
+async def test_snappy_bomb_is_refused(server: HistoryServer) -> None:
+    async def send(peer: EthPeer) -> None:
+        # Bypass compression: a block claiming 64 MiB after decompression.
+        peer.conn.core._send_frame(16 + 0x03, b"\x80\x80\x80\x20" + b"\x00" * 8, compressed=False)  # noqa: SLF001
+        await peer.conn.flush()
+
+    text = await _expect_disconnect(server, send)
+    assert "breach_of_protocol" in text
+
+
+async def test_more_items_than_asked_is_rejected_by_client(server: HistoryServer) -> None:
+    """A client-side check: answers with more items than requested are a protocol breach (PeerMisbehaved)."""
+    from ethp2p.peers.eth_peer import PeerMisbehaved
+
+    class Greedy:
+        def block_headers(self, request):  # type: ignore[no-untyped-def]
+            return [server.store.header_by_number(n) for n in range(0, 10)]
+
+        def block_bodies(self, hashes):  # type: ignore[no-untyped-def]
+            return []
+
+        def receipts(self, hashes, version, first_index):  # type: ignore[no-untyped-def]
+            return [], False
+
+    server.handler = Greedy()
+    peer = await EthPeer.connect(server.enode, SPEC)
+    with pytest.raises(PeerMisbehaved, match="10 items"):
+        await peer.request_headers(0, 2)
+    await peer.disconnect()
+
+
+async def test_disconnect_reasons_both_forms_survive(server: HistoryServer) -> None:
+    peer = await EthPeer.connect(server.enode, SPEC)
+    await peer.disconnect(DisconnectReason.TOO_MANY_PEERS)
+    await asyncio.sleep(0.2)
+    assert any("too_many_peers" in k for k in server.stats.disconnect_reasons)
