@@ -158,7 +158,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    return asyncio.run(run_demo())
+    return asyncio.run(run_demo(args.workdir, servers=args.servers, era1_dir=args.era1))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -189,7 +189,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_network_args(p)
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("demo", help="run the offline demo on local peers")
+    p = sub.add_parser("demo", help="serve real mainnet blocks 0-16,383 from local nodes and fetch them back")
+    p.add_argument("--workdir", default="ethp2p-demo", help="where the stores and logs go (default ./ethp2p-demo)")
+    p.add_argument("--servers", type=int, default=3, help="serving processes to start (default 3)")
+    p.add_argument("--era1", metavar="DIR", help="directory of .era1 files (default: the repository's copy)")
     p.set_defaults(func=cmd_demo)
     return parser
 

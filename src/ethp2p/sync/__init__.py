@@ -1,0 +1,1 @@
+"""Range sync: fetching block ranges from many peers into a store."""

@@ -1,0 +1,61 @@
+"""The command line: the demo end to end, import/serve round trip, and clear errors for bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import VECTORS
+
+
+def _cli(*args: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ethp2p.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=timeout
+    )
+
+
+def test_demo_fetches_all_blocks(tmp_path: Path) -> None:
+    r = _cli("demo", "--workdir", str(tmp_path / "demo"), "--servers", "2")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "verified blocks:  16,384" in r.stdout
+    assert "missing blocks:   0" in r.stdout
+    assert (tmp_path / "demo/fetched.db").exists()
+
+
+def test_import_reports_and_rejects_bad_files(tmp_path: Path) -> None:
+    store = str(tmp_path / "s.db")
+    r = _cli("import", "--store", store, "--genesis", str(VECTORS / "ethtest/genesis.json"), str(VECTORS / "ethtest/chain.rlp"))
+    assert r.returncode == 0, r.stderr
+    assert "600 chain blocks (1..600)" in r.stdout
+    bad = tmp_path / "bad.era1"
+    bad.write_bytes(b"\x00" * 100)
+    r = _cli("import", "--store", str(tmp_path / "m.db"), str(bad))
+    assert r.returncode == 2 and "ethp2p: error:" in r.stderr and "Traceback" not in r.stderr
+    # A store of one chain refuses another chain's genesis.
+    r = _cli("import", "--store", store, str(VECTORS / "mainnet/era1/mainnet-00000-5ec1ffb8.era1"))
+    assert r.returncode == 2 and "genesis" in r.stderr
+
+
+def test_bad_user_input_gives_clear_errors(tmp_path: Path) -> None:
+    r = _cli("probe", "enode://nothex@127.0.0.1:1")
+    assert r.returncode == 2 and "bad enode URL" in r.stderr
+    r = _cli("probe", "--network", "ropsten", "enode://" + "ab" * 64 + "@127.0.0.1:1")
+    assert r.returncode == 2 and "unknown network" in r.stderr
+    r = _cli("serve", "--store", str(tmp_path / "none.db"))
+    assert r.returncode == 2 and "store not found" in r.stderr
+    r = _cli("serve", "--store", str(tmp_path / "none.db"), "--genesis", str(tmp_path / "missing.json"))
+    assert r.returncode == 2 and "cannot read genesis" in r.stderr
+
+
+def test_probe_of_a_closed_port_says_why(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    from ethp2p.crypto.keys import PrivateKey
+
+    pub = PrivateKey.generate().public_key.to_bytes().hex()
+    r = _cli("probe", "--timeout", "2", f"enode://{pub}@127.0.0.1:{port}")
+    assert r.returncode == 1 and "error:" in r.stdout and "cannot connect" in r.stdout
