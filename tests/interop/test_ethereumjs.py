@@ -122,3 +122,17 @@ async def test_fetch_payloads_from_stock_client_reports_missing(ethereumjs_ethte
     assert [f.kind for f in outcome.faults] == ["timeout"]
     # Blocks whose header proves no receipts were delivered without asking.
     assert all(p.receipts == b"\xc0" for p in outcome.payloads)
+
+
+def test_probe_command_prints_status(ethereumjs_ethtest: EthereumJS) -> None:
+    import subprocess
+    import sys
+
+    r = subprocess.run(
+        [sys.executable, "-m", "ethp2p.cli", "probe", "--genesis", str(VECTORS / "ethtest/genesis.json"),
+         ethereumjs_ethtest.enode or ""],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "negotiated:    eth/68" in r.stdout and "head header:   #600 0x44e3809c" in r.stdout
+    assert "capabilities:  eth/66, eth/67, eth/68" in r.stdout or "eth/68" in r.stdout

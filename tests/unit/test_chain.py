@@ -10,6 +10,7 @@ from ethp2p import rlp
 from ethp2p.chain import receipts as R
 from ethp2p.chain.body import BlockBody
 from ethp2p.chain.header import Header, HeaderError
+from ethp2p.crypto.keccak import keccak
 from ethp2p.chain.verify import (
     VerificationError,
     check_partial_receipts,
@@ -136,6 +137,17 @@ def test_header_chain_checks() -> None:
         verify_header_chain(headers[5:10], 6, parent=headers[0])
     with pytest.raises(VerificationError, match="expected 11"):
         verify_header_chain(headers[:10] + headers[11:20], 1, parent=None)
+
+
+def test_unknown_trailing_fields_are_kept() -> None:
+    """A future fork's extra header fields don't break decoding, and the hash covers them."""
+    prague = next(b for b in DERIVED if int(b["number"]) == 22431084)
+    fields = rlp.decode(bytes.fromhex(prague["header_rlp"]))
+    future = rlp.encode(fields + [b"\x11" * 32, b"\x05"])
+    h = Header(future)
+    assert h.field_count == len(fields) + 2
+    assert h.hash == keccak(future) and h.requests_hash == fields[20]
+    assert h.number == 22431084
 
 
 def test_malformed_headers_are_rejected() -> None:

@@ -14,7 +14,8 @@ BASE_FEE, WITHDRAWALS_ROOT, BLOB_GAS_USED, EXCESS_BLOB_GAS, PARENT_BEACON_ROOT, 
 BLOCK_ACCESS_LIST_HASH = 21
 
 MIN_FIELDS = 15
-MAX_FIELDS = 22
+#: Fields beyond those known (future forks) are accepted and kept in ``raw``, up to this many in all.
+MAX_FIELDS = 32
 #: Largest header we accept (mainnet headers are ~500-700 bytes; extraData is at most 32 bytes).
 MAX_HEADER_SIZE = 4096
 
