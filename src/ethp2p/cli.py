@@ -132,8 +132,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     async def run() -> None:
         import signal
 
+        misbehave = None
+        if args.misbehave:
+            from .serve.adversary import parse_misbehaviour
+
+            try:
+                misbehave = parse_misbehaviour(args.misbehave)
+            except ValueError as e:
+                raise UserError(str(e)) from None
         server = HistoryServer(
-            store, spec, key=key, host=args.host, port=args.port, max_inbound=args.max_inbound
+            store, spec, key=key, host=args.host, port=args.port, max_inbound=args.max_inbound, misbehave=misbehave
         )
         await server.start()
         print(f"serving {spec.name} blocks {server.head.earliest}..{server.head.number} at {server.enode.url()}", flush=True)
@@ -187,6 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
     kg.add_argument("--key", metavar="HEX", help="node key (32 bytes hex); default: a new random key")
     kg.add_argument("--key-file", metavar="FILE", help="read the node key from FILE, creating it if missing")
     _add_network_args(p)
+    t = p.add_argument_group("testing only (never for real use)")
+    t.add_argument("--misbehave", metavar="KIND", help="break the protocol in one way; see ethp2p.serve.adversary")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("demo", help="serve real mainnet blocks 0-16,383 from local nodes and fetch them back")

@@ -15,7 +15,7 @@ import itertools
 import logging
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -178,6 +178,8 @@ class EthPeer:
         self._tasks: list[asyncio.Task] = []
         self._closed = asyncio.Event()
         self._pong_event = asyncio.Event()
+        #: Faults reported by the fetch layer: (kind, message), most recent last.
+        self.faults: list[tuple[str, str]] = []
 
     # ---- identity ---------------------------------------------------------------------------
 
@@ -248,11 +250,17 @@ class EthPeer:
         request_timeout: float = REQUEST_TIMEOUT,
         handshake_timeout: float = STATUS_TIMEOUT,
         listen_port: int = 0,
+        status_transform: "Callable[[m.Status], m.Status] | None" = None,
     ) -> "EthPeer":
-        """Run the recipient side on an accepted stream and start the session."""
+        """Run the recipient side on an accepted stream and start the session.
+
+        ``status_transform`` exists for test adversaries only: it rewrites the Status we
+        send (wrong genesis, foreign fork id, a lie about the head) and turns off the
+        check of the peer's Status.
+        """
         local = cls.local_identity(key, versions, listen_port)
         conn = await Connection.accept(reader, writer, local, timeout=handshake_timeout)
-        return await cls._start(conn, spec, head, handler, request_timeout, handshake_timeout)
+        return await cls._start(conn, spec, head, handler, request_timeout, handshake_timeout, status_transform)
 
     @classmethod
     async def _start(
@@ -263,6 +271,7 @@ class EthPeer:
         handler: RequestHandler | None,
         request_timeout: float,
         handshake_timeout: float,
+        status_transform: "Callable[[m.Status], m.Status] | None" = None,
     ) -> "EthPeer":
         eth = next((p for p in conn.protocols if p.name == "eth"), None)
         if eth is None:
@@ -281,6 +290,8 @@ class EthPeer:
             total_difficulty=head.total_difficulty,
             earliest=head.earliest,
         )
+        if status_transform is not None:
+            ours = status_transform(ours)
         try:
             code, payload = eth_codec.encode_message(ours, version)
             await conn.send_message("eth", code, payload)
@@ -292,7 +303,8 @@ class EthPeer:
             await conn.disconnect(DisconnectReason.BREACH_OF_PROTOCOL, str(e))
             raise PeerMisbehaved(f"bad Status: {e}") from None
         try:
-            validate_status(spec, head.number, head.timestamp, theirs, version)
+            if status_transform is None:
+                validate_status(spec, head.number, head.timestamp, theirs, version)
         except StatusMismatch as e:
             await conn.disconnect(DisconnectReason.USELESS_PEER, str(e))
             raise IncompatiblePeer(f"incompatible peer: {e}", e) from None
@@ -405,17 +417,12 @@ class EthPeer:
         msg = eth_codec.decode_message(code, payload, self.eth_version)
         if isinstance(msg, (m.BlockHeaders, m.BlockBodies, m.Receipts)):
             self._on_response(msg)
-        elif isinstance(msg, m.GetBlockHeaders):
+        elif isinstance(msg, (m.GetBlockHeaders, m.GetBlockBodies, m.GetReceipts)):
             self.counters.requests_served += 1
-            await self._send(m.BlockHeaders(msg.request_id, self.handler.block_headers(msg)))
-        elif isinstance(msg, m.GetBlockBodies):
-            self.counters.requests_served += 1
-            await self._send(m.BlockBodies(msg.request_id, self.handler.block_bodies(msg.hashes)))
-        elif isinstance(msg, m.GetReceipts):
-            self.counters.requests_served += 1
-            first = getattr(msg, "first_block_receipt_index", 0)
-            lists, incomplete = self.handler.receipts(msg.hashes, self.eth_version, first)
-            await self._send(m.make_receipts(self.eth_version, msg.request_id, lists, incomplete))
+            hook = getattr(self.handler, "serve_request", None)
+            if hook is not None and await hook(self, msg):
+                return  # the handler answered (or chose not to) itself
+            await self._send(self.answer(msg))
         elif isinstance(msg, m.BlockRangeUpdate):
             if msg.earliest > msg.latest:
                 raise EthProtocolError("BlockRangeUpdate with earliest > latest")
@@ -427,6 +434,26 @@ class EthPeer:
         else:
             # Announcements and transaction gossip: decoded, counted, ignored.
             self.counters.ignored_announcements += 1
+
+    def report_fault(self, kind: str, message: str) -> None:
+        """Record something this peer got wrong (the pool turns these into reputation)."""
+        self.faults.append((kind, message))
+        if len(self.faults) > 100:
+            del self.faults[:50]
+
+    def answer(self, msg: m.GetBlockHeaders | m.GetBlockBodies | m.GetReceipts) -> m.Message:
+        """The handler's answer to a request, as the message to send."""
+        if isinstance(msg, m.GetBlockHeaders):
+            return m.BlockHeaders(msg.request_id, self.handler.block_headers(msg))
+        if isinstance(msg, m.GetBlockBodies):
+            return m.BlockBodies(msg.request_id, self.handler.block_bodies(msg.hashes))
+        lists, incomplete = self.handler.receipts(msg.hashes, self.eth_version, msg.first_block_receipt_index)
+        return m.make_receipts(self.eth_version, msg.request_id, lists, incomplete)
+
+    async def send_raw(self, data: bytes) -> None:
+        """Write bytes to the socket as they are (test adversaries: garbage, cut frames)."""
+        self.conn.writer.write(data)
+        await self.conn.writer.drain()
 
     def _on_response(self, msg: m.BlockHeaders | m.BlockBodies | m.Receipts) -> None:
         pending = self._pending.pop(msg.request_id, None)

@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..chain.header import Header
 from ..crypto.keys import PrivateKey
@@ -18,6 +19,9 @@ from ..peers.eth_peer import DEFAULT_ETH_VERSIONS, ChainHead, EthPeer, PeerError
 from ..store.blocks import BlockStore
 from ..transport.connection import Connection, TransportError
 from .handler import StoreHandler
+
+if TYPE_CHECKING:
+    from .adversary import Misbehaviour
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +82,7 @@ class HistoryServer:
         versions: Sequence[int] = DEFAULT_ETH_VERSIONS,
         handler: RequestHandler | None = None,
         range_update_interval: float = RANGE_UPDATE_INTERVAL,
+        misbehave: "Misbehaviour | None" = None,
     ) -> None:
         self.store = store
         self.spec = spec
@@ -88,6 +93,12 @@ class HistoryServer:
         self.handshake_timeout = handshake_timeout
         self.versions = tuple(versions)
         self.handler = handler or StoreHandler(store)
+        self.status_transform = None
+        if misbehave is not None:  # test adversary: see ethp2p.serve.adversary
+            from .adversary import AdversarialHandler, status_transform
+
+            self.handler = AdversarialHandler(store, misbehave)
+            self.status_transform = status_transform(misbehave)
         self.range_update_interval = range_update_interval
         self.stats = ServerStats()
         self.peers: set[EthPeer] = set()
@@ -175,6 +186,7 @@ class HistoryServer:
                     handler=self.handler,
                     handshake_timeout=self.handshake_timeout,
                     listen_port=self.port,
+                    status_transform=self.status_transform,
                 )
             except (PeerError, TransportError) as e:
                 self.stats.handshake_failures += 1
