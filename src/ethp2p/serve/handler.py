@@ -20,6 +20,8 @@ from ..eth import messages as m
 from ..store.blocks import BlockStore
 
 MAX_ITEMS = 1024
+#: Block numbers are uint64 on the wire but SQLite integers are signed 64-bit.
+MAX_BLOCK_NUMBER = (1 << 63) - 1
 SOFT_RESPONSE_LIMIT = 2 * 1024 * 1024
 
 
@@ -41,12 +43,15 @@ class StoreHandler:
                 return []
         else:
             number = request.origin
+            if number > MAX_BLOCK_NUMBER:
+                return []
         step = request.skip + 1
         if request.reverse:
             numbers = [number - i * step for i in range(amount)]
             numbers = [n for n in numbers if n >= 0]
         else:
             numbers = [number + i * step for i in range(amount)]
+            numbers = [n for n in numbers if n <= MAX_BLOCK_NUMBER]
         out: list[bytes] = []
         size = 0
         for header in self.store.headers_by_numbers(numbers):
