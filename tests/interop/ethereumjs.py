@@ -98,8 +98,8 @@ class EthereumJS:
     def __init__(
         self,
         workdir: Path,
-        genesis: Path,
-        chain_rlp: Path,
+        genesis: Path | None,
+        chain_rlp: Path | None,
         *,
         chain_name: str = "ethtest",
         patch_receipts: bool = False,
@@ -120,16 +120,18 @@ class EthereumJS:
         """Start the client; return its enode URL once it serves its imported chain."""
         base = _patched_install(ROOT / ".cache" / "ethereumjs-patched") if self.patch_receipts else INSTALL
         self.workdir.mkdir(parents=True, exist_ok=True)
-        genesis = self.workdir / f"{self.chain_name}.json"  # the chain's name is the file's base name
-        shutil.copyfile(self.genesis, genesis)
+        chain_args: list[str] = []
+        if self.genesis is not None:
+            genesis = self.workdir / f"{self.chain_name}.json"  # the chain's name is the file's base name
+            shutil.copyfile(self.genesis, genesis)
+            chain_args += ["--gethGenesis", str(genesis)]
+        if self.chain_rlp is not None:
+            chain_args += ["--loadBlocksFromRlp", str(self.chain_rlp)]
         data = self.workdir / "data"
         args = [
             "node",
             str(base / CLI),
-            "--gethGenesis",
-            str(genesis),
-            "--loadBlocksFromRlp",
-            str(self.chain_rlp),
+            *chain_args,
             "--dataDir",
             str(data),
             "--port",

@@ -82,7 +82,10 @@ def import_era1(store: BlockStore, path: str | Path, spec: ChainSpec, progress: 
             yield BlockRecord(b.number, b.hash, b.header, b.body, receipts)
 
     n = _write(store, records(), progress)
-    return ImportResult(str(path), "era1", n, era.blocks[0].number, era.blocks[-1].number)
+    last = era.blocks[-1]
+    # Total difficulty of the last block: eth/68 Status announces it.
+    store.set_meta(f"td:{last.number}", last.total_difficulty.to_bytes(32, "big"))
+    return ImportResult(str(path), "era1", n, era.blocks[0].number, last.number)
 
 
 def import_chain_file(
