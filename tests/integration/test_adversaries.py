@@ -138,3 +138,22 @@ async def test_truncating_every_receipts_answer_is_continued(mainnet_store_path)
     assert outcome.missing_blocks == [] and outcome.faults == []
     assert outcome.payloads[0].receipts.hex() == RICH["receipts_eth69_rlp"]
     assert outcome.fetch_stats.receipts_requests > 3
+
+
+async def test_request_timeout_adapts_to_round_trips(mainnet_store_path) -> None:  # type: ignore[no-untyped-def]
+    store = BlockStore(mainnet_store_path, genesis_hash=MAINNET.genesis_hash)
+    srv = HistoryServer(store, MAINNET, port=0)
+    await srv.start()
+    try:
+        peer = await EthPeer.connect(srv.enode, MAINNET, request_timeout=4.0)
+        assert peer.current_timeout() == 4.0  # no samples yet: the default
+        for _ in range(5):
+            await peer.request_headers(0, 64)
+        assert peer.srtt is not None and peer.srtt < 0.5
+        assert peer.current_timeout() == 2.0  # a fast loopback peer: the floor
+        peer._sample_rtt(10.0)  # noqa: SLF001 - a very slow answer widens it, up to the cap
+        assert 2.0 < peer.current_timeout() <= 8.0
+        await peer.disconnect()
+    finally:
+        await srv.close()
+        store.close()

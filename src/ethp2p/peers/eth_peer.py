@@ -166,6 +166,9 @@ class EthPeer:
         self.status = status
         self.handler: RequestHandler = handler or EmptyHandler()
         self.request_timeout = request_timeout
+        #: Smoothed round trip and its variation (RFC 6298 style), from answered requests.
+        self.srtt: float | None = None
+        self.rttvar = 0.0
         self.counters = PeerCounters()
         self.closed_event: ConnectionClosed | None = None
         #: Served block range announced by eth/69+ Status or BlockRangeUpdate (earliest, latest).
@@ -435,6 +438,25 @@ class EthPeer:
             # Announcements and transaction gossip: decoded, counted, ignored.
             self.counters.ignored_announcements += 1
 
+    def _sample_rtt(self, rtt: float) -> None:
+        if self.srtt is None:
+            self.srtt, self.rttvar = rtt, rtt / 2
+        else:
+            self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - rtt)
+            self.srtt = 0.875 * self.srtt + 0.125 * rtt
+
+    def current_timeout(self) -> float:
+        """The request timeout adapted to this peer's measured round trips.
+
+        Starts at ``request_timeout`` (4 s by default); once answers have been timed it
+        is ``3 x (srtt + 4 x rttvar)``, kept within ``[min(request_timeout, 2 s),
+        2 x request_timeout]``: fast peers are given up on sooner, slow ones get longer.
+        """
+        if self.srtt is None:
+            return self.request_timeout
+        est = 3.0 * (self.srtt + 4.0 * self.rttvar)
+        return min(max(est, min(self.request_timeout, 2.0)), 2.0 * self.request_timeout)
+
     def report_fault(self, kind: str, message: str) -> None:
         """Record something this peer got wrong (the pool turns these into reputation)."""
         self.faults.append((kind, message))
@@ -468,6 +490,7 @@ class EthPeer:
             pending.future.set_exception(PeerMisbehaved(f"sent {len(items)} items, asked for at most {pending.max_items}"))
             return
         self.counters.responses += 1
+        self._sample_rtt(time.monotonic() - pending.sent_at)
         pending.future.set_result(msg)
 
     async def _request(self, msg_factory, expect: type, max_items: int, timeout: float | None) -> object:
@@ -479,12 +502,12 @@ class EthPeer:
         self.counters.requests_sent += 1
         try:
             await self._send(msg_factory(request_id))
-            return await asyncio.wait_for(fut, timeout if timeout is not None else self.request_timeout)
+            return await asyncio.wait_for(fut, timeout if timeout is not None else self.current_timeout())
         except TimeoutError:
             self.counters.timeouts += 1
             raise RequestTimeout(
                 f"{self!r} did not answer {expect.__name__[:-1] if expect is not m.Receipts else 'receipts'} request "
-                f"within {timeout if timeout is not None else self.request_timeout:g}s"
+                f"within {timeout if timeout is not None else self.current_timeout():.2f}s"
             ) from None
         except (ConnectionLost, RuntimeError) as e:
             raise PeerDisconnected(f"session closed while sending: {e}", self.closed_event) from None
