@@ -49,12 +49,12 @@ async def test_fetch_all_headers_and_bodies_at_eth68(ethereumjs_ethtest: Ethereu
 
 
 async def test_stock_client_never_answers_receipts_and_we_time_out(ethereumjs_ethtest: EthereumJS) -> None:
-    peer = await EthPeer.connect(ethereumjs_ethtest.enode or "", SPEC, request_timeout=1.5)
+    peer = await EthPeer.connect(ethereumjs_ethtest.enode or "", SPEC)
     try:
         headers = await _headers(peer)
         start = time.monotonic()
         with pytest.raises(RequestTimeout, match="did not answer"):
-            await peer.request_receipts([h.hash for h in headers[1:5]])
+            await peer.request_receipts([h.hash for h in headers[1:5]], timeout=1.5)
         assert time.monotonic() - start < 5
         # The session survives the timeout: the peer still answers headers.
         assert len(await peer.request_headers(1, 3)) == 3
@@ -110,11 +110,11 @@ async def test_fetch_payloads_from_patched_client(ethereumjs_ethtest_receipts: E
 async def test_fetch_payloads_from_stock_client_reports_missing(ethereumjs_ethtest: EthereumJS) -> None:
     from ethp2p.fetch import fetch_payloads_for_peer
 
-    peer = await EthPeer.connect(ethereumjs_ethtest.enode or "", SPEC, request_timeout=1.5)
+    peer = await EthPeer.connect(ethereumjs_ethtest.enode or "", SPEC)
     try:
         start = time.monotonic()
         outcome = await fetch_payloads_for_peer(peer, 1, 600)
-        assert time.monotonic() - start < 10
+        assert time.monotonic() - start < 15  # headers and bodies, then one receipts timeout (adaptive, <= 8 s)
     finally:
         await peer.disconnect()
     with_receipts = {n for n in range(1, 601)} - {p.number for p in outcome.payloads}

@@ -1,0 +1,95 @@
+"""Peer reputation, bans and dial back-off (the scale follows reth's: units of -1,024)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+UNIT = -1024
+#: A peer at or below this is banned.
+BANNED_REPUTATION = 50 * UNIT
+
+#: What each kind of fault costs.
+PENALTIES: dict[str, int] = {
+    "timeout": 4 * UNIT,
+    "headers": 16 * UNIT,
+    "body": 16 * UNIT,
+    "receipts": 16 * UNIT,
+    "fork-fields": 16 * UNIT,
+    "bad-message": 16 * UNIT,
+    "too-many-items": 16 * UNIT,
+    "failed-dial": 25 * UNIT,
+    "breach": BANNED_REPUTATION,  # protocol breaches ban at once
+}
+
+
+@dataclass
+class _Record:
+    score: int = 0
+    banned_until: float = 0.0
+    dial_failures: int = 0
+    next_dial: float = 0.0
+    useless: bool = False
+
+
+@dataclass
+class Reputation:
+    """Scores, bans and dial back-off for every peer id this session has met."""
+
+    ban_duration: float = 1800.0
+    backoff_base: float = 5.0
+    backoff_max: float = 600.0
+    clock: object = field(default=time.monotonic, repr=False)
+    _peers: dict[bytes, _Record] = field(default_factory=dict, repr=False)
+
+    def _now(self) -> float:
+        return self.clock()  # type: ignore[operator]
+
+    def _rec(self, peer_id: bytes) -> _Record:
+        return self._peers.setdefault(peer_id, _Record())
+
+    def score(self, peer_id: bytes) -> int:
+        return self._peers[peer_id].score if peer_id in self._peers else 0
+
+    def penalize(self, peer_id: bytes, kind: str) -> bool:
+        """Apply the penalty for ``kind``; True if the peer is now banned."""
+        rec = self._rec(peer_id)
+        rec.score += PENALTIES.get(kind, 8 * UNIT)
+        if rec.score <= BANNED_REPUTATION and rec.banned_until <= self._now():
+            rec.banned_until = self._now() + self.ban_duration
+            return True
+        return False
+
+    def reward(self, peer_id: bytes) -> None:
+        """A good answer slowly restores reputation (never above zero)."""
+        rec = self._rec(peer_id)
+        rec.score = min(0, rec.score + 64)
+
+    def is_banned(self, peer_id: bytes) -> bool:
+        rec = self._peers.get(peer_id)
+        return rec is not None and rec.banned_until > self._now()
+
+    def dial_failed(self, peer_id: bytes, *, useless: bool = False) -> None:
+        """Back off exponentially; ``useless`` peers (no eth, wrong chain) are never redialled."""
+        rec = self._rec(peer_id)
+        rec.dial_failures += 1
+        rec.useless = rec.useless or useless
+        delay = min(self.backoff_base * 2 ** (rec.dial_failures - 1), self.backoff_max)
+        rec.next_dial = self._now() + delay
+
+    def dial_succeeded(self, peer_id: bytes) -> None:
+        rec = self._rec(peer_id)
+        rec.dial_failures = 0
+        rec.next_dial = 0.0
+
+    def too_many_peers(self, peer_id: bytes) -> None:
+        """The peer is full: try again later, not in a loop."""
+        rec = self._rec(peer_id)
+        rec.next_dial = self._now() + self.backoff_max / 4
+
+    def may_dial(self, peer_id: bytes) -> bool:
+        rec = self._peers.get(peer_id)
+        if rec is None:
+            return True
+        now = self._now()
+        return not rec.useless and rec.banned_until <= now and rec.next_dial <= now

@@ -1,0 +1,470 @@
+"""``NetworkSession``: a long-running pool of live, compatible peers.
+
+Candidates come from any source (boot nodes, static peers, the peer cache, a
+discovery feed) through :meth:`NetworkSession.add_candidate`. A refill loop dials
+them within the limits; a listener admits inbound peers within theirs. Each new
+session is checked (genesis, network, fork id: in the Status handshake), added to
+the pool, and its head probed by fetching the header of its Status best hash
+(at most ``max_concurrent_probes`` at once). Faults cost reputation; banned and
+useless peers are not redialled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from ..chain.header import Header, HeaderError
+from ..crypto.keys import PrivateKey
+from ..enode import Enode, EnodeError
+from ..eth.chainspec import ChainSpec, network as network_by_name
+from ..p2p.disconnect import DisconnectReason, reason_name
+from ..transport.connection import Connection, TransportError
+from .eth_peer import (
+    DEFAULT_ETH_VERSIONS,
+    ChainHead,
+    EmptyHandler,
+    EthPeer,
+    IncompatiblePeer,
+    PeerDisconnected,
+    PeerError,
+    RequestHandler,
+)
+from .limits import P2pLimits, P2pStats
+from .pool import NetworkPeer, PeerPool
+from .reputation import Reputation
+
+log = logging.getLogger(__name__)
+
+
+class NoPeersError(Exception):
+    """No compatible peer joined within the caller's timeout; the message says what was tried."""
+
+
+@dataclass
+class _Candidate:
+    enode: Enode
+    source: str
+    aimd_batch_limit: int | None = None
+
+
+@dataclass
+class _Tried:
+    dialed: int = 0
+    failures: dict[str, int] = field(default_factory=dict)
+
+
+class NetworkSession:
+    """Dials, listens, and keeps :attr:`pool` filled with compatible peers."""
+
+    def __init__(
+        self,
+        spec: ChainSpec,
+        *,
+        key: PrivateKey | None = None,
+        limits: P2pLimits | None = None,
+        peer_cache_path: str | None = None,
+        listen: tuple[str, int] | None = None,
+        head: ChainHead | None = None,
+        handler: RequestHandler | None = None,
+        versions: Sequence[int] = DEFAULT_ETH_VERSIONS,
+    ) -> None:
+        self.spec = spec
+        self.key = key or PrivateKey.generate()
+        self.limits = limits or P2pLimits()
+        self.pool = PeerPool()
+        self.p2p_stats = P2pStats()
+        self.reputation = Reputation(
+            ban_duration=self.limits.ban_duration,
+            backoff_base=self.limits.dial_backoff_base,
+            backoff_max=self.limits.dial_backoff_max,
+        )
+        self.head = head or ChainHead.genesis(spec)
+        self.handler = handler or EmptyHandler()
+        self.versions = tuple(versions)
+        self.listen = listen
+        self.listen_port = 0
+        self.peer_cache = None
+        if peer_cache_path is not None:
+            from ..store.peers import PeerCache
+
+            self.peer_cache = PeerCache(peer_cache_path)
+        self.cache_load = None
+        self._candidates: dict[bytes, _Candidate] = {}
+        self._dialing: set[bytes] = set()
+        self._handshakes_in = 0
+        self._probe_sem = asyncio.Semaphore(self.limits.max_concurrent_probes)
+        self._dial_sem = asyncio.Semaphore(self.limits.max_concurrent_dials)
+        self._tasks: set[asyncio.Task] = set()
+        self._server: asyncio.base_events.Server | None = None
+        self._closed = False
+        self._tried = _Tried()
+        self.probes_running = 0
+        self.max_probes_seen = 0
+
+    # ---- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load the peer cache, start listening (if asked) and the refill loop."""
+        if self.peer_cache is not None:
+            from ..store.peers import now_ms
+
+            loaded = self.peer_cache.load_peers(
+                expire_before_ms=now_ms() - self.limits.peer_cache_ttl_ms, max_peers=self.limits.peer_cache_max
+            )
+            self.cache_load = loaded
+            for p in loaded.peers:
+                ep = p.tcp_endpoint()
+                if ep is not None:
+                    self._add(Enode(p.peer_id, ep[0], ep[1], ep[1]), "cache", p.aimd_batch_limit)
+        if self.listen is not None:
+            self._server = await asyncio.start_server(self._on_inbound, self.listen[0], self.listen[1], limit=256 * 1024)
+            self.listen_port = self._server.sockets[0].getsockname()[1]
+        self._spawn(self._refill_loop())
+        self._spawn(self._reprobe_loop())
+
+    async def close(self) -> None:
+        """Flush the peer cache, disconnect everyone, stop all tasks."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._server is not None:
+            self._server.close()
+        for peer in self.pool.snapshot():
+            with contextlib.suppress(Exception):
+                await peer.disconnect(DisconnectReason.CLIENT_QUITTING)
+        for t in list(self._tasks):
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.flush_peer_cache()
+        if self.peer_cache is not None:
+            self.peer_cache.close()
+
+    async def __aenter__(self) -> "NetworkSession":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def flush_peer_cache(self) -> int:
+        """Write buffered peer sightings to the cache (also done on close)."""
+        if self.peer_cache is None:
+            return 0
+        from ..store.peers import StoredPeer, format_addr, now_ms
+
+        for peer in self.pool.snapshot():
+            addr = peer.address
+            if peer.direction == "outbound" and addr:
+                self.peer_cache.upsert_peer(StoredPeer(peer.peer_id, format_addr(*addr), None, now_ms()))
+        return self.peer_cache.flush()
+
+    @property
+    def enode(self) -> Enode:
+        host = self.listen[0] if self.listen else "127.0.0.1"
+        return Enode(self.key.public_key.to_bytes(), host, self.listen_port, self.listen_port)
+
+    # ---- candidates ---------------------------------------------------------------------------
+
+    def add_candidate(self, node: Enode | str, source: str = "static") -> bool:
+        """Offer a peer to dial (boot node, static peer, discovery result). False if refused."""
+        try:
+            enode = Enode.parse(node) if isinstance(node, str) else node
+        except EnodeError as e:
+            log.debug("bad candidate %r: %s", node, e)
+            return False
+        if source in ("discv4", "dns", "discovery"):
+            self.p2p_stats.discovered_count += 1
+        return self._add(enode, source, None)
+
+    def add_candidates(self, nodes: Iterable[Enode | str], source: str = "static") -> int:
+        return sum(self.add_candidate(n, source) for n in nodes)
+
+    def _add(self, enode: Enode, source: str, aimd: int | None) -> bool:
+        if enode.pubkey == self.key.public_key.to_bytes() or enode.host is None or not enode.tcp_port:
+            return False
+        if enode.pubkey in self._candidates or enode.pubkey in self.pool:
+            return False
+        self._candidates[enode.pubkey] = _Candidate(enode, source, aimd)
+        return True
+
+    # ---- waiting ------------------------------------------------------------------------------
+
+    async def wait_for_peers(self, min_peers: int = 1, timeout: float | None = None, warmup: float | None = None) -> None:
+        """Return once ``min_peers`` peers are in the pool, after the warm-up; NoPeersError on timeout."""
+        try:
+            await asyncio.wait_for(self.pool.wait_for_size(min_peers), timeout)
+        except TimeoutError:
+            t = self._tried
+            fails = ", ".join(f"{k}: {v}" for k, v in sorted(t.failures.items())) or "none"
+            raise NoPeersError(
+                f"{len(self.pool)} of {min_peers} peers after {timeout:g}s; dialed {t.dialed} "
+                f"(failures: {fails}); {len(self._candidates)} candidates left"
+            ) from None
+        w = self.limits.peer_start_warmup if warmup is None else warmup
+        if w > 0:
+            await asyncio.sleep(w)
+
+    # ---- dialing ------------------------------------------------------------------------------
+
+    def _spawn(self, coro) -> asyncio.Task:  # type: ignore[no-untyped-def]
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _refill_loop(self) -> None:
+        while not self._closed:
+            self._refill()
+            await asyncio.sleep(self.limits.peer_refill_interval)
+
+    def _refill(self) -> None:
+        room = self.limits.max_outbound - self.pool.count("outbound") - len(self._dialing)
+        room = min(room, self.limits.max_concurrent_dials - len(self._dialing))
+        if room <= 0:
+            return
+        for pid, cand in list(self._candidates.items()):
+            if room <= 0:
+                break
+            if pid in self.pool or pid in self._dialing or not self.reputation.may_dial(pid):
+                continue
+            del self._candidates[pid]
+            self._dialing.add(pid)
+            room -= 1
+            self._spawn(self._dial(cand))
+
+    def _fail(self, kind: str) -> None:
+        P2pStats.bump(self._tried.failures, kind)
+        P2pStats.bump(self.p2p_stats.handshake_failures, kind)
+
+    async def _dial(self, cand: _Candidate) -> None:
+        pid = cand.enode.pubkey
+        try:
+            async with self._dial_sem:
+                self.p2p_stats.max_concurrent_dials_seen = max(
+                    self.p2p_stats.max_concurrent_dials_seen, len(self._dialing)
+                )
+                self.p2p_stats.dials_attempted += 1
+                self._tried.dialed += 1
+                try:
+                    session = await EthPeer.connect(
+                        cand.enode,
+                        self.spec,
+                        key=self.key,
+                        head=self.head,
+                        versions=self.versions,
+                        handler=self.handler,
+                        request_timeout=self.limits.request_timeout,
+                        handshake_timeout=self.limits.handshake_timeout,
+                    )
+                except IncompatiblePeer as e:
+                    self.p2p_stats.dials_failed += 1
+                    kind = getattr(e.mismatch, "kind", "incompatible")
+                    if kind in ("genesis", "network"):
+                        self.p2p_stats.genesis_mismatch_count += 1
+                    self._fail(f"incompatible-{kind}")
+                    self.reputation.dial_failed(pid, useless=True)
+                    return
+                except PeerDisconnected as e:
+                    self.p2p_stats.dials_failed += 1
+                    reason = e.event.reason if e.event else None
+                    self._fail(f"disconnected-{reason_name(reason)}")
+                    if reason == DisconnectReason.TOO_MANY_PEERS:
+                        self.reputation.too_many_peers(pid)
+                    else:
+                        self.reputation.dial_failed(pid, useless=reason == DisconnectReason.USELESS_PEER)
+                    self._requeue(cand)
+                    return
+                except (PeerError, TransportError, OSError) as e:
+                    self.p2p_stats.dials_failed += 1
+                    self._fail(type(e).__name__)
+                    self.reputation.dial_failed(pid)
+                    self._requeue(cand)
+                    return
+                self.reputation.dial_succeeded(pid)
+        finally:
+            self._dialing.discard(pid)
+        await self._admit(session, "outbound")
+
+    def _requeue(self, cand: _Candidate) -> None:
+        """Keep a failed candidate for later (the back-off decides when)."""
+        if not self._closed and cand.enode.pubkey not in self.pool:
+            self._candidates.setdefault(cand.enode.pubkey, cand)
+
+    # ---- inbound ------------------------------------------------------------------------------
+
+    async def _on_inbound(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._handshakes_in >= max(self.limits.max_inbound, 1) * 2:
+            self.p2p_stats.inbound_rejected += 1
+            writer.transport.abort()
+            return
+        self._handshakes_in += 1
+        try:
+            if self.pool.count("inbound") >= self.limits.max_inbound:
+                local = EthPeer.local_identity(self.key, self.versions, self.listen_port)
+                try:
+                    conn = await Connection.accept(reader, writer, local, timeout=self.limits.handshake_timeout)
+                except TransportError:
+                    self._fail("inbound-handshake")
+                    return
+                self.p2p_stats.inbound_rejected += 1
+                P2pStats.bump(self.p2p_stats.disconnects_sent, "too_many_peers")
+                await conn.disconnect(DisconnectReason.TOO_MANY_PEERS)
+                return
+            try:
+                session = await EthPeer.accept(
+                    reader,
+                    writer,
+                    self.spec,
+                    key=self.key,
+                    head=self.head,
+                    versions=self.versions,
+                    handler=self.handler,
+                    request_timeout=self.limits.request_timeout,
+                    handshake_timeout=self.limits.handshake_timeout,
+                    listen_port=self.listen_port,
+                )
+            except IncompatiblePeer as e:
+                kind = getattr(e.mismatch, "kind", "incompatible")
+                if kind in ("genesis", "network"):
+                    self.p2p_stats.genesis_mismatch_count += 1
+                self._fail(f"inbound-incompatible-{kind}")
+                return
+            except (PeerError, TransportError) as e:
+                self._fail(f"inbound-{type(e).__name__}")
+                with contextlib.suppress(Exception):
+                    writer.transport.abort()
+                return
+        finally:
+            self._handshakes_in -= 1
+        self.p2p_stats.inbound_accepted += 1
+        await self._admit(session, "inbound")
+
+    async def _reprobe_loop(self) -> None:
+        while not self._closed:
+            await asyncio.sleep(self.limits.head_reprobe_interval)
+            for peer in self.pool.snapshot():
+                if peer.head_number is None and not peer.closed:
+                    self._spawn(self.probe_head(peer))
+
+    # ---- admission, probing, departure --------------------------------------------------------
+
+    async def _admit(self, session: EthPeer, direction: str) -> None:
+        if self._closed or self.reputation.is_banned(session.peer_id):
+            await session.disconnect(DisconnectReason.REQUESTED)
+            return
+        cap = self.limits.max_outbound if direction == "outbound" else self.limits.max_inbound
+        if self.pool.count(direction) >= cap:
+            P2pStats.bump(self.p2p_stats.disconnects_sent, "too_many_peers")
+            await session.disconnect(DisconnectReason.TOO_MANY_PEERS)
+            return
+        peer = NetworkPeer(
+            session,
+            direction=direction,
+            on_fault=self._on_fault,
+            on_success=lambda p: self.reputation.reward(p.peer_id),
+            max_consecutive_timeouts=self.limits.max_consecutive_timeouts,
+        )
+        if not self.pool.add_peer(peer):
+            P2pStats.bump(self.p2p_stats.disconnects_sent, "already_connected")
+            await session.disconnect(DisconnectReason.ALREADY_CONNECTED)
+            return
+        s = self.p2p_stats
+        s.sessions_established += 1
+        s.pool_size = len(self.pool)
+        s.max_outbound_seen = max(s.max_outbound_seen, self.pool.count("outbound"))
+        s.max_inbound_seen = max(s.max_inbound_seen, self.pool.count("inbound"))
+        self._spawn(self._watch(peer))
+        self._spawn(self.probe_head(peer))
+
+    def _on_fault(self, peer: NetworkPeer, kind: str, message: str) -> None:
+        banned = self.reputation.penalize(peer.peer_id, kind)
+        drop = banned or peer.consecutive_timeouts >= peer.max_consecutive_timeouts
+        if drop and not peer.closed:
+            if banned:
+                self.p2p_stats.bans += 1
+            reason = DisconnectReason.BREACH_OF_PROTOCOL if banned else DisconnectReason.PING_TIMEOUT
+            log.info("dropping %r: %s (%s)", peer, kind, message)
+            P2pStats.bump(self.p2p_stats.disconnects_sent, reason_name(reason))
+            self.pool.remove_peer(peer.peer_id)
+            self._spawn(peer.disconnect(reason))
+
+    async def probe_head(self, peer: NetworkPeer) -> int | None:
+        """Fetch the header of the peer's Status best hash; record it as the peer's head."""
+        best = peer.status.head_hash
+        async with self._probe_sem:
+            self.probes_running += 1
+            self.max_probes_seen = max(self.max_probes_seen, self.probes_running)
+            try:
+                raw = await peer.request_headers(best, 1)
+                header = Header(raw[0]) if raw else None
+            except (PeerError, HeaderError):
+                header = None
+            finally:
+                self.probes_running -= 1
+        if header is None or header.hash != best:
+            self.p2p_stats.probes_failed += 1
+            return None
+        self.p2p_stats.probes_ok += 1
+        self.pool.update_peer_head(peer.peer_id, header.number, header.hash)
+        return header.number
+
+    async def _watch(self, peer: NetworkPeer) -> None:
+        try:
+            await peer.wait_closed()
+        finally:
+            self.pool.remove_peer(peer.peer_id)
+            self.p2p_stats.sessions_closed += 1
+            self.p2p_stats.pool_size = len(self.pool)
+            ev = peer.session.closed_event
+            if ev is not None and ev.by_peer:
+                P2pStats.bump(self.p2p_stats.disconnects_received, reason_name(ev.reason))
+            conn = peer.session.conn.core
+            self.p2p_stats.bytes_in += conn.bytes_in
+            self.p2p_stats.bytes_out += conn.bytes_out
+            if self.peer_cache is not None and peer.direction == "outbound" and peer.address:
+                from ..store.peers import StoredPeer, format_addr, now_ms
+
+                self.peer_cache.upsert_peer(StoredPeer(peer.peer_id, format_addr(*peer.address), None, now_ms()))
+
+
+def _resolve(network: str | ChainSpec) -> ChainSpec:
+    return network if isinstance(network, ChainSpec) else network_by_name(network)
+
+
+@contextlib.asynccontextmanager
+async def connect(
+    network: str | ChainSpec = "mainnet",
+    *,
+    store: str | None = None,
+    limits: P2pLimits | None = None,
+    bootnodes: Sequence[str] | None = None,
+    min_peers: int = 1,
+    timeout: float | None = None,
+    key: PrivateKey | None = None,
+    listen: tuple[str, int] | None = None,
+    handler: RequestHandler | None = None,
+):  # type: ignore[no-untyped-def]
+    """A started :class:`NetworkSession` with at least ``min_peers`` peers, after the warm-up.
+
+    ``store`` is an SQLite file for the peer cache (the block store's file works).
+    ``bootnodes`` defaults to the network's own list. Without ``timeout`` it waits
+    as long as it takes (like the seed); with one, :class:`NoPeersError` says what was tried.
+    """
+    spec = _resolve(network)
+    session = NetworkSession(spec, key=key, limits=limits, peer_cache_path=store, listen=listen, handler=handler)
+    await session.start()
+    try:
+        session.add_candidates(spec.bootnodes if bootnodes is None else bootnodes, "bootnode")
+        await session.wait_for_peers(min_peers, timeout)
+        yield session
+    finally:
+        await session.close()
+
+
+def connect_mainnet_peers(store: str | None = None, **kw):  # type: ignore[no-untyped-def]
+    """The seed's entry point: a session on mainnet (see :func:`connect`)."""
+    return connect("mainnet", store=store, **kw)
