@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -136,3 +137,17 @@ def test_probe_command_prints_status(ethereumjs_ethtest: EthereumJS) -> None:
     assert r.returncode == 0, r.stdout + r.stderr
     assert "negotiated:    eth/68" in r.stdout and "head header:   #600 0x44e3809c" in r.stdout
     assert "capabilities:  eth/66, eth/67, eth/68" in r.stdout or "eth/68" in r.stdout
+
+
+async def test_session_admits_ethereumjs_with_probed_head(ethereumjs_ethtest: EthereumJS) -> None:
+    from ethp2p.peers.limits import p2p_limits
+    from ethp2p.peers.session import connect
+
+    async with connect(SPEC, bootnodes=[ethereumjs_ethtest.enode or ""], timeout=20, limits=p2p_limits(peer_start_warmup=0)) as session:
+        (peer,) = session.pool.snapshot()
+        for _ in range(50):
+            if peer.head_number is not None:
+                break
+            await asyncio.sleep(0.1)
+        assert peer.eth_version == 68 and peer.head_number == 600
+        assert session.p2p_stats.sessions_established == 1 and session.p2p_stats.probes_ok == 1
