@@ -1,5 +1,6 @@
 """Fetching verified history from peers: chunked request helpers and ``fetch_payloads_for_peer``."""
 
+from .head import DiscoveredHead, discover_head_p2p, re_probe_peer_head
 from .payloads import fetch_payloads_for_peer
 from .requests import (
     MAX_HEADERS_PER_REQUEST,
@@ -25,6 +26,9 @@ from .types import (
 )
 
 __all__ = [
+    "DiscoveredHead",
+    "discover_head_p2p",
+    "re_probe_peer_head",
     "BlockPayload",
     "ChunkedResponse",
     "Fault",
