@@ -163,6 +163,79 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _session_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--bootnodes", metavar="ENODES", help="comma-separated enode URLs (default: the network's)")
+    p.add_argument("--store", metavar="FILE", help="SQLite file for the peer cache (and blocks)")
+    p.add_argument("--peers", type=int, default=1, help="wait for this many peers (default 1)")
+    p.add_argument("--timeout", type=float, default=None, help="give up after this many seconds (default: never)")
+    _add_network_args(p)
+
+
+def _bootnodes(args: argparse.Namespace) -> list[str] | None:
+    if not args.bootnodes:
+        return None
+    nodes = [b.strip() for b in args.bootnodes.split(",") if b.strip()]
+    for n in nodes:
+        _parse_enode(n)
+    return nodes
+
+
+def cmd_head(args: argparse.Namespace) -> int:
+    from .fetch import discover_head_p2p
+    from .peers.limits import p2p_limits
+    from .peers.session import NoPeersError, connect
+
+    spec = _load_spec(args)
+    boot = _bootnodes(args)
+
+    async def run() -> int:
+        async with connect(spec, store=args.store, bootnodes=boot, min_peers=args.peers, timeout=args.timeout,
+                           limits=p2p_limits(peer_start_warmup=0.5)) as session:
+            head = await discover_head_p2p(session.pool, args.baseline, probe_peers=args.probe_peers)
+            if head.hash is None:
+                print(f"no peer served headers above block {args.baseline}")
+                return 1
+            print(f"head: #{head.number} 0x{head.hash.hex()} (proven by linked headers from "
+                  f"{len(head.per_peer)} peer(s); {head.requests} requests)")
+            return 0
+
+    try:
+        return asyncio.run(run())
+    except NoPeersError as e:
+        raise UserError(str(e)) from None
+
+
+def cmd_peers(args: argparse.Namespace) -> int:
+    from .peers.session import NoPeersError, connect
+
+    spec = _load_spec(args)
+    boot = _bootnodes(args)
+
+    async def run() -> int:
+        async with connect(spec, store=args.store, bootnodes=boot, min_peers=args.peers, timeout=args.timeout) as session:
+            rounds = 0
+            while args.rounds is None or rounds < args.rounds:
+                rounds += 1
+                print(f"--- {len(session.pool)} peers")
+                for p in session.pool.snapshot():
+                    rng = f"{p.block_range[0]}..{p.block_range[1]}" if p.block_range else "-"
+                    addr = f"{p.address[0]}:{p.address[1]}" if p.address else "?"
+                    print(f"{p.peer_id.hex()[:16]}  {p.client_id[:40]:40}  eth/{p.eth_version}  "
+                          f"head={p.head_number if p.head_number is not None else '?'}  range={rng}  {addr}  {p.direction}")
+                st = session.p2p_stats
+                print(f"stats: established={st.sessions_established} closed={st.sessions_closed} "
+                      f"discovered={st.discovered_count} genesis_mismatch={st.genesis_mismatch_count} "
+                      f"dials={st.dials_attempted}/{st.dials_failed} failed bans={st.bans}", flush=True)
+                if args.rounds is None or rounds < args.rounds:
+                    await asyncio.sleep(args.interval)
+            return 0
+
+    try:
+        return asyncio.run(run())
+    except NoPeersError as e:
+        raise UserError(str(e)) from None
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -198,6 +271,18 @@ def build_parser() -> argparse.ArgumentParser:
     t = p.add_argument_group("testing only (never for real use)")
     t.add_argument("--misbehave", metavar="KIND", help="break the protocol in one way; see ethp2p.serve.adversary")
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("head", help="find the chain head by fetching linked headers from peers")
+    p.add_argument("--baseline", type=int, default=0, help="block to start from (default 0)")
+    p.add_argument("--probe-peers", type=int, default=3, help="peers to ask (default 3)")
+    _session_args(p)
+    p.set_defaults(func=cmd_head)
+
+    p = sub.add_parser("peers", help="show the session's peer pool and stats, live")
+    p.add_argument("--interval", type=float, default=5.0, help="seconds between updates (default 5)")
+    p.add_argument("--rounds", type=int, default=None, help="stop after this many updates (default: run until Ctrl-C)")
+    _session_args(p)
+    p.set_defaults(func=cmd_peers)
 
     p = sub.add_parser("demo", help="serve real mainnet blocks 0-16,383 from local nodes and fetch them back")
     p.add_argument("--workdir", default="ethp2p-demo", help="where the stores and logs go (default ./ethp2p-demo)")

@@ -59,3 +59,24 @@ def test_probe_of_a_closed_port_says_why(tmp_path: Path) -> None:
     pub = PrivateKey.generate().public_key.to_bytes().hex()
     r = _cli("probe", "--timeout", "2", f"enode://{pub}@127.0.0.1:{port}")
     assert r.returncode == 1 and "error:" in r.stdout and "cannot connect" in r.stdout
+
+
+def test_head_and_peers_commands(tmp_path: Path) -> None:
+    from tests.support.servers import ETHTEST_GENESIS, ethtest_store, start_servers
+
+    store = ethtest_store(tmp_path / "e.db")
+    servers = start_servers(2, store, tmp_path, network_args=["--genesis", str(ETHTEST_GENESIS)])
+    try:
+        boot = ",".join(s.enode for s in servers)
+        net = ["--genesis", str(ETHTEST_GENESIS), "--bootnodes", boot, "--timeout", "20"]
+        r = _cli("head", *net, "--peers", "2")
+        assert r.returncode == 0, r.stderr
+        assert "head: #600 0x44e3809c" in r.stdout
+        r = _cli("peers", *net, "--peers", "2", "--rounds", "1")
+        assert r.returncode == 0, r.stderr
+        assert "--- 2 peers" in r.stdout and "head=600" in r.stdout and "established=2" in r.stdout
+        r = _cli("head", "--genesis", str(ETHTEST_GENESIS), "--bootnodes", "enode://xyz")
+        assert r.returncode == 2 and "bad enode URL" in r.stderr
+    finally:
+        for s in servers:
+            s.stop()
