@@ -129,6 +129,17 @@ async def request_bodies_chunked_partial_with_stats(
     return ChunkedResponse(results, requests)
 
 
+def _check_piece(peer: FetchPeer, items: list[bytes], header: Header | None, tx_count: int | None) -> None:
+    """EIP-7975 sanity checks on a receipt list received so far (when the header is known)."""
+    if header is None:
+        return
+    try:
+        check_partial_receipts(rlp.encode_raw_list(items), start=0, header=header, tx_count=tx_count)
+    except VerificationError as e:
+        report(peer, "receipts", str(e))
+        raise InvalidResponse("receipts", str(e)) from None
+
+
 async def request_receipts(
     peer: FetchPeer,
     hashes: Sequence[bytes],
@@ -165,12 +176,7 @@ async def request_receipts(
         items = [bytes(x) for x in rlp.split_list(lists[-1])]
         rounds = max_receipts_for(header) + 1 if header is not None else MAX_RECEIPT_CONTINUATIONS
         for _ in range(rounds):
-            if header is not None:
-                try:
-                    check_partial_receipts(rlp.encode_raw_list(items), start=0, header=header, tx_count=tx_count)
-                except VerificationError as e:
-                    report(peer, "receipts", str(e))
-                    raise InvalidResponse("receipts", str(e)) from None
+            _check_piece(peer, items, header, tx_count)
             more = await peer.request_receipts([hashes[idx]], first_index=len(items))
             requests += 1
             if len(more.receipts) > 1:
@@ -187,12 +193,7 @@ async def request_receipts(
                 break
         else:
             raise InvalidResponse("receipts", f"more than {rounds} continuation rounds")
-        if header is not None:
-            try:
-                check_partial_receipts(rlp.encode_raw_list(items), start=0, header=header, tx_count=tx_count)
-            except VerificationError as e:
-                report(peer, "receipts", str(e))
-                raise InvalidResponse("receipts", str(e)) from None
+        _check_piece(peer, items, header, tx_count)
         results[-1] = ReceiptsResult(rlp.encode_raw_list(items), form)
     return results, requests
 

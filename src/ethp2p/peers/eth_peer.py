@@ -147,6 +147,26 @@ class _Pending:
     sent_at: float = field(default_factory=time.monotonic)
 
 
+async def refuse_inbound(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    local: LocalIdentity,
+    *,
+    timeout: float,
+    reason: DisconnectReason = DisconnectReason.TOO_MANY_PEERS,
+) -> bool:
+    """Complete an inbound handshake only to tell the peer ``reason`` (as geth does when full).
+
+    Returns False if the handshake itself failed.
+    """
+    try:
+        conn = await Connection.accept(reader, writer, local, timeout=timeout)
+    except TransportError:
+        return False
+    await conn.disconnect(reason)
+    return True
+
+
 class EthPeer:
     """One peer speaking eth/68, eth/69 or eth/70 over a devp2p connection."""
 

@@ -22,7 +22,7 @@ from ..crypto.keys import PrivateKey
 from ..enode import Enode, EnodeError
 from ..eth.chainspec import ChainSpec, network as network_by_name
 from ..p2p.disconnect import DisconnectReason, reason_name
-from ..transport.connection import Connection, TransportError
+from ..transport.connection import TransportError
 from .eth_peer import (
     DEFAULT_ETH_VERSIONS,
     ChainHead,
@@ -32,6 +32,7 @@ from .eth_peer import (
     PeerDisconnected,
     PeerError,
     RequestHandler,
+    refuse_inbound,
 )
 from .limits import P2pLimits, P2pStats
 from .pool import NetworkPeer, PeerPool
@@ -305,14 +306,11 @@ class NetworkSession:
         try:
             if self.pool.count("inbound") >= self.limits.max_inbound:
                 local = EthPeer.local_identity(self.key, self.versions, self.listen_port)
-                try:
-                    conn = await Connection.accept(reader, writer, local, timeout=self.limits.handshake_timeout)
-                except TransportError:
+                if await refuse_inbound(reader, writer, local, timeout=self.limits.handshake_timeout):
+                    self.p2p_stats.inbound_rejected += 1
+                    P2pStats.bump(self.p2p_stats.disconnects_sent, "too_many_peers")
+                else:
                     self._fail("inbound-handshake")
-                    return
-                self.p2p_stats.inbound_rejected += 1
-                P2pStats.bump(self.p2p_stats.disconnects_sent, "too_many_peers")
-                await conn.disconnect(DisconnectReason.TOO_MANY_PEERS)
                 return
             try:
                 session = await EthPeer.accept(

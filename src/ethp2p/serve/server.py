@@ -15,9 +15,9 @@ from ..enode import Enode
 from ..eth import messages as m
 from ..eth.chainspec import ChainSpec
 from ..p2p.disconnect import DisconnectReason
-from ..peers.eth_peer import DEFAULT_ETH_VERSIONS, ChainHead, EthPeer, PeerError, RequestHandler
+from ..peers.eth_peer import DEFAULT_ETH_VERSIONS, ChainHead, EthPeer, PeerError, RequestHandler, refuse_inbound
 from ..store.blocks import BlockStore
-from ..transport.connection import Connection, TransportError
+from ..transport.connection import TransportError
 from .handler import StoreHandler
 
 if TYPE_CHECKING:
@@ -167,13 +167,10 @@ class HistoryServer:
         try:
             if full:
                 local = EthPeer.local_identity(self.key, self.versions, self.port)
-                try:
-                    conn = await Connection.accept(reader, writer, local, timeout=self.handshake_timeout)
-                except TransportError:
+                if await refuse_inbound(reader, writer, local, timeout=self.handshake_timeout):
+                    self.stats.rejected_full += 1
+                else:
                     self.stats.handshake_failures += 1
-                    return
-                self.stats.rejected_full += 1
-                await conn.disconnect(DisconnectReason.TOO_MANY_PEERS)
                 return
             try:
                 peer = await EthPeer.accept(
