@@ -109,3 +109,19 @@ async def test_chunked_helpers(server: HistoryServer) -> None:
         ]
     finally:
         await peer.disconnect()
+
+
+async def test_headers_against_the_wrong_fork_rules_are_invalid(server: HistoryServer) -> None:
+    """A header set whose fields don't match the fork schedule (here: London fields claimed at genesis) is rejected."""
+    import dataclasses
+
+    from ethp2p.fetch import InvalidResponse
+
+    peer = await EthPeer.connect(server.enode, MAINNET)
+    try:
+        peer.spec = dataclasses.replace(MAINNET, block_forks={**MAINNET.block_forks, "london": 0})
+        with pytest.raises(InvalidResponse) as info:
+            await fetch_payloads_for_peer(peer, 0, 10)
+        assert info.value.kind == "fork-fields" and peer.faults[0][0] == "fork-fields"
+    finally:
+        await peer.disconnect()

@@ -23,7 +23,14 @@ import time
 
 from ..chain.header import Header
 from ..chain.trie import EMPTY_TRIE_ROOT
-from ..chain.verify import VerificationError, empty_body_for, header_proves_empty_body, verify_body, verify_receipts
+from ..chain.verify import (
+    VerificationError,
+    empty_body_for,
+    header_proves_empty_body,
+    verify_body,
+    verify_fork_fields,
+    verify_receipts,
+)
 from .requests import (
     MAX_HEADERS_PER_REQUEST,
     report,
@@ -31,6 +38,7 @@ from .requests import (
     request_headers_chunked_with_stats,
     request_receipts_chunked_partial_with_stats,
 )
+from .types import InvalidResponse
 from .types import BlockPayload, ChunkedResponse, Fault, FetchPeer, FetchStageStats, PayloadFetchOutcome, ReceiptsResult
 
 EMPTY_RECEIPTS = b"\xc0"
@@ -63,6 +71,15 @@ async def fetch_payloads_for_peer(
     stats.headers_requests = hres.requests
     headers = hres.headers
     stats.headers_bytes = sum(len(h.raw) for h in headers)
+    spec = getattr(peer, "spec", None)
+    if spec is not None:
+        # Field presence per fork (base fee from London, withdrawals root from Shanghai, ...).
+        for h in headers:
+            try:
+                verify_fork_fields(h, spec)
+            except VerificationError as e:
+                report(peer, e.kind, str(e))
+                raise InvalidResponse(e.kind, str(e)) from None
 
     bodies: list[bytes | None] = [None] * len(headers)
     need_body: list[int] = []

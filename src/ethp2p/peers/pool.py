@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable, Sequence
 
 from ..eth import messages as m
+from ..eth.chainspec import ChainSpec
 from .eth_peer import EthPeer, PeerMisbehaved, RequestTimeout
 
 
@@ -45,6 +46,11 @@ class NetworkPeer:
     @property
     def eth_version(self) -> int:
         return self.session.eth_version
+
+    @property
+    def spec(self) -> ChainSpec:
+        """The chain this peer was admitted for (its fork rules check fetched headers)."""
+        return self.session.spec
 
     @property
     def client_id(self) -> str:
