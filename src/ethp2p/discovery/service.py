@@ -1,0 +1,298 @@
+"""The asyncio side of discv4: a UDP endpoint, bonding, iterative lookups and random walks.
+
+Protocol decisions are the core's (:class:`~ethp2p.discovery.v4.DiscoveryV4`); this
+module owns the socket, the timers and the futures. Every node that answers our
+ping joins the table and, once, is offered to ``on_node`` (the session's candidate
+feed). With a ``fork_filter``, the node's ENR is fetched first and nodes whose
+``eth`` entry names an incompatible fork id are skipped before anyone dials them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+
+from ..crypto.keccak import keccak
+from ..crypto.keys import PrivateKey
+from ..enode import Enode
+from ..enr import ENR
+from ..eth.forkid import ForkId
+from . import v4wire as w
+from .table import Node
+from .v4 import REPLY_TIMEOUT, DiscoveryV4, ENRReceived, NeighborsReceived, PongReceived, Send
+
+log = logging.getLogger(__name__)
+
+ALPHA = 3
+#: How often a random-walk lookup refreshes the table, and liveness checks run.
+REFRESH_INTERVAL = 30.0
+
+
+class _Protocol(asyncio.DatagramProtocol):
+    def __init__(self, service: "DiscoveryService") -> None:
+        self.service = service
+
+    def datagram_received(self, data: bytes, addr: tuple) -> None:  # type: ignore[override]
+        self.service._on_datagram(data, (addr[0], addr[1]))
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("udp error: %s", exc)
+
+
+class DiscoveryService:
+    """Runs discv4 on ``host:port`` (UDP)."""
+
+    def __init__(
+        self,
+        key: PrivateKey,
+        host: str = "127.0.0.1",
+        port: int = 30303,
+        *,
+        tcp_port: int | None = None,
+        bootnodes: Sequence[Enode | str] = (),
+        on_node: Callable[[Enode], object] | None = None,
+        fork_filter: Callable[[ForkId], bool] | None = None,
+        refresh_interval: float = REFRESH_INTERVAL,
+        enr_extra: dict[bytes, object] | None = None,
+    ) -> None:
+        self.key = key
+        self.host = host
+        self.port = port
+        self.tcp_port = tcp_port
+        self.bootnodes = [Enode.parse(b) if isinstance(b, str) else b for b in bootnodes]
+        self.on_node = on_node
+        self.fork_filter = fork_filter
+        self.refresh_interval = refresh_interval
+        self.enr_extra = enr_extra or {}
+        self.core: DiscoveryV4 | None = None
+        self._transport: asyncio.DatagramTransport | None = None
+        self._pongs: dict[bytes, asyncio.Future] = {}
+        self._neighbors: dict[bytes, list[w.NodeRecord]] = {}
+        self._neighbor_events: dict[bytes, asyncio.Event] = {}
+        self._enrs: dict[bytes, asyncio.Future] = {}
+        self._offered: set[bytes] = set()
+        self._tasks: set[asyncio.Task] = set()
+        self.lookups = 0
+
+    # ---- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._transport, _ = await loop.create_datagram_endpoint(
+            lambda: _Protocol(self), local_addr=(self.host, self.port)
+        )
+        self.port = self._transport.get_extra_info("sockname")[1]
+        tcp = self.tcp_port if self.tcp_port is not None else self.port
+        ip = bytes(int(x) for x in self.host.split(".")) if self.host.count(".") == 3 else None
+        pairs: dict[bytes, object] = {b"udp": self.port, b"tcp": tcp, **self.enr_extra}
+        if ip is not None:
+            pairs[b"ip"] = ip
+        enr = ENR.create(self.key, int(time.time()), pairs)
+        self.core = DiscoveryV4(self.key, w.Endpoint(self.host, self.port, tcp), enr)
+        self._spawn(self._run())
+
+    async def close(self) -> None:
+        for t in list(self._tasks):
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._transport is not None:
+            self._transport.close()
+
+    async def __aenter__(self) -> "DiscoveryService":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def enode(self) -> Enode:
+        return Enode(self.key.public_key.to_bytes(), self.host, self.tcp_port or self.port, self.port)
+
+    @property
+    def table(self):  # type: ignore[no-untyped-def]
+        assert self.core is not None
+        return self.core.table
+
+    def _spawn(self, coro) -> asyncio.Task:  # type: ignore[no-untyped-def]
+        t = asyncio.create_task(coro)
+        self._tasks.add(t)
+        t.add_done_callback(self._tasks.discard)
+        return t
+
+    async def _run(self) -> None:
+        await self.bootstrap()
+        while True:
+            await asyncio.sleep(self.refresh_interval)
+            with contextlib.suppress(Exception):
+                await self.check_liveness()
+                await self.lookup(os.urandom(64))
+
+    # ---- IO -----------------------------------------------------------------------------------
+
+    def _send(self, s: Send) -> None:
+        if self._transport is not None:
+            self._transport.sendto(s.data, s.addr)
+
+    def _on_datagram(self, data: bytes, addr: tuple[str, int]) -> None:
+        assert self.core is not None
+        for ev in self.core.receive(data, addr, time.time()):
+            if isinstance(ev, Send):
+                self._send(ev)
+            elif isinstance(ev, PongReceived):
+                fut = self._pongs.pop(ev.ping_hash, None)
+                if fut is not None and not fut.done():
+                    fut.set_result(ev.node)
+                self._node_alive(ev.node)
+            elif isinstance(ev, NeighborsReceived):
+                bucket = self._neighbors.setdefault(ev.sender_id, [])
+                bucket.extend(ev.nodes[: 16 - len(bucket)])
+                e = self._neighbor_events.get(ev.sender_id)
+                # A reply ends with 16 nodes or with a packet that is not full.
+                if e is not None and (len(bucket) >= 16 or len(ev.nodes) < w.NODES_PER_PACKET):
+                    e.set()
+            elif isinstance(ev, ENRReceived):
+                fut = self._enrs.pop(ev.request_hash, None)
+                if fut is not None and not fut.done():
+                    fut.set_result(ev.record)
+
+    # ---- requests -----------------------------------------------------------------------------
+
+    async def ping(self, pubkey: bytes, addr: tuple[str, int], tcp: int) -> Node | None:
+        """Ping and wait for the Pong; the node is in the table if it answered."""
+        assert self.core is not None
+        send, h = self.core.ping(pubkey, addr, tcp, time.time())
+        fut: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._pongs[h] = fut
+        self._send(send)
+        try:
+            return await asyncio.wait_for(fut, REPLY_TIMEOUT * 2)
+        except TimeoutError:
+            return None
+        finally:
+            self._pongs.pop(h, None)
+
+    async def find_node(self, node: Node, target: bytes) -> list[w.NodeRecord]:
+        """FindNode to a bonded node; Neighbors collected until 16 nodes or the reply timeout."""
+        assert self.core is not None
+        self._neighbors[node.node_id] = []
+        ev = self._neighbor_events[node.node_id] = asyncio.Event()
+        self._send(self.core.findnode(node.node_id, (node.ip, node.udp), target, time.time()))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(ev.wait(), REPLY_TIMEOUT)
+        self._neighbor_events.pop(node.node_id, None)
+        return self._neighbors.pop(node.node_id, [])
+
+    async def request_enr(self, node: Node) -> ENR | None:
+        assert self.core is not None
+        send, h = self.core.request_enr(node.node_id, (node.ip, node.udp), time.time())
+        fut: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._enrs[h] = fut
+        self._send(send)
+        try:
+            return await asyncio.wait_for(fut, REPLY_TIMEOUT * 2)
+        except TimeoutError:
+            return None
+        finally:
+            self._enrs.pop(h, None)
+
+    async def _ensure_bond(self, node: Node) -> bool:
+        assert self.core is not None
+        if self.core.is_bonded(node.node_id, node.ip, time.time()):
+            return True
+        if await self.ping(node.pubkey, (node.ip, node.udp), node.tcp) is None:
+            return False
+        # The node pings us back to check our endpoint; give our Pong time to reach it
+        # before asking it anything, or it will ignore the request.
+        await asyncio.sleep(0.05)
+        return True
+
+    # ---- table maintenance --------------------------------------------------------------------
+
+    def _node_alive(self, node: Node) -> None:
+        assert self.core is not None
+        stale = self.core.table.add_seen(node)
+        if stale is not None:
+            self._spawn(self._check_stale(stale))
+        if node.node_id not in self._offered:
+            self._offered.add(node.node_id)
+            self._spawn(self._offer(node))
+
+    async def _check_stale(self, node: Node) -> None:
+        if await self.ping(node.pubkey, (node.ip, node.udp), node.tcp) is None:
+            self.table.remove(node.node_id)
+
+    async def check_liveness(self) -> int:
+        """Ping the least recently seen node of every non-empty bucket (at once); a node that
+        fails twice is evicted and the bucket's newest replacement takes its place."""
+        heads = [b[0] for b in self.table.buckets if b]
+
+        async def check(node: Node) -> bool:
+            if await self.ping(node.pubkey, (node.ip, node.udp), node.tcp) is not None:
+                return False
+            node.fails += 1
+            if node.fails >= 2:
+                return self.table.remove(node.node_id)
+            # Keep it at the head of its bucket so the next round checks it again.
+            return False
+
+        results = await asyncio.gather(*(check(n) for n in heads))
+        return sum(results)
+
+    async def _offer(self, node: Node) -> None:
+        if self.on_node is None:
+            return
+        if self.fork_filter is not None:
+            record = await self.request_enr(node)
+            fid = record.eth_fork_id if record is not None else None
+            if fid is not None and not self.fork_filter(fid):
+                log.debug("skipping %s: incompatible fork id %s", node.node_id.hex()[:12], fid)
+                return
+        self.on_node(Enode(node.pubkey, node.ip, node.tcp, node.udp))
+
+    # ---- lookups ------------------------------------------------------------------------------
+
+    async def bootstrap(self) -> None:
+        await asyncio.gather(
+            *(self.ping(b.pubkey, (b.host or "127.0.0.1", b.udp_port or b.tcp_port), b.tcp_port) for b in self.bootnodes),
+            return_exceptions=True,
+        )
+        await self.lookup(self.key.public_key.to_bytes())
+
+    async def lookup(self, target: bytes) -> list[Node]:
+        """Iterative Kademlia lookup for ``target`` (a 64-byte key): the closest nodes found."""
+        self.lookups += 1
+        tid = keccak(target)
+        t = int.from_bytes(tid, "big")
+        dist = lambda n: int.from_bytes(n.node_id, "big") ^ t  # noqa: E731
+        seen: dict[bytes, Node] = {n.node_id: n for n in self.table.closest(tid, 16)}
+        asked: set[bytes] = set()
+        while True:
+            todo = [n for n in sorted(seen.values(), key=dist) if n.node_id not in asked][:ALPHA]
+            if not todo:
+                break
+            for n in todo:
+                asked.add(n.node_id)
+            results = await asyncio.gather(*(self._query(n, target) for n in todo), return_exceptions=True)
+            grew = False
+            for res in results:
+                if isinstance(res, BaseException):
+                    continue
+                for rec in res:
+                    nid = keccak(rec.pubkey)
+                    if nid == self.core.node_id or nid in seen or not rec.udp:  # type: ignore[union-attr]
+                        continue
+                    seen[nid] = Node(rec.pubkey, rec.ip, rec.udp, rec.tcp, nid)
+                    grew = True
+            if not grew and all(n.node_id in asked for n in sorted(seen.values(), key=dist)[:16]):
+                break
+        return [n for n in sorted(seen.values(), key=dist) if n.node_id in self.table][:16]
+
+    async def _query(self, node: Node, target: bytes) -> list[w.NodeRecord]:
+        if not await self._ensure_bond(node):
+            return []
+        return await self.find_node(node, target)

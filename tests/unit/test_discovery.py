@@ -1,0 +1,206 @@
+"""ENR (EIP-778 and geth's cases, real records), discv4 packets (EIP-8 vectors), table and protocol core."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from ethp2p import rlp
+from ethp2p.crypto.keccak import keccak
+from ethp2p.crypto.keys import PrivateKey
+from ethp2p.discovery import v4wire as w
+from ethp2p.discovery.table import Node, Table, log_distance
+from ethp2p.discovery.v4 import DiscoveryV4, Dropped, NeighborsReceived, PongReceived, Send
+from ethp2p.enr import ENR, ENRError
+from tests.conftest import load_vector
+
+# ---- ENR ---------------------------------------------------------------------------------------
+
+
+def test_eip778_example_decodes_and_re_encodes() -> None:
+    v = load_vector("enr/eip778_example.json")
+    r = ENR.from_text(v["text"])
+    assert r.raw.hex() == v["rlp_hex"] and r.seq == v["seq"] and r.signature.hex() == v["signature"]
+    assert r.node_id.hex() == v["node_id"] and (r.ip, r.udp, r.tcp) == ("127.0.0.1", 30303, None)
+    again = ENR.create(PrivateKey(bytes.fromhex(v["private_key"])), 1, {b"ip": bytes([127, 0, 0, 1]), b"udp": 30303})
+    assert again.text() == v["text"]
+
+
+@pytest.mark.parametrize("case", [c for c in load_vector("enr/geth_parse_node_tests.json")["tests"] if c["input"].startswith("enr:")], ids=lambda c: c["input"][:30])
+def test_geth_enr_parse_cases(case: dict) -> None:
+    if case["accept"]:
+        r = ENR.from_text(case["input"])
+        want = case["want"]
+        assert r.seq == want["seq"] and r.ip == want["ip"] and r.udp == want["udp"]
+        assert r.node_id.hex() == want["node_id"]
+        assert r.public_key == PrivateKey(bytes.fromhex(want["signing_key"])).public_key
+    else:
+        with pytest.raises(ENRError):
+            ENR.from_text(case["input"])
+
+
+def test_real_records_verify_and_eth_entries() -> None:
+    v = load_vector("enr/real_records.json")
+    for rec in v["v5_bootnodes"] + v["dns_list_sample"]:
+        r = ENR.from_text(rec["text"])
+        assert r.node_id.hex() == rec["node_id"] and r.seq == rec["seq"]
+        if "eth" in rec["pairs"]:
+            fid = r.eth_fork_id
+            assert fid is not None and [fid.hash.hex(), fid.next] == rec["pairs"]["eth"][0]
+        assert r.to_enode().pubkey == r.public_key.to_bytes()
+
+
+def test_enr_tampering_and_limits() -> None:
+    key = PrivateKey.generate()
+    r = ENR.create(key, 5, {b"ip": bytes([10, 0, 0, 1]), b"tcp": 30303, b"udp": 30301})
+    items = rlp.decode(r.raw)
+    items[1] = b"\x06"  # bump seq without re-signing
+    with pytest.raises(ENRError, match="signature"):
+        ENR.from_rlp(rlp.encode(items))
+    unsorted = rlp.encode([items[0], items[1], b"z", b"1", b"a", b"2"])
+    with pytest.raises(ENRError, match="sorted"):
+        ENR.from_rlp(unsorted)
+    with pytest.raises(ENRError, match="300"):
+        ENR.create(key, 1, {b"big": b"x" * 300})
+    with pytest.raises(ENRError):
+        ENR.from_text("enr:" + "A" * 10)
+
+
+# ---- discv4 packets ----------------------------------------------------------------------------
+
+PKTS = load_vector("discv4/eip8_packets.json")
+
+
+@pytest.mark.parametrize("p", PKTS["packets"], ids=lambda p: p["name"])
+def test_eip8_discv4_packets_are_accepted(p: dict) -> None:
+    dec = w.decode_packet(bytes.fromhex(p["hex"]))
+    assert dec.sender == PrivateKey(bytes.fromhex(PKTS["signing_key"])).public_key
+    assert {1: w.Ping, 2: w.Pong, 3: w.FindNode, 4: w.Neighbors}[p["type"]] is type(dec.packet)
+    exp = p.get("expect")
+    if not exp:
+        return
+    pkt = dec.packet
+    if isinstance(pkt, w.Ping):
+        assert (pkt.version, pkt.from_, pkt.to, pkt.expiration) == (
+            exp["version"], w.Endpoint(**exp["from"]), w.Endpoint(**exp["to"]), exp["expiration"])
+        assert pkt.enr_seq == exp.get("enr_seq")
+    if isinstance(pkt, w.FindNode):
+        assert pkt.target.hex() == exp["target"] and pkt.expiration == exp["expiration"]
+    if isinstance(pkt, w.Neighbors):
+        assert [(n.pubkey.hex(), n.ip, n.udp, n.tcp) for n in pkt.nodes] == [
+            (n["id"], n["ip"], n["udp"], n["tcp"]) for n in exp["nodes"]]
+
+
+def test_packet_round_trip_and_corruption() -> None:
+    key = PrivateKey.generate()
+    ping = w.Ping(w.Endpoint("127.0.0.1", 1, 2), w.Endpoint("::1", 3, 4), 2_000_000_000, 7)
+    data, h = w.encode_packet(key, ping)
+    dec = w.decode_packet(data)
+    assert dec.packet == ping and dec.hash == h and dec.sender == key.public_key
+    bad = bytearray(data)
+    bad[-1] ^= 1
+    with pytest.raises(w.PacketError, match="hash"):
+        w.decode_packet(bytes(bad))
+    with pytest.raises(w.PacketError):
+        w.decode_packet(data[:50])
+    with pytest.raises(w.PacketError):
+        w.decode_packet(data + b"\x00" * 1300)
+    body = bytes([9]) + rlp.encode([1])
+    sig = key.sign(keccak(body))
+    with pytest.raises(w.UnknownPacket):
+        w.decode_packet(keccak(sig + body) + sig + body)
+
+
+def test_neighbors_split_within_1280_bytes() -> None:
+    key = PrivateKey.generate()
+    nodes = [w.NodeRecord("2001:db8::1", 30303, 30303, os.urandom(64)) for _ in range(16)]
+    packets = w.neighbors_packets(key, nodes, 2_000_000_000)
+    assert len(packets) == 2 and all(len(p) <= 1280 for p in packets)
+    got = [n for p in packets for n in w.decode_packet(p).packet.nodes]  # type: ignore[union-attr]
+    assert got == nodes
+
+
+# ---- table -------------------------------------------------------------------------------------
+
+
+def _node(i: int) -> Node:
+    return Node(PrivateKey.generate().public_key.to_bytes(), "127.0.0.1", 1000 + i, 1000 + i)
+
+
+def test_table_buckets_replacements_and_closest() -> None:
+    local = os.urandom(32)
+    t = Table(local, bucket_size=4)
+    nodes = [_node(i) for i in range(200)]
+    stale_returned = 0
+    for n in nodes:
+        if t.add_seen(n) is not None:
+            stale_returned += 1
+    assert all(len(b) <= 4 for b in t.buckets) and stale_returned > 0
+    target = os.urandom(32)
+    closest = t.closest(target, 5)
+    d = [int.from_bytes(n.node_id, "big") ^ int.from_bytes(target, "big") for n in closest]
+    assert d == sorted(d) and len(closest) == 5
+    full = next(i for i, b in enumerate(t.buckets) if len(b) == 4 and t.replacements[i])
+    victim = t.buckets[full][0]
+    replacement = t.replacements[full][-1]
+    assert t.remove(victim.node_id)
+    assert replacement in t.buckets[full] and victim.node_id not in t
+    assert log_distance(local, local) == 0
+
+
+# ---- protocol core -----------------------------------------------------------------------------
+
+NOW = 1_800_000_000.0
+
+
+def _core(port: int) -> DiscoveryV4:
+    return DiscoveryV4(PrivateKey.generate(), w.Endpoint("127.0.0.1", port, port))
+
+
+def _deliver(src: DiscoveryV4, dst: DiscoveryV4, sends: list, now: float = NOW) -> list:
+    out = []
+    for s in sends:
+        if isinstance(s, Send):
+            out += dst.receive(s.data, ("127.0.0.1", src.endpoint.udp), now)
+    return out
+
+
+def test_bonding_then_findnode() -> None:
+    a, b = _core(1), _core(2)
+    send, h = a.ping(b.pubkey, ("127.0.0.1", 2), 2, NOW)
+    at_b = b.receive(send.data, ("127.0.0.1", 1), NOW)  # pong + ping back
+    assert sum(isinstance(e, Send) for e in at_b) == 2
+    at_a = _deliver(b, a, at_b)
+    pongs = [e for e in at_a if isinstance(e, PongReceived)]
+    assert pongs and pongs[0].ping_hash == h and a.is_bonded(b.node_id, "127.0.0.1", NOW)
+    at_b2 = _deliver(a, b, at_a)  # a's pong to b's ping completes b's side
+    assert any(isinstance(e, PongReceived) for e in at_b2) and b.is_bonded(a.node_id, "127.0.0.1", NOW)
+    for i in range(5):
+        b.table.add_seen(_node(i))
+    fn = a.findnode(b.node_id, ("127.0.0.1", 2), os.urandom(64), NOW)
+    replies = b.receive(fn.data, ("127.0.0.1", 1), NOW)
+    got = _deliver(b, a, replies)
+    nb = [e for e in got if isinstance(e, NeighborsReceived)]
+    assert nb and len(nb[0].nodes) == 5
+
+
+def test_findnode_without_bond_and_unsolicited_replies_are_dropped() -> None:
+    a, b = _core(1), _core(2)
+    fn = a.findnode(b.node_id, ("127.0.0.1", 2), os.urandom(64), NOW)
+    assert isinstance(b.receive(fn.data, ("127.0.0.1", 1), NOW)[0], Dropped)
+    pong, _ = w.encode_packet(b.key, w.Pong(w.Endpoint("127.0.0.1", 1, 1), os.urandom(32), int(NOW) + 20))
+    assert isinstance(a.receive(pong, ("127.0.0.1", 2), NOW)[0], Dropped)
+    nb, _ = w.encode_packet(b.key, w.Neighbors((), int(NOW) + 20))
+    assert a.receive(nb, ("127.0.0.1", 2), NOW) == [Dropped(("127.0.0.1", 2), "unsolicited neighbors")]
+    old, _ = w.encode_packet(b.key, w.Ping(w.Endpoint("127.0.0.1", 2, 2), w.Endpoint("127.0.0.1", 1, 1), int(NOW) - 1))
+    assert a.receive(old, ("127.0.0.1", 2), NOW) == [Dropped(("127.0.0.1", 2), "expired")]
+
+
+def test_rate_limit_per_source() -> None:
+    a, b = _core(1), _core(2)
+    ping, _ = w.encode_packet(b.key, w.Ping(w.Endpoint("127.0.0.1", 2, 2), w.Endpoint("127.0.0.1", 1, 1), int(NOW) + 20))
+    results = [a.receive(ping, ("10.0.0.9", 2), NOW) for _ in range(600)]
+    limited = sum(1 for r in results if r and isinstance(r[0], Dropped) and r[0].reason == "rate limited")
+    assert limited >= 150
+    assert a.receive(ping, ("10.0.0.10", 2), NOW)[0] != Dropped(("10.0.0.10", 2), "rate limited")
