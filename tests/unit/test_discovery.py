@@ -191,8 +191,9 @@ def test_findnode_without_bond_and_unsolicited_replies_are_dropped() -> None:
     assert isinstance(b.receive(fn.data, ("127.0.0.1", 1), NOW)[0], Dropped)
     pong, _ = w.encode_packet(b.key, w.Pong(w.Endpoint("127.0.0.1", 1, 1), os.urandom(32), int(NOW) + 20))
     assert isinstance(a.receive(pong, ("127.0.0.1", 2), NOW)[0], Dropped)
-    nb, _ = w.encode_packet(b.key, w.Neighbors((), int(NOW) + 20))
-    assert a.receive(nb, ("127.0.0.1", 2), NOW) == [Dropped(("127.0.0.1", 2), "unsolicited neighbors")]
+    c = _core(3)  # a never asked c anything
+    nb, _ = w.encode_packet(c.key, w.Neighbors((), int(NOW) + 20))
+    assert a.receive(nb, ("127.0.0.1", 3), NOW) == [Dropped(("127.0.0.1", 3), "unsolicited neighbors")]
     old, _ = w.encode_packet(b.key, w.Ping(w.Endpoint("127.0.0.1", 2, 2), w.Endpoint("127.0.0.1", 1, 1), int(NOW) - 1))
     assert a.receive(old, ("127.0.0.1", 2), NOW) == [Dropped(("127.0.0.1", 2), "expired")]
 
