@@ -141,7 +141,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             except ValueError as e:
                 raise UserError(str(e)) from None
         server = HistoryServer(
-            store, spec, key=key, host=args.host, port=args.port, max_inbound=args.max_inbound, misbehave=misbehave
+            store, spec, key=key, host=args.host, port=args.port, max_inbound=args.max_inbound, misbehave=misbehave,
+            discovery=args.discovery, bootnodes=_bootnodes(args) or (),
         )
         await server.start()
         print(f"serving {spec.name} blocks {server.head.earliest}..{server.head.number} at {server.enode.url()}", flush=True)
@@ -264,6 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=30303, help="TCP port (default 30303; 0 picks one)")
     p.add_argument("--max-inbound", type=int, default=200, help="most inbound peers at once (default 200)")
+    p.add_argument("--discovery", action="store_true", help="also run discv4 on the same port (UDP)")
+    p.add_argument("--bootnodes", metavar="ENODES", help="discv4 boot nodes, comma-separated (with --discovery)")
     kg = p.add_mutually_exclusive_group()
     kg.add_argument("--key", metavar="HEX", help="node key (32 bytes hex); default: a new random key")
     kg.add_argument("--key-file", metavar="FILE", help="read the node key from FILE, creating it if missing")

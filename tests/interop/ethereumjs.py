@@ -104,6 +104,7 @@ class EthereumJS:
         chain_name: str = "ethtest",
         patch_receipts: bool = False,
         extra_args: tuple[str, ...] = (),
+        discovery: bool = False,
     ) -> None:
         self.workdir = workdir
         self.genesis = genesis
@@ -111,6 +112,7 @@ class EthereumJS:
         self.chain_name = chain_name
         self.patch_receipts = patch_receipts
         self.extra_args = extra_args
+        self.discovery = discovery
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.enode: str | None = None
@@ -138,7 +140,7 @@ class EthereumJS:
             str(self.port),
             "--extIP",
             "127.0.0.1",
-            "--discV4=false",
+            f"--discV4={'true' if self.discovery else 'false'}",
             "--discDns=false",
             "--no-logFile",
             *self.extra_args,

@@ -83,6 +83,8 @@ class HistoryServer:
         handler: RequestHandler | None = None,
         range_update_interval: float = RANGE_UPDATE_INTERVAL,
         misbehave: "Misbehaviour | None" = None,
+        discovery: bool = False,
+        bootnodes: Sequence[str] = (),
     ) -> None:
         self.store = store
         self.spec = spec
@@ -106,6 +108,9 @@ class HistoryServer:
         self._server: asyncio.base_events.Server | None = None
         self._tasks: set[asyncio.Task] = set()
         self._handshakes = 0
+        self.discovery_enabled = discovery
+        self.discovery_bootnodes = tuple(bootnodes)
+        self.discovery = None
 
     @property
     def enode(self) -> Enode:
@@ -115,6 +120,16 @@ class HistoryServer:
         """Bind and start accepting (``port=0`` picks a free port)."""
         self._server = await asyncio.start_server(self._on_connect, self.host, self.port, limit=256 * 1024)
         self.port = self._server.sockets[0].getsockname()[1]
+        if self.discovery_enabled:
+            from ..discovery.service import DiscoveryService
+
+            # discv4 on the same port number (UDP), so peers that find us can dial us.
+            self.discovery = DiscoveryService(
+                self.key, self.host, self.port, tcp_port=self.port, bootnodes=self.discovery_bootnodes,
+                enr_extra={b"eth": [[self.spec.fork_id(self.head.number, self.head.timestamp).hash,
+                                     self.spec.fork_id(self.head.number, self.head.timestamp).next]]},
+            )
+            await self.discovery.start()
         self._spawn(self._range_updates())
         log.info("serving %s blocks %s..%s at %s", self.spec.name, self.head.earliest, self.head.number, self.enode.url())
 
@@ -128,6 +143,8 @@ class HistoryServer:
         """Stop accepting, disconnect every peer, and wait for their sessions to end."""
         if self._server is not None:
             self._server.close()
+        if self.discovery is not None:
+            await self.discovery.close()
         for peer in list(self.peers):
             with contextlib.suppress(Exception):
                 await peer.disconnect(DisconnectReason.CLIENT_QUITTING)
