@@ -31,6 +31,12 @@ case "$cmd" in
     test)
         ensure_venv
         bash "$here/tests/interop/install_peer.sh" || echo "warning: interop peer install failed; interop tests will fail" >&2
+        # A real DNS server for the EIP-1459 tests (Debian's dnsmasq); skipped with a reason if unavailable.
+        if ! command -v dnsmasq >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+            (apt-get install -y -q dnsmasq-base >/dev/null 2>&1 \
+                || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q dnsmasq-base >/dev/null 2>&1)) \
+                || echo "warning: could not install dnsmasq; DNS discovery tests will be skipped" >&2
+        fi
         # Run the whole suite in a private network namespace when we can (root or user namespaces):
         # every socket then lives on its own loopback, and nothing can reach a public address.
         runner=()

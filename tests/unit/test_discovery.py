@@ -205,3 +205,50 @@ def test_rate_limit_per_source() -> None:
     limited = sum(1 for r in results if r and isinstance(r[0], Dropped) and r[0].reason == "rate limited")
     assert limited >= 150
     assert a.receive(ping, ("10.0.0.10", 2), NOW)[0] != Dropped(("10.0.0.10", 2), "rate limited")
+
+
+# ---- DNS discovery (EIP-1459) parsing ----------------------------------------------------------
+
+DNS = load_vector("dnsdisc/geth_parse_tests.json")
+
+
+@pytest.mark.parametrize("case", DNS["root_tests"], ids=lambda c: str(c["accept"]))
+def test_dns_root_parse_cases(case: dict) -> None:
+    from ethp2p.discovery.dns import DNSDiscoveryError, Root
+
+    if case["accept"]:
+        r = Root.parse(case["input"])
+        w_ = case["want"]
+        assert (r.enr_root, r.link_root, r.seq, r.signature.hex()) == (w_["eroot"], w_["lroot"], w_["seq"], w_["sig"])
+    else:
+        with pytest.raises(DNSDiscoveryError):
+            Root.parse(case["input"])
+
+
+@pytest.mark.parametrize("case", DNS["entry_tests"], ids=lambda c: c["input"][:24] or "empty")
+def test_dns_entry_parse_cases(case: dict) -> None:
+    from ethp2p.discovery.dns import DNSDiscoveryError, parse_entry
+
+    if case["accept"]:
+        kind, value = parse_entry(case["input"])
+        assert kind == case["want"]["type"] or (kind == "enr" and case["want"]["type"] in ("enr", "node"))
+        if kind == "branch":
+            assert value == case["want"]["children"]
+        if kind == "link":
+            assert value.domain == case["want"]["domain"]  # type: ignore[union-attr]
+    else:
+        with pytest.raises(DNSDiscoveryError):
+            parse_entry(case["input"])
+
+
+async def test_dns_tree_with_bad_leaf_fails_at_that_leaf() -> None:
+    from ethp2p.discovery.dns import DNSDiscoveryError, TreeClient, TreeURL
+
+    tree = DNS["bad_node_tree"]
+
+    async def resolve(name: str) -> str | None:
+        return tree["records"].get(name)
+
+    client = TreeClient(resolve)
+    with pytest.raises(DNSDiscoveryError, match="bad ENR leaf"):
+        _ = [r async for r in client.walk(TreeURL.parse(tree["url"]))]
