@@ -166,6 +166,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def _session_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bootnodes", metavar="ENODES", help="comma-separated enode URLs (default: the network's)")
+    p.add_argument("--dns", metavar="URLS", help="comma-separated enrtree:// URLs (default: the network's; '' for none)")
+    p.add_argument("--no-discovery", action="store_true", help="don't run discv4 (dial only boot nodes and the cache)")
     p.add_argument("--store", metavar="FILE", help="SQLite file for the peer cache (and blocks)")
     p.add_argument("--peers", type=int, default=1, help="wait for this many peers (default 1)")
     p.add_argument("--timeout", type=float, default=None, help="give up after this many seconds (default: never)")
@@ -181,6 +183,20 @@ def _bootnodes(args: argparse.Namespace) -> list[str] | None:
     return nodes
 
 
+def _dns(args: argparse.Namespace) -> list[str] | None:
+    if args.dns is None:
+        return None
+    from .discovery.dns import DNSDiscoveryError, TreeURL
+
+    urls = [u.strip() for u in args.dns.split(",") if u.strip()]
+    for u in urls:
+        try:
+            TreeURL.parse(u)
+        except DNSDiscoveryError as e:
+            raise UserError(str(e)) from None
+    return urls
+
+
 def cmd_head(args: argparse.Namespace) -> int:
     from .fetch import discover_head_p2p
     from .peers.limits import p2p_limits
@@ -191,7 +207,8 @@ def cmd_head(args: argparse.Namespace) -> int:
 
     async def run() -> int:
         async with connect(spec, store=args.store, bootnodes=boot, min_peers=args.peers, timeout=args.timeout,
-                           limits=p2p_limits(peer_start_warmup=0.5)) as session:
+                           limits=p2p_limits(peer_start_warmup=0.5), discovery=not args.no_discovery,
+                           dns=_dns(args)) as session:
             head = await discover_head_p2p(session.pool, args.baseline, probe_peers=args.probe_peers)
             if head.hash is None:
                 print(f"no peer served headers above block {args.baseline}")
@@ -213,7 +230,8 @@ def cmd_peers(args: argparse.Namespace) -> int:
     boot = _bootnodes(args)
 
     async def run() -> int:
-        async with connect(spec, store=args.store, bootnodes=boot, min_peers=args.peers, timeout=args.timeout) as session:
+        async with connect(spec, store=args.store, bootnodes=boot, min_peers=args.peers, timeout=args.timeout,
+                           discovery=not args.no_discovery, dns=_dns(args)) as session:
             rounds = 0
             while args.rounds is None or rounds < args.rounds:
                 rounds += 1

@@ -145,3 +145,21 @@ async def test_misbehaving_peer_is_banned_and_dropped_others_unaffected(tmp_path
     finally:
         for s in good + bad:
             s.stop()
+
+
+async def test_session_finds_peers_through_discv4(tmp_path: Path) -> None:
+    """Six serving nodes run discv4 and know one boot node each; a session that knows only the
+    first one discovers the rest, checks their ENR fork ids, and dials them."""
+    store = ethtest_store(tmp_path / "d.db")
+    servers = start_servers(1, store, tmp_path, network_args=NET, extra=["--discovery"])
+    servers += start_servers(5, store, tmp_path, network_args=NET, extra=["--discovery", "--bootnodes", servers[0].enode])
+    try:
+        async with connect(SPEC, bootnodes=[servers[0].enode], min_peers=6, timeout=30, dns=[],
+                           limits=p2p_limits(peer_start_warmup=0)) as session:
+            ids = {p.peer_id for p in session.pool.snapshot()}
+            assert ids == {bytes.fromhex(s.enode[8:136]) for s in servers}
+            assert session.p2p_stats.discovered_count >= 5
+            assert session.discovery is not None and len(session.discovery.table) >= 5
+    finally:
+        for s in servers:
+            s.stop()

@@ -246,13 +246,19 @@ class DiscoveryService:
     async def _offer(self, node: Node) -> None:
         if self.on_node is None:
             return
-        if self.fork_filter is not None:
+        record = None
+        if self.fork_filter is not None or not node.tcp:
             record = await self.request_enr(node)
-            fid = record.eth_fork_id if record is not None else None
+        if record is not None and self.fork_filter is not None:
+            fid = record.eth_fork_id
             if fid is not None and not self.fork_filter(fid):
                 log.debug("skipping %s: incompatible fork id %s", node.node_id.hex()[:12], fid)
                 return
-        self.on_node(Enode(node.pubkey, node.ip, node.tcp, node.udp))
+        tcp = node.tcp or (record.tcp if record is not None and record.tcp else 0)
+        if not tcp:
+            # No TCP port in its ping or ENR (some clients leave it out): most listen on the same port.
+            tcp = node.udp
+        self.on_node(Enode(node.pubkey, node.ip, tcp, node.udp))
 
     # ---- lookups ------------------------------------------------------------------------------
 

@@ -34,6 +34,7 @@ from .eth_peer import (
     RequestHandler,
     refuse_inbound,
 )
+from ..eth.forkid import ForkId, ForkIdMismatch
 from .limits import P2pLimits, P2pStats
 from .pool import NetworkPeer, PeerPool
 from .reputation import Reputation
@@ -72,7 +73,13 @@ class NetworkSession:
         head: ChainHead | None = None,
         handler: RequestHandler | None = None,
         versions: Sequence[int] = DEFAULT_ETH_VERSIONS,
+        discovery_bootnodes: Sequence[str] | None = None,
+        dns_trees: Sequence[str] = (),
+        dns_resolver: object | None = None,
     ) -> None:
+        """``discovery_bootnodes`` (None: off) starts discv4 with those boot nodes; ``dns_trees``
+        starts EIP-1459 tree walks through ``dns_resolver`` (default: the system's resolver).
+        Both feed :meth:`add_candidate` and count in ``discovered_count``."""
         self.spec = spec
         self.key = key or PrivateKey.generate()
         self.limits = limits or P2pLimits()
@@ -105,6 +112,10 @@ class NetworkSession:
         self._tried = _Tried()
         self.probes_running = 0
         self.max_probes_seen = 0
+        self.discovery_bootnodes = discovery_bootnodes
+        self.dns_trees = tuple(dns_trees)
+        self.dns_resolver = dns_resolver
+        self.discovery = None
 
     # ---- lifecycle ----------------------------------------------------------------------------
 
@@ -124,8 +135,43 @@ class NetworkSession:
         if self.listen is not None:
             self._server = await asyncio.start_server(self._on_inbound, self.listen[0], self.listen[1], limit=256 * 1024)
             self.listen_port = self._server.sockets[0].getsockname()[1]
+        if self.discovery_bootnodes is not None:
+            from ..discovery.service import DiscoveryService
+
+            host, port = self.listen if self.listen is not None else ("127.0.0.1", 0)
+            fid = self.spec.fork_id(self.head.number, self.head.timestamp)
+            self.discovery = DiscoveryService(
+                self.key, host, self.listen_port or port, tcp_port=self.listen_port or None,
+                bootnodes=list(self.discovery_bootnodes),
+                on_node=lambda e: self.add_candidate(e, "discv4"),
+                fork_filter=self._fork_ok,
+                enr_extra={b"eth": [[fid.hash, fid.next]]},
+            )
+            await self.discovery.start()
+        for url in self.dns_trees:
+            self._spawn(self._dns_feed(url))
         self._spawn(self._refill_loop())
         self._spawn(self._reprobe_loop())
+
+    def _fork_ok(self, fork_id: "ForkId") -> bool:
+        """Whether a node's advertised fork id (ENR ``eth`` entry) fits our chain."""
+        try:
+            self.spec.check_fork_id(fork_id, self.head.number, self.head.timestamp)
+        except ForkIdMismatch:
+            return False
+        return True
+
+    async def _dns_feed(self, url: str) -> None:
+        from ..discovery.dns import dns_discovery, dnspython_resolver
+
+        resolver = self.dns_resolver or dnspython_resolver()
+        async for record in dns_discovery(url, resolver):  # type: ignore[arg-type]
+            fid = record.eth_fork_id
+            if fid is not None and not self._fork_ok(fid):
+                continue
+            node = record.to_enode()
+            if node.host and node.tcp_port:
+                self.add_candidate(node, "dns")
 
     async def close(self) -> None:
         """Flush the peer cache, disconnect everyone, stop all tasks."""
@@ -134,6 +180,8 @@ class NetworkSession:
         self._closed = True
         if self._server is not None:
             self._server.close()
+        if self.discovery is not None:
+            await self.discovery.close()
         for peer in self.pool.snapshot():
             with contextlib.suppress(Exception):
                 await peer.disconnect(DisconnectReason.CLIENT_QUITTING)
@@ -445,18 +493,29 @@ async def connect(
     key: PrivateKey | None = None,
     listen: tuple[str, int] | None = None,
     handler: RequestHandler | None = None,
+    discovery: bool = True,
+    dns: Sequence[str] | None = None,
+    dns_resolver: object | None = None,
 ):  # type: ignore[no-untyped-def]
     """A started :class:`NetworkSession` with at least ``min_peers`` peers, after the warm-up.
 
     ``store`` is an SQLite file for the peer cache (the block store's file works).
-    ``bootnodes`` defaults to the network's own list. Without ``timeout`` it waits
-    as long as it takes (like the seed); with one, :class:`NoPeersError` says what was tried.
+    ``bootnodes`` defaults to the network's own list; they are dialled and, with
+    ``discovery`` (on by default), used as discv4 boot nodes. ``dns`` lists EIP-1459
+    trees (default: the network's). Without ``timeout`` it waits as long as it takes
+    (like the seed); with one, :class:`NoPeersError` says what was tried.
     """
     spec = _resolve(network)
-    session = NetworkSession(spec, key=key, limits=limits, peer_cache_path=store, listen=listen, handler=handler)
+    boot = list(spec.bootnodes if bootnodes is None else bootnodes)
+    session = NetworkSession(
+        spec, key=key, limits=limits, peer_cache_path=store, listen=listen, handler=handler,
+        discovery_bootnodes=boot if discovery else None,
+        dns_trees=spec.dns_trees if dns is None else dns,
+        dns_resolver=dns_resolver,
+    )
     await session.start()
     try:
-        session.add_candidates(spec.bootnodes if bootnodes is None else bootnodes, "bootnode")
+        session.add_candidates(boot, "bootnode")
         await session.wait_for_peers(min_peers, timeout)
         yield session
     finally:
