@@ -76,3 +76,47 @@ async def test_discovery_feed_yields_records_once(server: DnsServer) -> None:
     await asyncio.sleep(1.0)  # several refreshes: the same root, nothing new
     task.cancel()
     assert len(got) == 3 and not errors
+
+
+async def test_session_dials_nodes_listed_in_a_dns_tree(tmp_path: Path) -> None:
+    """A tree signed by us lists three local serving nodes (and one on another chain, by its ENR
+    fork id); a session given only the tree URL and the local resolver dials the compatible three."""
+    from ethp2p.crypto.keys import PrivateKey
+    from ethp2p.discovery.dns import make_tree
+    from ethp2p.enr import ENR
+    from ethp2p.eth.genesis import load_genesis
+    from ethp2p.peers.limits import p2p_limits
+    from ethp2p.peers.session import connect
+    from tests.support.servers import ETHTEST_GENESIS, ethtest_store, start_servers
+
+    spec = load_genesis(ETHTEST_GENESIS)
+    store = ethtest_store(tmp_path / "e.db")
+    servers = start_servers(3, store, tmp_path, network_args=["--genesis", str(ETHTEST_GENESIS)])
+    try:
+        fid = spec.fork_id()
+        records = []
+        for s in servers:
+            port = int(s.enode.rsplit(":", 1)[1])
+            records.append(ENR.create(s.key, 1, {b"ip": bytes([127, 0, 0, 1]), b"tcp": port, b"udp": port,
+                                                 b"eth": [[fid.hash, fid.next]]}))
+        other = PrivateKey.generate()
+        records.append(ENR.create(other, 1, {b"ip": bytes([127, 0, 0, 1]), b"tcp": 9, b"udp": 9,
+                                             b"eth": [[b"\xde\xad\xbe\xef", 0]]}))
+        signer = PrivateKey.generate()
+        root, entries = make_tree(signer, records, max_children=2)
+        zone = {"list.example.org": root, **{f"{h}.list.example.org": t for h, t in entries.items()}}
+        dns_server = DnsServer(tmp_path, zone).start()
+        try:
+            from ethp2p.discovery.dns import TreeURL, dnspython_resolver
+
+            url = str(TreeURL(signer.public_key, "list.example.org"))
+            async with connect(spec, bootnodes=[], discovery=False, dns=[url], min_peers=3, timeout=20,
+                               dns_resolver=dnspython_resolver("127.0.0.1", dns_server.port),
+                               limits=p2p_limits(peer_start_warmup=0.2)) as session:
+                assert {p.peer_id for p in session.pool.snapshot()} == {bytes.fromhex(s.enode[8:136]) for s in servers}
+                assert session.p2p_stats.discovered_count == 3  # the wrong-fork node was skipped before dialing
+        finally:
+            dns_server.stop()
+    finally:
+        for s in servers:
+            s.stop()

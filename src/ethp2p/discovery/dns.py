@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from ..crypto.keccak import keccak
-from ..crypto.keys import InvalidKey, PublicKey
+from ..crypto.keys import InvalidKey, PrivateKey, PublicKey
 from ..enr import ENR, ENRError
 
 log = logging.getLogger(__name__)
@@ -252,3 +252,38 @@ async def dns_discovery(
                 on_error(e)
         t0 = time.monotonic()
         await asyncio.sleep(max(0.0, refresh_interval - (time.monotonic() - t0)))
+
+
+def make_tree(
+    key: "PrivateKey", records: list[ENR], links: list[str] = (), seq: int = 1, max_children: int = 13  # type: ignore[assignment]
+) -> tuple[str, dict[str, str]]:
+    """Build and sign a tree: ``(root text, {subdomain: text})`` (for tests and for publishing lists)."""
+    entries: dict[str, str] = {}
+
+    def subtree(texts: list[str]) -> str:
+        hashes = []
+        for t in texts:
+            h = subdomain_of(t)
+            entries[h] = t
+            hashes.append(h)
+        while len(hashes) > max_children or not hashes:
+            groups = [hashes[i : i + max_children] for i in range(0, len(hashes), max_children)] or [[]]
+            hashes = []
+            for g in groups:
+                t = BRANCH_PREFIX + ",".join(g)
+                entries[subdomain_of(t)] = t
+                hashes.append(subdomain_of(t))
+            if len(groups) == 1 and not groups[0]:
+                break
+        if len(hashes) == 1 and entries[hashes[0]].startswith(BRANCH_PREFIX):
+            return hashes[0]
+        t = BRANCH_PREFIX + ",".join(hashes)
+        entries[subdomain_of(t)] = t
+        return subdomain_of(t)
+
+    e_root = subtree([r.text() for r in records])
+    l_root = subtree(list(links))
+    signed = f"{ROOT_PREFIX} e={e_root} l={l_root} seq={seq}"
+    sig = key.sign(keccak(signed.encode()))
+    root = f"{signed} sig={base64.urlsafe_b64encode(sig).decode().rstrip('=')}"
+    return root, entries
