@@ -255,6 +255,128 @@ def cmd_peers(args: argparse.Namespace) -> int:
         raise UserError(str(e)) from None
 
 
+def _parse_range(text: str) -> tuple[int, int]:
+    try:
+        a, sep, b = text.partition("..")
+        if not sep:
+            raise ValueError
+        start, end = int(a), int(b)
+    except ValueError:
+        raise UserError(f"bad range {text!r}: use START..END, e.g. 0..16383") from None
+    if start < 0 or end < start:
+        raise UserError(f"bad range {text!r}: need 0 <= START <= END")
+    return start, end
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    from .fetch import re_probe_peer_head
+    from .peers.limits import p2p_limits
+    from .peers.session import NoPeersError, connect
+    from .progress import Progress
+    from .store.importer import ensure_genesis
+    from .store.peers import StoredPeer, format_addr, now_ms
+    from .sync.range import RangeFetcher
+
+    start, end = _parse_range(args.range)
+    spec = _load_spec(args)
+    boot = _bootnodes(args)
+    store = _open_store(args, spec, create=True)
+    ensure_genesis(store, spec)
+
+    async def run() -> int:
+        import signal
+
+        metrics = None
+        if args.metrics:
+            from .metrics import Metrics
+
+            metrics = Metrics.serve(args.metrics)
+        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)  # type: ignore[union-attr]
+        async with connect(spec, store=str(args.store), bootnodes=boot, min_peers=args.peers, timeout=args.timeout,
+                           limits=p2p_limits(peer_start_warmup=args.warmup), discovery=not args.no_discovery,
+                           dns=_dns(args)) as session:
+            seeded = {}
+            if session.cache_load is not None:
+                seeded = {p.peer_id: p.aimd_batch_limit for p in session.cache_load.peers if p.aimd_batch_limit}
+            with Progress("fetch", total=end - start + 1, unit="blocks") as bar:
+                fetcher = RangeFetcher(
+                    lambda: session.pool.snapshot(), store, start, end, on_blocks=bar.advance,
+                    batch_limits=seeded, reprobe=lambda peer, n: re_probe_peer_head(session.pool, peer, n),
+                )
+
+                async def status() -> None:
+                    while True:
+                        await asyncio.sleep(1)
+                        st = fetcher.stats
+                        bar.extra = f"peers {len(session.pool)}  faults {len(st.faults)}"
+                        if metrics is not None:
+                            metrics.update(st, session)
+
+                ticker = asyncio.create_task(status())
+                interrupted = False
+                try:
+                    stats = await fetcher.run()
+                except asyncio.CancelledError:
+                    interrupted = True
+                    stats = fetcher.stats
+                finally:
+                    ticker.cancel()
+            if session.peer_cache is not None:
+                for peer in session.pool.snapshot():
+                    limit = fetcher.limits.get(peer.peer_id)
+                    if peer.address and peer.direction == "outbound" and limit:
+                        session.peer_cache.upsert_peer(
+                            StoredPeer(peer.peer_id, format_addr(*peer.address), None, now_ms(), limit))
+        s = stats
+        rate = s.verified_blocks / s.seconds if s.seconds else 0.0
+        print(("interrupted; everything fetched so far is stored\n" if interrupted else "")
+              + f"verified blocks: {s.verified_blocks:,} new, {s.skipped_present:,} already stored; "
+              f"{s.bytes / 1e6:.1f} MB in {s.seconds:.1f} s ({rate:,.0f} blocks/s)")
+        st = s.stage
+        print(f"per stage: headers {st.headers_requests} req {st.headers_ms / 1000:.1f} s, bodies {st.bodies_requests} req "
+              f"{st.bodies_ms / 1000:.1f} s, receipts {st.receipts_requests} req {st.receipts_ms / 1000:.1f} s, "
+              f"verify {st.verify_ms / 1000:.1f} s")
+        print(f"peers used: {s.peers_used}; faults: {len(s.faults)}; escalated blocks: {s.escalated}; "
+              f"missing: {len(s.missing)}" + (f" (first {s.missing[:5]})" if s.missing else ""))
+        for f in s.faults[:5]:
+            print(f"  fault: {f[:160]}")
+        return 130 if interrupted else (0 if not s.missing else 1)
+
+    try:
+        return asyncio.run(run())
+    except NoPeersError as e:
+        raise UserError(str(e)) from None
+    finally:
+        store.close()
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import ExportError, export
+    from .store.blocks import BlockStore, StoreError
+
+    start, end = _parse_range(args.range) if args.range else (0, None)
+    path = Path(args.store)
+    if not path.exists():
+        raise UserError(f"store not found: {path}")
+    try:
+        store = BlockStore(path, readonly=True)
+    except StoreError as e:
+        raise UserError(str(e)) from None
+    try:
+        result = export(store, args.out, fmt=args.format, start=start, end=end)
+    except ExportError as e:
+        raise UserError(str(e)) from None
+    finally:
+        store.close()
+    print(f"exported {result.blocks:,} blocks, {result.transactions:,} transactions, {result.logs:,} logs:")
+    for f in result.files:
+        print(f"  {f}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -292,6 +414,20 @@ def build_parser() -> argparse.ArgumentParser:
     t = p.add_argument_group("testing only (never for real use)")
     t.add_argument("--misbehave", metavar="KIND", help="break the protocol in one way; see ethp2p.serve.adversary")
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("fetch", help="fetch a block range from peers, verified, into a store (resumable)")
+    p.add_argument("range", metavar="START..END", help="inclusive block range, e.g. 0..16383")
+    p.add_argument("--warmup", type=float, default=2.0, help="seconds to let more peers join before starting (default 2)")
+    p.add_argument("--metrics", metavar="HOST:PORT", help="serve Prometheus metrics at HOST:PORT")
+    _session_args(p)
+    p.set_defaults(func=cmd_fetch, store="ethp2p.db")
+
+    p = sub.add_parser("export", help="write blocks, transactions and logs tables (Parquet or JSON Lines)")
+    p.add_argument("range", nargs="?", metavar="START..END", help="blocks to export (default: all)")
+    p.add_argument("--store", required=True, metavar="FILE", help="SQLite block store")
+    p.add_argument("--format", choices=("parquet", "jsonl"), default="parquet")
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("head", help="find the chain head by fetching linked headers from peers")
     p.add_argument("--baseline", type=int, default=0, help="block to start from (default 0)")

@@ -1,17 +1,28 @@
-"""Fetching a block range from several peers at once into a store.
+"""Fetching a block range from many peers at once into a store (resumable, bounded memory).
 
-The range is cut into batches; each peer runs a worker that takes the next batch,
-fetches it with :func:`~ethp2p.fetch.fetch_payloads_for_peer`, and hands verified
-payloads to the writer. Blocks a peer did not deliver go back on the queue as
-smaller batches for *another* peer; a peer that fails a batch (timeout,
-disconnect, invalid data) sits out for a back-off period. Blocks already complete
-in the store are skipped, so a re-run resumes.
+* The range is cut into batches; each peer has ``in_flight`` workers taking batches
+  sized by the peer's own AIMD limit (grows by a step after a complete answer,
+  halves after a partial one or a failure; kept in the peer cache as
+  ``aimd_batch_limit``).
+* A peer only gets blocks it can serve: not above its proven head, and inside its
+  eth/69 block range when it announced one. Peers far behind are skipped and
+  re-probed now and then.
+* Blocks a peer did not deliver go back on the queue marked "not from that peer"
+  (per-block-per-peer back-off), so one peer that keeps omitting one block cannot
+  hold the range back. A block that failed on several peers is escalated to a
+  priority queue that every peer tries first, one block at a time.
+* Verified payloads pass through a bounded queue to a single writer that commits
+  them to the store in batches: fetching slows down when writing can't keep up.
+* Blocks already complete in the store are skipped: a re-run fetches only what is missing.
+* A watchdog reports when nothing has been stored for ``stall_timeout`` seconds.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -21,9 +32,19 @@ from ..fetch.types import BlockPayload, FetchPeer
 from ..peers.eth_peer import PeerError
 from ..store.blocks import BlockRecord, BlockStore
 
-DEFAULT_BATCH = 512
-#: A block that failed on this many different peers is given up on (reported missing).
-MAX_ATTEMPTS = 8
+log = logging.getLogger(__name__)
+
+INITIAL_BATCH = 128
+MIN_BATCH = 8
+MAX_BATCH = 1024
+AIMD_STEP = 64
+#: A block that failed on this many peers goes to the priority queue.
+ESCALATE_AFTER = 3
+#: Give up on a block (report it missing) after this many failed attempts in all.
+MAX_ATTEMPTS = 24
+#: Verified blocks buffered between fetchers and the writer.
+MAX_BUFFERED_BLOCKS = 4096
+WRITE_BATCH = 1024
 
 
 @dataclass
@@ -40,10 +61,20 @@ class RangeStats:
     faults: list[str] = field(default_factory=list)
     missing: list[int] = field(default_factory=list)
     seconds: float = 0.0
+    escalated: int = 0
+    stalls: list[str] = field(default_factory=list)
+    peers_used: int = 0
+    max_buffered: int = 0
+    batch_limits: dict[str, int] = field(default_factory=dict)
 
 
-def _ranges(numbers: Sequence[int], size: int) -> list[tuple[int, int]]:
-    """Consecutive runs of ``numbers`` (sorted), cut to at most ``size`` blocks each."""
+def _name(peer: object) -> str:
+    pid = getattr(peer, "peer_id", None)
+    return pid.hex()[:12] if isinstance(pid, bytes) else repr(peer)
+
+
+def _runs(numbers: Sequence[int], size: int) -> list[tuple[int, int]]:
+    """Consecutive runs of sorted ``numbers``, each at most ``size`` long."""
     out: list[tuple[int, int]] = []
     i = 0
     while i < len(numbers):
@@ -55,117 +86,278 @@ def _ranges(numbers: Sequence[int], size: int) -> list[tuple[int, int]]:
     return out
 
 
-def _name(peer: object) -> str:
-    pid = getattr(peer, "peer_id", None)
-    return pid.hex()[:12] if isinstance(pid, bytes) else repr(peer)
+class RangeFetcher:
+    """Fetches ``start..end`` from the peers ``peers()`` returns, into ``store``."""
+
+    def __init__(
+        self,
+        peers: Callable[[], Sequence[FetchPeer]],
+        store: BlockStore,
+        start: int,
+        end: int,
+        *,
+        in_flight: int = 2,
+        initial_batch: int = INITIAL_BATCH,
+        max_batch: int = MAX_BATCH,
+        max_buffered_blocks: int = MAX_BUFFERED_BLOCKS,
+        stall_timeout: float = 30.0,
+        on_blocks: Callable[[int], None] | None = None,
+        batch_limits: dict[bytes, int] | None = None,
+        reprobe: Callable[[FetchPeer, int], object] | None = None,
+    ) -> None:
+        if end < start:
+            raise ValueError(f"empty range {start}..{end}")
+        self.peers = peers
+        self.store = store
+        self.start, self.end = start, end
+        self.in_flight = in_flight
+        self.initial_batch = initial_batch
+        self.max_batch = max_batch
+        self.stall_timeout = stall_timeout
+        self.on_blocks = on_blocks
+        self.reprobe = reprobe
+        self.stats = RangeStats()
+        #: Learned batch limit per peer id (seeded from the peer cache).
+        self.limits: dict[bytes, int] = dict(batch_limits or {})
+        self._todo: list[int] = []  # min-heap of block numbers waiting
+        self._queued: set[int] = set()
+        self._priority: list[int] = []  # escalated blocks, tried by every peer first
+        self._avoid: dict[int, dict[str, float]] = {}  # block -> peer name -> retry-after time
+        self._attempts: dict[int, int] = {}
+        self._outstanding = 0
+        self._done = asyncio.Event()
+        self._buffer: asyncio.Queue[list[BlockPayload] | None] = asyncio.Queue(
+            maxsize=max(1, max_buffered_blocks // max(1, initial_batch))
+        )
+        self._buffered_blocks = 0
+        self._max_buffered = max_buffered_blocks
+        self._space = asyncio.Condition()
+        self._last_progress = time.monotonic()
+        self._inflight: dict[str, list[tuple[int, int]]] = {}
+
+    # ---- queue --------------------------------------------------------------------------------
+
+    def _push(self, numbers: Sequence[int]) -> None:
+        for n in numbers:
+            if n not in self._queued:
+                self._queued.add(n)
+                heapq.heappush(self._todo, n)
+
+    def _peer_window(self, peer: FetchPeer) -> tuple[int, int]:
+        lo, hi = self.start, self.end
+        head = getattr(peer, "head_number", None)
+        if head is not None:
+            hi = min(hi, head)
+        rng = getattr(peer, "block_range", None)
+        if rng is not None:
+            lo, hi = max(lo, rng[0]), min(hi, rng[1])
+        return lo, hi
+
+    def _take(self, peer: FetchPeer, name: str) -> tuple[int, int] | None:
+        """The next batch this peer may fetch, removed from the queue (None if nothing fits now)."""
+        now = time.monotonic()
+        lo, hi = self._peer_window(peer)
+        if hi < lo:
+            return None
+        # Escalated blocks first, one at a time.
+        for i, n in enumerate(self._priority):
+            if lo <= n <= hi and self._avoid.get(n, {}).get(name, 0) <= now:
+                self._priority.pop(i)
+                self._queued.discard(n)
+                return n, n
+        limit = self._limit(peer)
+        skipped: list[int] = []
+        batch: list[int] = []
+        while self._todo and len(batch) < limit:
+            n = heapq.heappop(self._todo)
+            if n < lo or n > hi or self._avoid.get(n, {}).get(name, 0) > now or (batch and n != batch[-1] + 1):
+                skipped.append(n)
+                if batch and (n > hi or n != batch[-1] + 1):
+                    break
+                continue
+            batch.append(n)
+        for n in skipped:
+            heapq.heappush(self._todo, n)
+        for n in batch:
+            self._queued.discard(n)
+        return (batch[0], batch[-1]) if batch else None
+
+    def _limit(self, peer: FetchPeer) -> int:
+        pid = getattr(peer, "peer_id", b"")
+        return self.limits.setdefault(pid, self.initial_batch)
+
+    def _adjust(self, peer: FetchPeer, complete: bool) -> None:
+        pid = getattr(peer, "peer_id", b"")
+        cur = self._limit(peer)
+        self.limits[pid] = min(self.max_batch, cur + AIMD_STEP) if complete else max(MIN_BATCH, cur // 2)
+        self.stats.batch_limits[_name(peer)] = self.limits[pid]
+
+    def _failed(self, numbers: Sequence[int], name: str, backoff: float) -> None:
+        """Blocks a peer did not deliver: avoid that peer for a while, escalate or give up."""
+        now = time.monotonic()
+        retry: list[int] = []
+        for n in numbers:
+            self._attempts[n] = self._attempts.get(n, 0) + 1
+            tried = self._avoid.setdefault(n, {})
+            tried[name] = now + backoff * min(2 ** (self._attempts[n] - 1), 64)
+            if self._attempts[n] >= MAX_ATTEMPTS:
+                self.stats.missing.append(n)
+                self._finish(1)
+            elif len(tried) >= ESCALATE_AFTER and n not in self._priority:
+                self._priority.append(n)
+                self.stats.escalated += 1
+            else:
+                retry.append(n)
+        self._push(retry)
+
+    def _finish(self, k: int) -> None:
+        self._outstanding -= k
+        if self._outstanding <= 0:
+            self._done.set()
+
+    # ---- writer -------------------------------------------------------------------------------
+
+    async def _writer(self) -> None:
+        pending: list[BlockPayload] = []
+        while True:
+            item = await self._buffer.get()
+            if item is not None:
+                pending.extend(item)
+            if pending and (item is None or len(pending) >= WRITE_BATCH or self._buffer.empty()):
+                rows = [BlockRecord(p.number, p.hash, p.header, p.body, p.receipts) for p in pending]
+                await asyncio.to_thread(self.store.put_blocks, rows)
+                n = len(pending)
+                pending = []
+                async with self._space:
+                    self._buffered_blocks -= n
+                    self._space.notify_all()
+                self._finish(n)
+                self._last_progress = time.monotonic()
+                if self.on_blocks:
+                    self.on_blocks(n)
+            if item is None:
+                return
+
+    async def _hand_over(self, payloads: list[BlockPayload]) -> None:
+        async with self._space:
+            await self._space.wait_for(lambda: self._buffered_blocks < self._max_buffered)
+            self._buffered_blocks += len(payloads)
+            self.stats.max_buffered = max(self.stats.max_buffered, self._buffered_blocks)
+        await self._buffer.put(payloads)
+
+    # ---- workers ------------------------------------------------------------------------------
+
+    async def _worker(self, peer: FetchPeer) -> None:
+        name = _name(peer)
+        idle = 0.05
+        while not self._done.is_set():
+            if getattr(peer, "closed", False):
+                return
+            batch = self._take(peer, name)
+            if batch is None:
+                lo, hi = self._peer_window(peer)
+                if hi < lo and self.reprobe is not None and self._todo:
+                    # Far behind (or nothing in its range): ask it again about later blocks.
+                    with contextlib.suppress(Exception):
+                        await self.reprobe(peer, self._todo[0])
+                await asyncio.sleep(idle)
+                idle = min(idle * 2, 1.0)
+                continue
+            idle = 0.05
+            a, b = batch
+            self._inflight.setdefault(name, []).append(batch)
+            self.stats.batches += 1
+            try:
+                outcome = await fetch_payloads_for_peer(peer, a, b)
+            except (PeerError, InvalidResponse, OSError) as e:
+                self.stats.failed_batches += 1
+                self.stats.faults.append(f"{name}: blocks {a}..{b}: {type(e).__name__}: {e}")
+                self._adjust(peer, complete=False)
+                self._failed(list(range(a, b + 1)), name, backoff=2.0)
+                if getattr(peer, "closed", False):
+                    return
+                await asyncio.sleep(0.5)
+                continue
+            finally:
+                self._inflight[name].remove(batch)
+            self.stats.stage.add(outcome.fetch_stats)
+            for f in outcome.faults:
+                self.stats.faults.append(f"{name}: block {f.number}: {f.kind}: {f.message}")
+            if outcome.payloads:
+                self.stats.verified_blocks += len(outcome.payloads)
+                self.stats.bytes += sum(len(p.header) + len(p.body) + len(p.receipts) for p in outcome.payloads)
+                self.stats.blocks_by_peer[name] = self.stats.blocks_by_peer.get(name, 0) + len(outcome.payloads)
+                await self._hand_over(outcome.payloads)
+            self._adjust(peer, complete=not outcome.missing_blocks)
+            if outcome.missing_blocks:
+                self._failed(outcome.missing_blocks, name, backoff=1.0)
+
+    async def _watchdog(self) -> None:
+        while not self._done.is_set():
+            await asyncio.sleep(min(self.stall_timeout, 5.0))
+            idle = time.monotonic() - self._last_progress
+            if idle >= self.stall_timeout:
+                stuck = {k: v for k, v in self._inflight.items() if v}
+                msg = (
+                    f"no block stored for {idle:.0f}s: {len(self._todo)} queued (first {self._todo[:3]}), "
+                    f"{len(self._priority)} escalated, in flight {stuck}, peers {len(self.peers())}"
+                )
+                log.warning(msg)
+                self.stats.stalls.append(msg)
+                self._last_progress = time.monotonic()
+
+    async def run(self) -> RangeStats:
+        """Fetch until every block is stored or given up on; returns the stats."""
+        t0 = time.monotonic()
+        have = await asyncio.to_thread(self.store.complete_numbers, self.start, self.end)
+        todo = [n for n in range(self.start, self.end + 1) if n not in have]
+        self.stats.skipped_present = len(have)
+        self._outstanding = len(todo)
+        self._push(todo)
+        if not todo:
+            self.stats.seconds = time.monotonic() - t0
+            return self.stats
+        writer = asyncio.create_task(self._writer())
+        watchdog = asyncio.create_task(self._watchdog())
+        workers: dict[int, list[asyncio.Task]] = {}
+        used: set[str] = set()
+        try:
+            while not self._done.is_set():
+                for peer in self.peers():
+                    key = id(peer)
+                    if key not in workers and not getattr(peer, "closed", False):
+                        workers[key] = [asyncio.create_task(self._worker(peer)) for _ in range(self.in_flight)]
+                        used.add(_name(peer))
+                alive = [t for ts in workers.values() for t in ts if not t.done()]
+                if not alive and not self.peers():
+                    await asyncio.sleep(0.5)
+                    if not self.peers():
+                        break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._done.wait(), 0.25)
+        finally:
+            for ts in workers.values():
+                for t in ts:
+                    t.cancel()
+            await asyncio.gather(*(t for ts in workers.values() for t in ts), return_exceptions=True)
+            await self._buffer.put(None)
+            await writer
+            watchdog.cancel()
+            await asyncio.gather(watchdog, return_exceptions=True)
+        leftover = sorted(set(self._todo) | set(self._priority))
+        self.stats.missing = sorted(set(self.stats.missing) | set(leftover))
+        self.stats.peers_used = len(used)
+        self.stats.seconds = time.monotonic() - t0
+        return self.stats
 
 
 async def fetch_range_into_store(
-    peers: Sequence[FetchPeer],
+    peers: Sequence[FetchPeer] | Callable[[], Sequence[FetchPeer]],
     start: int,
     end: int,
     store: BlockStore,
-    *,
-    batch_size: int = DEFAULT_BATCH,
-    on_blocks: Callable[[int], None] | None = None,
+    **kw,  # type: ignore[no-untyped-def]
 ) -> RangeStats:
-    """Fetch blocks ``start..end`` from ``peers`` into ``store``, verified; returns the stats."""
-    t0 = time.monotonic()
-    stats = RangeStats()
-    have = store.complete_numbers(start, end)
-    todo = [n for n in range(start, end + 1) if n not in have]
-    stats.skipped_present = len(have)
-    if not peers:
-        stats.missing = todo
-        return stats
-    queue: asyncio.Queue[tuple[int, int, frozenset[str]]] = asyncio.Queue()
-    for a, b in _ranges(todo, batch_size):
-        queue.put_nowait((a, b, frozenset()))
-    attempts: dict[int, int] = {}
-    outstanding = len(todo)
-    done = asyncio.Event()
-    if outstanding == 0:
-        done.set()
-    active = {_name(p) for p in peers}
-
-    def finish(numbers: Sequence[int]) -> None:
-        nonlocal outstanding
-        outstanding -= len(numbers)
-        if outstanding <= 0:
-            done.set()
-
-    def give_back(numbers: list[int], tried: frozenset[str]) -> None:
-        retry = []
-        for n in numbers:
-            attempts[n] = attempts.get(n, 0) + 1
-            if attempts[n] >= MAX_ATTEMPTS or tried >= active:
-                stats.missing.append(n)
-            else:
-                retry.append(n)
-        finish([n for n in numbers if n not in retry])
-        for a, b in _ranges(retry, max(1, batch_size // 4)):
-            queue.put_nowait((a, b, tried))
-
-    def write(payloads: list[BlockPayload]) -> None:
-        store.put_blocks(BlockRecord(p.number, p.hash, p.header, p.body, p.receipts) for p in payloads)
-
-    async def worker(peer: FetchPeer) -> None:
-        name = _name(peer)
-        backoff = 0.5
-        while not done.is_set():
-            try:
-                a, b, tried = await asyncio.wait_for(queue.get(), 0.5)
-            except TimeoutError:
-                continue
-            if name in tried and len(tried) < len(active):
-                # Someone else should try this one; put it back and let another worker take it.
-                queue.put_nowait((a, b, tried))
-                await asyncio.sleep(0.05)
-                continue
-            stats.batches += 1
-            try:
-                outcome = await fetch_payloads_for_peer(peer, a, b)
-            except (PeerError, InvalidResponse) as e:
-                stats.failed_batches += 1
-                stats.faults.append(f"{name}: blocks {a}..{b}: {e}")
-                give_back(list(range(a, b + 1)), tried | {name})
-                if getattr(peer, "closed", False):
-                    active.discard(name)
-                    return
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 8.0)
-                continue
-            backoff = 0.5
-            stats.stage.add(outcome.fetch_stats)
-            for f in outcome.faults:
-                stats.faults.append(f"{name}: block {f.number}: {f.kind}: {f.message}")
-            if outcome.payloads:
-                await asyncio.to_thread(write, outcome.payloads)
-                n = len(outcome.payloads)
-                stats.verified_blocks += n
-                stats.bytes += sum(len(p.header) + len(p.body) + len(p.receipts) for p in outcome.payloads)
-                stats.blocks_by_peer[name] = stats.blocks_by_peer.get(name, 0) + n
-                finish([p.number for p in outcome.payloads])
-                if on_blocks:
-                    on_blocks(n)
-            if outcome.missing_blocks:
-                give_back(outcome.missing_blocks, tried | {name})
-
-    tasks = [asyncio.create_task(worker(p)) for p in peers]
-    try:
-        while not done.is_set():
-            if all(t.done() for t in tasks):
-                break
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(done.wait(), 0.5)
-    finally:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-    # Anything still queued when every worker quit is missing.
-    while not queue.empty():
-        a, b, _ = queue.get_nowait()
-        stats.missing.extend(range(a, b + 1))
-    stats.missing.sort()
-    stats.seconds = time.monotonic() - t0
-    return stats
+    """Fetch blocks ``start..end`` from ``peers`` (a list, or a function giving the live ones) into ``store``."""
+    source = peers if callable(peers) else (lambda: peers)
+    return await RangeFetcher(source, store, start, end, **kw).run()  # type: ignore[arg-type]
