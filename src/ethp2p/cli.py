@@ -339,8 +339,12 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         print(f"per stage: headers {st.headers_requests} req {st.headers_ms / 1000:.1f} s, bodies {st.bodies_requests} req "
               f"{st.bodies_ms / 1000:.1f} s, receipts {st.receipts_requests} req {st.receipts_ms / 1000:.1f} s, "
               f"verify {st.verify_ms / 1000:.1f} s")
+        import resource
+
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"peers used: {s.peers_used}; faults: {len(s.faults)}; escalated blocks: {s.escalated}; "
               f"missing: {len(s.missing)}" + (f" (first {s.missing[:5]})" if s.missing else ""))
+        print(f"peak memory: {rss:.0f} MB RSS; most blocks buffered: {s.max_buffered:,}")
         for f in s.faults[:5]:
             print(f"  fault: {f[:160]}")
         return 130 if interrupted else (0 if not s.missing else 1)

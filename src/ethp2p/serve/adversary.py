@@ -43,6 +43,7 @@ class Misbehaviour(enum.Enum):
     BAD_FORK_ID = "bad-fork-id"  # Status carries a fork id of no known chain
     LYING_HEAD = "lying-head"  # Status claims a head far above what it can serve
     TRUNCATE_EVERY_RECEIPTS = "truncate-receipts"  # eth/70: every Receipts answer cut, lastBlockIncomplete set
+    OMIT_ONE = "omit-one"  # never serves the body of one block (the first with a body from block 1,000 on)
 
 
 def status_transform(kind: Misbehaviour) -> Callable[[m.Status], m.Status] | None:
@@ -94,7 +95,21 @@ class AdversarialHandler(StoreHandler):
                 out[mid] = other
         return self._shape(out, request.amount)
 
+    def _omitted(self) -> bytes | None:
+        if not hasattr(self, "_omit"):
+            self._omit = None
+            for blk in self.store.canonical_blocks(1000, 1_000_000):
+                if blk.body is not None and blk.body not in (b"\xc2\xc0\xc0", b"\xc3\xc0\xc0\xc0"):
+                    self._omit = blk.hash
+                    self.omitted_number = blk.number
+                    break
+        return self._omit
+
     def block_bodies(self, hashes: Sequence[bytes]) -> list[bytes]:
+        if self.kind is Misbehaviour.OMIT_ONE:
+            omit = self._omitted()
+            if omit in hashes:
+                hashes = hashes[: list(hashes).index(omit)]  # the answer ends just before it, every time
         out = super().block_bodies(hashes)
         if self.kind is Misbehaviour.BAD_BODIES:
             out = [_tamper_body(b) for b in out]
