@@ -144,6 +144,5 @@ async def run_demo(workdir: str | Path = "ethp2p-demo", servers: int = 3, era1_d
     print(f"faults seen:      {len(stats.faults)}" + (f" (first: {stats.faults[0]})" if stats.faults else ""))
     print(f"missing blocks:   {len(stats.missing)}")
     print(f"stored:           {count:,} blocks in {target}")
-    print("read it back:     python -c \"from ethp2p.store.blocks import BlockStore; "
-          f"s = BlockStore('{target}', readonly=True); print(s.block_range())\"")
+    print(f"export it:        ethp2p export --store {target} --format parquet --out {work / 'export'}")
     return 0 if not stats.missing else 1

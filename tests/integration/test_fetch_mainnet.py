@@ -125,3 +125,18 @@ async def test_headers_against_the_wrong_fork_rules_are_invalid(server: HistoryS
         assert info.value.kind == "fork-fields" and peer.faults[0][0] == "fork-fields"
     finally:
         await peer.disconnect()
+
+
+async def test_range_fetch_gives_up_on_blocks_no_peer_serves(server: HistoryServer, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Blocks outside every peer's announced range are reported missing after the stall timeout, not waited on forever."""
+    from ethp2p.sync.range import fetch_range_into_store
+
+    peer = await EthPeer.connect(server.enode, MAINNET, versions=(69,))
+    try:
+        assert peer.block_range == (0, 16383)
+        with BlockStore(tmp_path / "o.db", genesis_hash=MAINNET.genesis_hash) as out:
+            stats = await fetch_range_into_store([peer], 16380, 16390, out, stall_timeout=1.0)
+        assert stats.verified_blocks == 4 and stats.missing == list(range(16384, 16391))
+        assert stats.stalls and "no peer serves" in stats.stalls[-1]
+    finally:
+        await peer.disconnect()

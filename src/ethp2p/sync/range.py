@@ -104,7 +104,9 @@ class RangeFetcher:
         on_blocks: Callable[[int], None] | None = None,
         batch_limits: dict[bytes, int] | None = None,
         reprobe: Callable[[FetchPeer, int], object] | None = None,
+        numbers: Sequence[int] | None = None,
     ) -> None:
+        """``numbers`` restricts the fetch to those blocks within ``start..end`` (e.g. isolated blocks)."""
         if end < start:
             raise ValueError(f"empty range {start}..{end}")
         self.peers = peers
@@ -116,6 +118,7 @@ class RangeFetcher:
         self.stall_timeout = stall_timeout
         self.on_blocks = on_blocks
         self.reprobe = reprobe
+        self.numbers = sorted(set(numbers)) if numbers is not None else None
         self.stats = RangeStats()
         #: Learned batch limit per peer id (seeded from the peer cache).
         self.limits: dict[bytes, int] = dict(batch_limits or {})
@@ -306,11 +309,32 @@ class RangeFetcher:
                 self.stats.stalls.append(msg)
                 self._last_progress = time.monotonic()
 
+    def _unservable(self, since: float) -> bool:
+        """True once, for ``stall_timeout`` seconds, no live peer's window covers any waiting block."""
+        waiting = set(self._todo) | set(self._priority)
+        if not waiting or any(v for v in self._inflight.values()):
+            self._unservable_since = None
+            return False
+        lo_w, hi_w = min(waiting), max(waiting)
+        for peer in self.peers():
+            lo, hi = self._peer_window(peer)
+            if lo <= hi and not (hi < lo_w or lo > hi_w) and any(lo <= n <= hi for n in waiting):
+                self._unservable_since = None
+                return False
+        now = time.monotonic()
+        if getattr(self, "_unservable_since", None) is None:
+            self._unservable_since = now
+        if now - self._unservable_since >= self.stall_timeout:  # type: ignore[operator]
+            self.stats.stalls.append(f"no peer serves blocks {lo_w}..{hi_w} ({len(waiting)} waiting); giving up on them")
+            return True
+        return False
+
     async def run(self) -> RangeStats:
         """Fetch until every block is stored or given up on; returns the stats."""
         t0 = time.monotonic()
         have = await asyncio.to_thread(self.store.complete_numbers, self.start, self.end)
-        todo = [n for n in range(self.start, self.end + 1) if n not in have]
+        wanted = self.numbers if self.numbers is not None else range(self.start, self.end + 1)
+        todo = [n for n in wanted if self.start <= n <= self.end and n not in have]
         self.stats.skipped_present = len(have)
         self._outstanding = len(todo)
         self._push(todo)
@@ -333,6 +357,8 @@ class RangeFetcher:
                     await asyncio.sleep(0.5)
                     if not self.peers():
                         break
+                if self._unservable(since=t0):
+                    break
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._done.wait(), 0.25)
         finally:
