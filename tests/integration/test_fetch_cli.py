@@ -119,3 +119,30 @@ def test_peak_memory_is_flat_in_range_length(network: list[ServerProcess], tmp_p
         assert proc.returncode == 0, out + err[-2000:]
         rss[rng] = float(re.search(r"peak memory: (\d+) MB", out).group(1))  # type: ignore[union-attr]
     assert rss["0..16383"] <= rss["0..4095"] * 1.25 + 10, rss
+
+
+def test_sigterm_stops_cleanly_and_keeps_what_was_fetched(network: list[ServerProcess], tmp_path: Path) -> None:
+    store = tmp_path / "term.db"
+    slow_enough = network[:2]
+    proc = _fetch(store, slow_enough)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            con = sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=0.1)
+            n = con.execute("SELECT count(*) FROM canonical").fetchone()[0]
+            con.close()
+        except sqlite3.Error:
+            n = 0
+        if n > 1000:
+            proc.send_signal(signal.SIGTERM)
+            break
+        time.sleep(0.01)
+    out, err = proc.communicate(timeout=60)
+    if proc.returncode == 0:
+        pytest.skip("the fetch finished before SIGTERM arrived")
+    assert proc.returncode == 130 and "interrupted; everything fetched so far is stored" in out, out + err
+    con = sqlite3.connect(store)
+    stored = con.execute("SELECT count(*) FROM canonical").fetchone()[0]
+    peers = con.execute("SELECT count(*) FROM peers").fetchone()[0]
+    con.close()
+    assert stored > 1000 and peers == 2  # the peer cache was flushed on the way out
