@@ -166,15 +166,19 @@ class DiscoveryService:
         """Ping and wait for the Pong; the node is in the table if it answered."""
         assert self.core is not None
         send, h = self.core.ping(pubkey, addr, tcp, time.time())
+        return await self._await_reply(self._pongs, h, send)
+
+    async def _await_reply(self, waiting: dict[bytes, asyncio.Future], key: bytes, send: Send):  # type: ignore[no-untyped-def]
+        """Send a request and wait (bounded) for the reply the datagram handler files under ``key``."""
         fut: asyncio.Future = asyncio.get_running_loop().create_future()
-        self._pongs[h] = fut
+        waiting[key] = fut
         self._send(send)
         try:
             return await asyncio.wait_for(fut, REPLY_TIMEOUT * 2)
         except TimeoutError:
             return None
         finally:
-            self._pongs.pop(h, None)
+            waiting.pop(key, None)
 
     async def find_node(self, node: Node, target: bytes) -> list[w.NodeRecord]:
         """FindNode to a bonded node; Neighbors collected until 16 nodes or the reply timeout."""
@@ -190,15 +194,7 @@ class DiscoveryService:
     async def request_enr(self, node: Node) -> ENR | None:
         assert self.core is not None
         send, h = self.core.request_enr(node.node_id, (node.ip, node.udp), time.time())
-        fut: asyncio.Future = asyncio.get_running_loop().create_future()
-        self._enrs[h] = fut
-        self._send(send)
-        try:
-            return await asyncio.wait_for(fut, REPLY_TIMEOUT * 2)
-        except TimeoutError:
-            return None
-        finally:
-            self._enrs.pop(h, None)
+        return await self._await_reply(self._enrs, h, send)
 
     async def _ensure_bond(self, node: Node) -> bool:
         assert self.core is not None
