@@ -54,15 +54,11 @@ def _fetch(store: Path, servers: list[ServerProcess], rng: str = "0..16383", **p
 
 def _assert_identical_to_era1(store: Path, last: int = 16383) -> None:
     want = {b.number: b for f in ERA1_FILES for b in read_era1(f).blocks if b.number <= last}
-    con = sqlite3.connect(store)
-    rows = con.execute(
-        "SELECT c.number, b.hash, b.header, b.body, b.receipts FROM canonical c JOIN blocks b ON b.hash=c.hash"
-    ).fetchall()
-    con.close()
-    got = {r[0]: r for r in rows}
+    with BlockStore(store, readonly=True) as s:
+        got = {b.number: b for b in s.canonical_blocks(0, last + 1)}
     assert set(got) == set(want)
     for n, w in want.items():
-        _, h, header, body, receipts = got[n]
+        h, header, body, receipts = got[n].hash, got[n].header, got[n].body, got[n].receipts
         assert (h, header, body, receipts) == (w.hash, w.header, w.body, b"\xc0"), n
 
 

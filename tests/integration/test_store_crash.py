@@ -27,7 +27,9 @@ def _count(db: Path) -> int:
 def _check_consistent(db: Path) -> int:
     con = sqlite3.connect(db)
     rows = con.execute(
-        "SELECT c.number, c.hash, b.number, b.header, b.body, b.receipts FROM canonical c LEFT JOIN blocks b ON b.hash = c.hash"
+        "SELECT c.number, c.hash, h.number, h.header, b.body, r.receipts FROM canonical c "
+        "LEFT JOIN headers h ON h.hash = c.hash LEFT JOIN bodies b ON b.hash = c.hash "
+        "LEFT JOIN receipts r ON r.hash = c.hash"
     ).fetchall()
     con.close()
     for number, h, bnum, header, body, receipts in rows:

@@ -102,3 +102,32 @@ def test_sigkill_mid_write_leaves_whole_batches(tmp_path: Path) -> None:
     assert (lo, hi) == (0, count - 1)
     assert store.complete_numbers(0, hi) == set(range(count))
     assert os.path.exists(db)
+
+
+def test_schema_1_store_is_migrated_on_open(tmp_path: Path) -> None:
+    """A store written by schema 1 (one row per block) opens with everything readable."""
+    path = tmp_path / "v1.db"
+    con = sqlite3.connect(path)
+    con.executescript(
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);"
+        "CREATE TABLE blocks (hash BLOB PRIMARY KEY, number INTEGER NOT NULL, header BLOB NOT NULL,"
+        " body BLOB, receipts BLOB) WITHOUT ROWID;"
+        "CREATE TABLE canonical (number INTEGER PRIMARY KEY, hash BLOB NOT NULL);"
+    )
+    recs = [_rec(0), _rec(1), _rec(2, body=None, receipts=None)]
+    con.execute("INSERT INTO meta VALUES ('schema', ?)", (b"1",))
+    con.execute("INSERT INTO meta VALUES ('genesis', ?)", (b"\x22" * 32,))
+    for r in recs:
+        con.execute("INSERT INTO blocks VALUES (?,?,?,?,?)", (r.hash, r.number, r.header, r.body, r.receipts))
+        con.execute("INSERT INTO canonical VALUES (?,?)", (r.number, r.hash))
+    con.commit()
+    con.close()
+    with BlockStore(path, genesis_hash=b"\x22" * 32) as store:
+        got = list(store.canonical_blocks(0, 2))
+        assert [(b.number, b.hash, b.header, b.body, b.receipts) for b in got] == [
+            (r.number, r.hash, r.header, r.body, r.receipts) for r in recs
+        ]
+        assert store.complete_numbers(0, 2) == {0, 1}
+        assert store.get_meta("schema") == b"2"
+    tables = {r[0] for r in sqlite3.connect(path).execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert "blocks" not in tables

@@ -7,6 +7,10 @@ killed at any moment leaves either the whole block or none of it.
 
 Receipts are stored per block in the eth/69 form (no blooms: smaller, and the
 bloom is derived from the logs when an eth/68 peer asks).
+
+Headers, bodies and receipts live in separate tables: a mainnet body or receipt
+list is hundreds of kilobytes (SQLite overflow pages), and reading a header must
+not walk them (schema 1 kept all three in one row; it is migrated on open).
 """
 
 from __future__ import annotations
@@ -17,25 +21,40 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value BLOB NOT NULL
 );
-CREATE TABLE IF NOT EXISTS blocks (
-    hash     BLOB PRIMARY KEY,
-    number   INTEGER NOT NULL,
-    header   BLOB NOT NULL,
-    body     BLOB,
-    receipts BLOB
+CREATE TABLE IF NOT EXISTS headers (
+    hash   BLOB PRIMARY KEY,
+    number INTEGER NOT NULL,
+    header BLOB NOT NULL
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS blocks_number ON blocks(number);
+CREATE INDEX IF NOT EXISTS headers_number ON headers(number);
+CREATE TABLE IF NOT EXISTS bodies (
+    hash BLOB PRIMARY KEY,
+    body BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS receipts (
+    hash     BLOB PRIMARY KEY,
+    receipts BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS canonical (
     number INTEGER PRIMARY KEY,
     hash   BLOB NOT NULL
 );
+"""
+
+#: Schema 1 -> 2: one ``blocks`` row per block split into headers / bodies / receipts.
+_MIGRATE_1_TO_2 = """
+INSERT OR IGNORE INTO headers(hash, number, header) SELECT hash, number, header FROM blocks;
+INSERT OR IGNORE INTO bodies(hash, body) SELECT hash, body FROM blocks WHERE body IS NOT NULL;
+INSERT OR IGNORE INTO receipts(hash, receipts) SELECT hash, receipts FROM blocks WHERE receipts IS NOT NULL;
+DROP TABLE blocks;
+UPDATE meta SET value=CAST('2' AS BLOB) WHERE key='schema';
 """
 
 
@@ -89,6 +108,8 @@ class BlockStore:
         row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
         if row is None:
             self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION).encode(),))
+        elif int(row[0]) == 1:
+            self._db.executescript("BEGIN IMMEDIATE;" + _MIGRATE_1_TO_2 + "COMMIT;")
         elif int(row[0]) != SCHEMA_VERSION:
             raise StoreError(f"store {self.path} has schema {int(row[0])}, this ethp2p needs {SCHEMA_VERSION}")
         if genesis_hash is not None:
@@ -124,27 +145,33 @@ class BlockStore:
         A body or receipts value of None keeps what is already stored. Returns
         the number of blocks written.
         """
-        rows = [(b.hash, b.number, b.header, b.body, b.receipts) for b in blocks]
-        if not rows:
+        blocks = list(blocks)
+        if not blocks:
             return 0
         with self._lock:
             cur = self._db.cursor()
             cur.execute("BEGIN IMMEDIATE")
             try:
                 cur.executemany(
-                    "INSERT INTO blocks(hash, number, header, body, receipts) VALUES (?,?,?,?,?) "
-                    "ON CONFLICT(hash) DO UPDATE SET "
-                    "body=COALESCE(excluded.body, blocks.body), receipts=COALESCE(excluded.receipts, blocks.receipts)",
-                    rows,
+                    "INSERT INTO headers(hash, number, header) VALUES (?,?,?) ON CONFLICT(hash) DO NOTHING",
+                    [(b.hash, b.number, b.header) for b in blocks],
                 )
                 cur.executemany(
-                    "INSERT OR REPLACE INTO canonical(number, hash) VALUES (?,?)", [(r[1], r[0]) for r in rows]
+                    "INSERT OR REPLACE INTO bodies(hash, body) VALUES (?,?)",
+                    [(b.hash, b.body) for b in blocks if b.body is not None],
+                )
+                cur.executemany(
+                    "INSERT OR REPLACE INTO receipts(hash, receipts) VALUES (?,?)",
+                    [(b.hash, b.receipts) for b in blocks if b.receipts is not None],
+                )
+                cur.executemany(
+                    "INSERT OR REPLACE INTO canonical(number, hash) VALUES (?,?)", [(b.number, b.hash) for b in blocks]
                 )
                 cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
-        return len(rows)
+        return len(blocks)
 
     def set_meta(self, key: str, value: bytes) -> None:
         with self._lock:
@@ -163,19 +190,19 @@ class BlockStore:
     def number_of(self, block_hash: bytes) -> int | None:
         """The number of a canonical block with this hash (None if unknown)."""
         row = self._db.execute(
-            "SELECT b.number FROM blocks b JOIN canonical c ON c.number=b.number AND c.hash=b.hash WHERE b.hash=?",
+            "SELECT b.number FROM headers b JOIN canonical c ON c.number=b.number AND c.hash=b.hash WHERE b.hash=?",
             (block_hash,),
         ).fetchone()
         return int(row[0]) if row else None
 
     def header_by_number(self, number: int) -> bytes | None:
         row = self._db.execute(
-            "SELECT b.header FROM canonical c JOIN blocks b ON b.hash=c.hash WHERE c.number=?", (number,)
+            "SELECT b.header FROM canonical c JOIN headers b ON b.hash=c.hash WHERE c.number=?", (number,)
         ).fetchone()
         return bytes(row[0]) if row else None
 
     def header_by_hash(self, block_hash: bytes) -> bytes | None:
-        row = self._db.execute("SELECT header FROM blocks WHERE hash=?", (block_hash,)).fetchone()
+        row = self._db.execute("SELECT header FROM headers WHERE hash=?", (block_hash,)).fetchone()
         return bytes(row[0]) if row else None
 
     def headers_by_numbers(self, numbers: Sequence[int]) -> list[bytes | None]:
@@ -186,7 +213,7 @@ class BlockStore:
         found: dict[int, bytes] = {}
         if hi - lo <= 4 * len(numbers):
             for n, h in self._db.execute(
-                "SELECT c.number, b.header FROM canonical c JOIN blocks b ON b.hash=c.hash WHERE c.number BETWEEN ? AND ?",
+                "SELECT c.number, b.header FROM canonical c JOIN headers b ON b.hash=c.hash WHERE c.number BETWEEN ? AND ?",
                 (lo, hi),
             ):
                 found[n] = bytes(h)
@@ -198,25 +225,24 @@ class BlockStore:
         return [found.get(n) for n in numbers]
 
     def body(self, block_hash: bytes) -> bytes | None:
-        row = self._db.execute("SELECT body FROM blocks WHERE hash=?", (block_hash,)).fetchone()
-        return bytes(row[0]) if row and row[0] is not None else None
+        row = self._db.execute("SELECT body FROM bodies WHERE hash=?", (block_hash,)).fetchone()
+        return bytes(row[0]) if row else None
 
     def receipts(self, block_hash: bytes) -> bytes | None:
         """The block's receipts as stored (eth/69 per-block list encoding)."""
-        row = self._db.execute("SELECT receipts FROM blocks WHERE hash=?", (block_hash,)).fetchone()
-        return bytes(row[0]) if row and row[0] is not None else None
+        row = self._db.execute("SELECT receipts FROM receipts WHERE hash=?", (block_hash,)).fetchone()
+        return bytes(row[0]) if row else None
 
     def block(self, block_hash: bytes) -> StoredBlock | None:
         row = self._db.execute(
-            "SELECT number, hash, header, body, receipts FROM blocks WHERE hash=?", (block_hash,)
+            _SELECT_BLOCK + "WHERE h.hash=?", (block_hash,)
         ).fetchone()
         return _stored(row) if row else None
 
     def canonical_blocks(self, start: int, end: int) -> Iterator[StoredBlock]:
         """Canonical blocks with start <= number <= end, in order (gaps skipped)."""
         cur = self._db.execute(
-            "SELECT b.number, b.hash, b.header, b.body, b.receipts FROM canonical c JOIN blocks b ON b.hash=c.hash "
-            "WHERE c.number BETWEEN ? AND ? ORDER BY c.number",
+            _SELECT_BLOCK + "JOIN canonical c ON c.hash=h.hash WHERE c.number BETWEEN ? AND ? ORDER BY c.number",
             (start, end),
         )
         for row in cur:
@@ -245,14 +271,20 @@ class BlockStore:
     def complete_numbers(self, start: int, end: int) -> set[int]:
         """Numbers in [start, end] whose header, body and receipts are all stored."""
         cur = self._db.execute(
-            "SELECT c.number FROM canonical c JOIN blocks b ON b.hash=c.hash "
-            "WHERE c.number BETWEEN ? AND ? AND b.body IS NOT NULL AND b.receipts IS NOT NULL",
+            "SELECT c.number FROM canonical c JOIN bodies b ON b.hash=c.hash JOIN receipts r ON r.hash=c.hash "
+            "WHERE c.number BETWEEN ? AND ?",
             (start, end),
         )
         return {int(r[0]) for r in cur}
 
     def count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM canonical").fetchone()[0])
+
+
+_SELECT_BLOCK = (
+    "SELECT h.number, h.hash, h.header, b.body, r.receipts FROM headers h "
+    "LEFT JOIN bodies b ON b.hash=h.hash LEFT JOIN receipts r ON r.hash=h.hash "
+)
 
 
 def _stored(row: tuple) -> StoredBlock:
