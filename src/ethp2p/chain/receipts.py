@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from .. import rlp
 from ..crypto.keccak import keccak_256
+from ..rlp.codec import _read_header
 from .body import TX_TYPES
 from .trie import ordered_trie_root
 
@@ -32,24 +33,25 @@ class ReceiptError(ValueError):
     """A receipt list is malformed."""
 
 
-def _bloom_bits(value: bytes | memoryview) -> int:
-    h = keccak_256(value).digest()
-    return (
-        (1 << (((h[0] << 8) | h[1]) & 2047))
-        | (1 << (((h[2] << 8) | h[3]) & 2047))
-        | (1 << (((h[4] << 8) | h[5]) & 2047))
-    )
+#: keccak-derived bloom bits of recently seen addresses and topics (the same
+#: contracts and event signatures recur in every block, so this saves most hashing).
+_BITS_CACHE: dict[bytes, int] = {}
+_BITS_CACHE_MAX = 200_000
 
 
-def logs_bloom(logs_raw: bytes | memoryview) -> bytes:
-    """The 2048-bit bloom of an encoded logs list (addresses and topics of every log)."""
-    acc = 0
-    for log in _split(logs_raw, "logs", MAX_LOGS):
-        address, topics = _log_fields(log)
-        acc |= _bloom_bits(address)
-        for t in topics:
-            acc |= _bloom_bits(t)
-    return acc.to_bytes(BLOOM_SIZE, "big")
+def _bloom_bits(value: bytes) -> int:
+    bits = _BITS_CACHE.get(value)
+    if bits is None:
+        h = keccak_256(value).digest()
+        bits = (
+            (1 << (((h[0] << 8) | h[1]) & 2047))
+            | (1 << (((h[2] << 8) | h[3]) & 2047))
+            | (1 << (((h[4] << 8) | h[5]) & 2047))
+        )
+        if len(_BITS_CACHE) >= _BITS_CACHE_MAX:
+            _BITS_CACHE.clear()
+        _BITS_CACHE[value] = bits
+    return bits
 
 
 def combine_blooms(blooms: Sequence[bytes]) -> bytes:
@@ -60,82 +62,193 @@ def combine_blooms(blooms: Sequence[bytes]) -> bytes:
     return acc.to_bytes(BLOOM_SIZE, "big")
 
 
-def _split(item: bytes | memoryview, what: str, max_items: int) -> list[memoryview]:
+# ---- single-pass scanners ----------------------------------------------------------------------
+#
+# The receipt and log layouts are fixed, so one pass over the bytes checks every
+# header for canonical form and bounds (as strictly as ethp2p.rlp does) and finds
+# the pieces, without creating an object per RLP item. They work on ``bytes`` and
+# offsets; ``end`` is always the end of the enclosing item.
+
+
+def _item(buf: bytes, pos: int, end: int, what: str) -> tuple[bool, int, int]:
+    """(is_list, payload_start, payload_end) of the item at ``pos`` (must fit before ``end``)."""
     try:
-        return rlp.split_list(item, max_items=max_items)
+        is_list, start, length = _read_header(buf, pos, end)
     except rlp.RLPError as e:
         raise ReceiptError(f"{what}: {e}") from None
+    return is_list, start, start + length
 
 
-def _payload(item: memoryview, what: str) -> memoryview:
-    try:
-        return rlp.string_payload(item)
-    except rlp.RLPError as e:
-        raise ReceiptError(f"{what}: {e}") from None
+def _list_at(buf: bytes, pos: int, end: int, what: str) -> tuple[int, int]:
+    if pos >= end:
+        raise ReceiptError(f"{what}: unexpected end of input")
+    b = buf[pos]
+    if 0xC0 <= b < 0xF8:
+        stop = pos + 1 + b - 0xC0
+        if stop > end:
+            raise ReceiptError(f"{what}: runs past the end of its list")
+        return pos + 1, stop
+    is_list, start, stop = _item(buf, pos, end, what)
+    if not is_list:
+        raise ReceiptError(f"{what} must be a list")
+    return start, stop
 
 
-def _log_fields(log: memoryview) -> tuple[memoryview, list[memoryview]]:
-    f = _split(log, "log", 3)
-    if len(f) != 3:
-        raise ReceiptError("log must be [address, topics, data]")
-    address = _payload(f[0], "log address")
-    if len(address) != 20:
-        raise ReceiptError("log address must be 20 bytes")
-    topics = [_payload(t, "log topic") for t in _split(f[1], "log topics", MAX_TOPICS)]
-    if any(len(t) != 32 for t in topics):
-        raise ReceiptError("log topic must be 32 bytes")
-    _payload(f[2], "log data")
-    return address, topics
+#: Topic-list headers by topic count (each topic is 0xa0 + 32 bytes).
+_TOPICS_LONG = {0x42: 2, 0x63: 3, 0x84: 4}
 
 
-def _check_status_and_gas(status: memoryview, gas: memoryview) -> None:
-    s = _payload(status, "receipt status")
-    if len(s) not in (0, 32) and bytes(s) != b"\x01":
+def _scan_logs(buf: bytes, pos: int, end: int) -> int:
+    """Check the logs list payload ``buf[pos:end]`` and return its bloom as an int."""
+    acc = 0
+    count = 0
+    bits = _bloom_bits
+    while pos < end:
+        ls, le = _list_at(buf, pos, end, "log")
+        if le - ls < 22 or buf[ls] != 0x94:
+            raise ReceiptError("log must be [address, topics, data] with a 20-byte address")
+        acc |= bits(buf[ls + 1 : ls + 21])
+        p = ls + 21
+        t = buf[p]
+        if t == 0xC0:
+            k = 0
+            p += 1
+        elif t == 0xE1:
+            k = 1
+            p += 1
+        elif t == 0xF8 and p + 1 < le and buf[p + 1] in _TOPICS_LONG:
+            k = _TOPICS_LONG[buf[p + 1]]
+            p += 2
+        else:
+            raise ReceiptError("log topics must be a list of at most 4 topics of 32 bytes")
+        if p + 33 * k >= le:
+            raise ReceiptError("log topics run past the end of the log")
+        for _ in range(k):
+            if buf[p] != 0xA0:
+                raise ReceiptError("log topic must be 32 bytes")
+            acc |= bits(buf[p + 1 : p + 33])
+            p += 33
+        d = buf[p]
+        if d < 0x80:
+            p += 1
+        elif d < 0xB8:
+            if d == 0x81 and (p + 1 >= le or buf[p + 1] < 0x80):
+                raise ReceiptError("log data: single byte below 0x80 must not have a string header")
+            p += 1 + d - 0x80
+        else:
+            is_list, _, p = _item(buf, p, le, "log data")
+            if is_list:
+                raise ReceiptError("log data must be a string")
+        if p != le:
+            raise ReceiptError("log must be [address, topics, data]")
+        pos = le
+        count += 1
+        if count > MAX_LOGS:
+            raise ReceiptError(f"more than {MAX_LOGS} logs in one receipt")
+    return acc
+
+
+def _status_gas(buf: bytes, p: int, end: int) -> int:
+    """Check status (empty, 1 or a 32-byte root) and cumulative gas at ``p``; return the offset after."""
+    if p >= end:
+        raise ReceiptError("receipt too short")
+    s = buf[p]
+    if s == 0x80 or s == 0x01:
+        p += 1
+    elif s == 0xA0:
+        p += 33
+    else:
         raise ReceiptError("receipt status must be empty, 1 or a 32-byte post-state root")
-    g = _payload(gas, "receipt cumulative gas")
-    if len(g) > 8 or (len(g) and g[0] == 0):
+    if p >= end:
+        raise ReceiptError("receipt too short")
+    g = buf[p]
+    if 0 < g <= 0x80:
+        p += 1
+    elif 0x81 <= g <= 0x88 and p + 1 < end and buf[p + 1] != 0 and (g != 0x81 or buf[p + 1] >= 0x80):
+        p += 1 + g - 0x80
+    else:
         raise ReceiptError("receipt cumulative gas is not a canonical 64-bit integer")
+    if p > end:
+        raise ReceiptError("receipt too short")
+    return p
 
 
-def _check_logs(logs: memoryview) -> None:
-    if not rlp.is_list_item(logs):
-        raise ReceiptError("receipt logs must be a list")
+def _receipt_list(list_raw: bytes | memoryview) -> tuple[bytes, int, int]:
+    buf = bytes(list_raw)
+    start, stop = _list_at(buf, 0, len(buf), "receipt list")
+    if stop != len(buf):
+        raise ReceiptError("receipt list: trailing bytes after the list")
+    return buf, start, stop
+
+
+def _scan69(buf: bytes, pos: int, end: int) -> tuple[int, int, int, int, int]:
+    """One eth/69 receipt at ``pos``: (type, status offset, logs offset, logs payload start, end)."""
+    rs, re_ = _list_at(buf, pos, end, "receipt")
+    if rs >= re_:
+        raise ReceiptError("eth/69 receipt must be [type, status, cumulative-gas, logs]")
+    t = buf[rs]
+    if t == 0x80:
+        tx_type = 0
+    elif 0 < t < 0x80:
+        tx_type = t
+    else:
+        raise ReceiptError("receipt type is not a canonical small integer")
+    if tx_type not in TX_TYPES:
+        raise ReceiptError(f"unknown receipt type {tx_type}")
+    logs_at = _status_gas(buf, rs + 1, re_)
+    ls, le = _list_at(buf, logs_at, re_, "receipt logs")
+    if le != re_:
+        raise ReceiptError("eth/69 receipt must be [type, status, cumulative-gas, logs]")
+    return tx_type, rs + 1, logs_at, ls, re_
+
+
+def logs_bloom(logs_raw: bytes | memoryview) -> bytes:
+    """The 2048-bit bloom of an encoded logs list (addresses and topics of every log)."""
+    buf = bytes(logs_raw)
+    start, stop = _list_at(buf, 0, len(buf), "logs")
+    if stop != len(buf):
+        raise ReceiptError("logs: trailing bytes after the list")
+    return _scan_logs(buf, start, stop).to_bytes(BLOOM_SIZE, "big")
 
 
 # ---- eth/69 form -------------------------------------------------------------------------------
 
 
-def _split69(receipt: memoryview) -> tuple[int, memoryview, memoryview, memoryview]:
-    f = _split(receipt, "receipt", 4)
-    if len(f) != 4:
-        raise ReceiptError("eth/69 receipt must be [type, status, cumulative-gas, logs]")
-    t = _payload(f[0], "receipt type")
-    if len(t) > 1 or (len(t) == 1 and t[0] == 0):
-        raise ReceiptError("receipt type is not a canonical small integer")
-    tx_type = t[0] if len(t) else 0
-    if tx_type not in TX_TYPES:
-        raise ReceiptError(f"unknown receipt type {tx_type}")
-    _check_status_and_gas(f[1], f[2])
-    _check_logs(f[3])
-    return tx_type, f[1], f[2], f[3]
-
-
 def receipts69_items(list_raw: bytes | memoryview) -> list[memoryview]:
-    """The receipts of an eth/69-form list (each checked for shape)."""
-    items = _split(list_raw, "receipt list", MAX_RECEIPTS)
-    for r in items:
-        _split69(r)
-    return items
+    """The receipts of an eth/69-form list (each checked for shape, logs included)."""
+    buf, pos, stop = _receipt_list(list_raw)
+    mv = memoryview(buf)
+    out = []
+    while pos < stop:
+        _, _, _, ls, end = _scan69(buf, pos, stop)
+        _scan_logs(buf, ls, end)
+        out.append(mv[pos:end])
+        pos = end
+        if len(out) > MAX_RECEIPTS:
+            raise ReceiptError(f"receipt list: more than {MAX_RECEIPTS} receipts")
+    return out
+
+
+_BLOOM_HEADER = b"\xb9\x01\x00"
 
 
 def receipts69_to_consensus(list_raw: bytes | memoryview, *, start: int = 0) -> list[bytes]:
     """Consensus encodings of an eth/69-form list (blooms rebuilt from logs)."""
+    buf, pos, stop = _receipt_list(list_raw)
     out = []
-    for r in _split(list_raw, "receipt list", MAX_RECEIPTS)[start:]:
-        tx_type, status, gas, logs = _split69(r)
-        bloom = logs_bloom(logs)
-        body = rlp.encode_raw_list([bytes(status), bytes(gas), b"\xb9\x01\x00" + bloom, bytes(logs)])
-        out.append(body if tx_type == 0 else bytes((tx_type,)) + body)
+    i = 0
+    join = b"".join
+    while pos < stop:
+        tx_type, s, logs_at, ls, end = _scan69(buf, pos, stop)
+        bloom = _scan_logs(buf, ls, end).to_bytes(BLOOM_SIZE, "big")
+        if i >= start:
+            size = end - s + 259
+            body = join((rlp.encode_length(size, 0xC0), buf[s:logs_at], _BLOOM_HEADER, bloom, buf[logs_at:end]))
+            out.append(body if tx_type == 0 else bytes((tx_type,)) + body)
+        pos = end
+        i += 1
+        if i > MAX_RECEIPTS:
+            raise ReceiptError(f"receipt list: more than {MAX_RECEIPTS} receipts")
     return out
 
 
@@ -150,48 +263,75 @@ def receipts69_to_68(list_raw: bytes | memoryview) -> bytes:
 # ---- eth/68 form -------------------------------------------------------------------------------
 
 
-def _split68(receipt: memoryview) -> tuple[int, memoryview, memoryview, memoryview, memoryview, memoryview]:
-    """(type, consensus encoding, status, gas, bloom, logs) of one eth/68 receipt."""
-    if rlp.is_list_item(receipt):
-        tx_type, consensus = 0, receipt
+def _scan68(buf: bytes, pos: int, end: int) -> tuple[int, int, int, int, int, int, int]:
+    """One eth/68 receipt: (type, consensus start, status offset, bloom offset, logs offset, logs start, end)."""
+    b = buf[pos] if pos < end else 0
+    if b >= 0xC0:
+        tx_type = 0
+        cs = pos
+        fs, fe = _list_at(buf, pos, end, "receipt")
+        item_end = fe
     else:
-        consensus = _payload(receipt, "typed receipt")
-        if len(consensus) < 2 or consensus[0] not in TX_TYPES or consensus[0] == 0:
+        is_list, ps, item_end = _item(buf, pos, end, "typed receipt")
+        if item_end - ps < 2 or buf[ps] not in TX_TYPES or buf[ps] == 0:
             raise ReceiptError("typed receipt has an unknown type byte")
-        tx_type = consensus[0]
-        if consensus[1] < 0xC0:
+        tx_type = buf[ps]
+        cs = ps
+        if buf[ps + 1] < 0xC0:
             raise ReceiptError("typed receipt body must be a list")
-    f = _split(consensus if tx_type == 0 else consensus[1:], "receipt", 4)
-    if len(f) != 4:
-        raise ReceiptError("eth/68 receipt must be [status, cumulative-gas, bloom, logs]")
-    _check_status_and_gas(f[0], f[1])
-    bloom = _payload(f[2], "receipt bloom")
-    if len(bloom) != BLOOM_SIZE:
+        fs, fe = _list_at(buf, ps + 1, item_end, "receipt")
+        if fe != item_end:
+            raise ReceiptError("typed receipt: trailing bytes after its list")
+    bloom_at = _status_gas(buf, fs, fe)
+    if bloom_at + 259 > fe or buf[bloom_at : bloom_at + 3] != _BLOOM_HEADER:
         raise ReceiptError("receipt bloom must be 256 bytes")
-    _check_logs(f[3])
-    return tx_type, consensus, f[0], f[1], bloom, f[3]
+    logs_at = bloom_at + 259
+    ls, le = _list_at(buf, logs_at, fe, "receipt logs")
+    if le != fe:
+        raise ReceiptError("eth/68 receipt must be [status, cumulative-gas, bloom, logs]")
+    return tx_type, cs, fs, bloom_at, logs_at, ls, item_end
 
 
 def receipts68_to_consensus(list_raw: bytes | memoryview, *, check_blooms: bool = True) -> list[memoryview]:
     """Consensus encodings of an eth/68 list, zero-copy; each bloom is checked against its logs."""
+    buf, pos, stop = _receipt_list(list_raw)
+    mv = memoryview(buf)
     out = []
-    for i, r in enumerate(_split(list_raw, "receipt list", MAX_RECEIPTS)):
-        _, consensus, _, _, bloom, logs = _split68(r)
-        if check_blooms and bytes(bloom) != logs_bloom(logs):
-            raise ReceiptError(f"receipt {i}: bloom does not match its logs")
-        out.append(consensus)
+    while pos < stop:
+        _, cs, _, bloom_at, _, ls, end = _scan68(buf, pos, stop)
+        if check_blooms and _scan_logs(buf, ls, end) != int.from_bytes(buf[bloom_at + 3 : bloom_at + 259], "big"):
+            raise ReceiptError(f"receipt {len(out)}: bloom does not match its logs")
+        out.append(mv[cs:end])
+        pos = end
+        if len(out) > MAX_RECEIPTS:
+            raise ReceiptError(f"receipt list: more than {MAX_RECEIPTS} receipts")
     return out
+
+
+def receipts68_split(list_raw: bytes | memoryview, *, check_blooms: bool = True) -> tuple[list[memoryview], bytes]:
+    """One pass over an eth/68 list: (consensus encodings, zero-copy; the list in eth/69 form)."""
+    buf, pos, stop = _receipt_list(list_raw)
+    mv = memoryview(buf)
+    consensus = []
+    items = []
+    join = b"".join
+    while pos < stop:
+        tx_type, cs, fs, bloom_at, logs_at, ls, end = _scan68(buf, pos, stop)
+        if check_blooms and _scan_logs(buf, ls, end) != int.from_bytes(buf[bloom_at + 3 : bloom_at + 259], "big"):
+            raise ReceiptError(f"receipt {len(items)}: bloom does not match its logs")
+        consensus.append(mv[cs:end])
+        t = b"\x80" if tx_type == 0 else bytes((tx_type,))
+        size = 1 + (bloom_at - fs) + (end - logs_at)
+        items.append(join((rlp.encode_length(size, 0xC0), t, buf[fs:bloom_at], buf[logs_at:end])))
+        pos = end
+        if len(items) > MAX_RECEIPTS:
+            raise ReceiptError(f"receipt list: more than {MAX_RECEIPTS} receipts")
+    return consensus, rlp.encode_raw_list(items)
 
 
 def receipts68_to_69(list_raw: bytes | memoryview, *, check_blooms: bool = True) -> bytes:
     """An eth/68 list converted to the eth/69 form ethp2p stores (blooms checked, then dropped)."""
-    items = []
-    for i, r in enumerate(_split(list_raw, "receipt list", MAX_RECEIPTS)):
-        tx_type, _, status, gas, bloom, logs = _split68(r)
-        if check_blooms and bytes(bloom) != logs_bloom(logs):
-            raise ReceiptError(f"receipt {i}: bloom does not match its logs")
-        items.append(rlp.encode_raw_list([rlp.encode(tx_type), bytes(status), bytes(gas), bytes(logs)]))
-    return rlp.encode_raw_list(items)
+    return receipts68_split(list_raw, check_blooms=check_blooms)[1]
 
 
 def receipts_root(consensus: Sequence[bytes | memoryview]) -> bytes:
@@ -201,4 +341,7 @@ def receipts_root(consensus: Sequence[bytes | memoryview]) -> bytes:
 
 def receipt_count(list_raw: bytes | memoryview) -> int:
     """Number of receipts in a list of either form."""
-    return len(_split(list_raw, "receipt list", MAX_RECEIPTS))
+    try:
+        return len(rlp.split_list(list_raw, max_items=MAX_RECEIPTS))
+    except rlp.RLPError as e:
+        raise ReceiptError(f"receipt list: {e}") from None

@@ -13,8 +13,7 @@ from .header import EMPTY_OMMERS_HASH, Header
 from .receipts import (
     ReceiptError,
     receipt_count,
-    receipts68_to_69,
-    receipts68_to_consensus,
+    receipts68_split,
     receipts69_to_consensus,
     receipts_root,
 )
@@ -88,15 +87,16 @@ def verify_receipts(
 ) -> bytes:
     """Check one block's receipt list against its header and return it in eth/69 (stored) form.
 
-    ``form`` is the eth version the list arrived in (68: with blooms, which are
-    checked against the logs; 69/70: without). ``tx_count``, when known from the
-    body, must equal the number of receipts.
+    ``form`` is the eth version the list arrived in (68: with blooms, which the
+    receipts root covers, so they need no recomputing; 69/70: without, so they are
+    rebuilt from the logs). ``tx_count``, when known from the body, must equal the
+    number of receipts.
     """
     n = header.number
     try:
         if form == 68:
-            consensus: Sequence[bytes | memoryview] = receipts68_to_consensus(list_raw)
-            stored = receipts68_to_69(list_raw, check_blooms=False)
+            # The blooms on the wire need no recomputing: the receipts root commits to them.
+            consensus, stored = receipts68_split(list_raw, check_blooms=False)
         else:
             consensus = receipts69_to_consensus(list_raw)
             stored = bytes(list_raw)
