@@ -68,26 +68,51 @@ class Header:
         if len(raw) > MAX_HEADER_SIZE:
             raise HeaderError(f"header of {len(raw)} bytes exceeds {MAX_HEADER_SIZE}")
         try:
-            fields = rlp.split_list(raw, max_items=MAX_FIELDS)
+            is_list, pos, length = rlp.header(raw)
         except rlp.RLPError as e:
             raise HeaderError(f"header is not an RLP list: {e}") from None
-        if len(fields) < MIN_FIELDS:
-            raise HeaderError(f"header has {len(fields)} fields, needs at least {MIN_FIELDS}")
-        payloads = []
-        for i, item in enumerate(fields):
-            try:
-                value = rlp.string_payload(item)
-            except rlp.RLPError as e:
-                raise HeaderError(f"header field {i}: {e}") from None
-            size = _FIXED_SIZES.get(i)
-            if size is not None and len(value) != size:
-                raise HeaderError(f"header field {i} is {len(value)} bytes, must be {size}")
-            limit = _INT_FIELDS.get(i)
-            if limit is not None and (len(value) > limit or (len(value) and value[0] == 0)):
+        end = pos + length
+        if not is_list or end != len(raw):
+            raise HeaderError("header is not exactly one RLP list")
+        # One pass over the fields: canonical string headers, bounds, sizes.
+        fields: list[bytes] = []
+        fixed, ints = _FIXED_SIZES, _INT_FIELDS
+        i = 0
+        while pos < end:
+            b0 = raw[pos]
+            if b0 < 0x80:
+                start, stop = pos, pos + 1
+            elif b0 < 0xB8:
+                start = pos + 1
+                stop = start + b0 - 0x80
+                if b0 == 0x81 and (start >= end or raw[start] < 0x80):
+                    raise HeaderError(f"header field {i}: single byte below 0x80 must not have a string header")
+            elif b0 < 0xC0:
+                try:
+                    _, start, n = rlp.header(raw, pos)
+                except rlp.RLPError as e:
+                    raise HeaderError(f"header field {i}: {e}") from None
+                stop = start + n
+            else:
+                raise HeaderError(f"header field {i}: expected an RLP string, got a list")
+            if stop > end:
+                raise HeaderError(f"header field {i} runs past the end of the header")
+            size = stop - start
+            want = fixed.get(i)
+            if want is not None and size != want:
+                raise HeaderError(f"header field {i} is {size} bytes, must be {want}")
+            limit = ints.get(i)
+            if limit is not None and (size > limit or (size and raw[start] == 0)):
                 raise HeaderError(f"header field {i} is not a canonical integer of at most {limit} bytes")
-            payloads.append(value)
+            fields.append(raw[start:stop])
+            pos = stop
+            i += 1
+            if i > MAX_FIELDS:
+                raise HeaderError(f"header has more than {MAX_FIELDS} fields")
+        if i < MIN_FIELDS:
+            raise HeaderError(f"header has {i} fields, needs at least {MIN_FIELDS}")
         self.raw = raw
-        self._fields = payloads
+        self._fields = fields
 
     def __repr__(self) -> str:
         return f"<Header #{self.number} {self.hash.hex()[:16]}>"
@@ -108,13 +133,13 @@ class Header:
         return len(self._fields)
 
     def _bytes(self, i: int) -> bytes:
-        return bytes(self._fields[i])
+        return self._fields[i]
 
     def _int(self, i: int) -> int:
         return int.from_bytes(self._fields[i], "big")
 
     def _opt_bytes(self, i: int) -> bytes | None:
-        return bytes(self._fields[i]) if i < len(self._fields) else None
+        return self._fields[i] if i < len(self._fields) else None
 
     def _opt_int(self, i: int) -> int | None:
         return int.from_bytes(self._fields[i], "big") if i < len(self._fields) else None
