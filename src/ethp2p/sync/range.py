@@ -11,8 +11,10 @@
   (per-block-per-peer back-off), so one peer that keeps omitting one block cannot
   hold the range back. A block that failed on several peers is escalated to a
   priority queue that every peer tries first, one block at a time.
-* Verified payloads pass through a bounded queue to a single writer that commits
-  them to the store in batches: fetching slows down when writing can't keep up.
+* Verified payloads pass through a bounded queue (in blocks and in bytes) to a
+  single writer that commits them to the store in batches: fetching slows down
+  when writing can't keep up. Batches are also cut to an expected size in bytes,
+  so memory stays flat whether blocks are 1 KB or 1 MB.
 * Blocks already complete in the store are skipped: a re-run fetches only what is missing.
 * A watchdog reports when nothing has been stored for ``stall_timeout`` seconds.
 """
@@ -45,6 +47,10 @@ MAX_ATTEMPTS = 24
 #: Verified blocks buffered between fetchers and the writer.
 MAX_BUFFERED_BLOCKS = 4096
 WRITE_BATCH = 1024
+#: Verified bytes buffered between fetchers and the writer (mainnet blocks are ~250 KB).
+MAX_BUFFERED_BYTES = 64 * 1024 * 1024
+#: A batch is cut so that its expected size (blocks x average block seen so far) stays under this.
+MAX_BATCH_BYTES = 16 * 1024 * 1024
 
 
 @dataclass
@@ -71,6 +77,10 @@ class RangeStats:
 def _name(peer: object) -> str:
     pid = getattr(peer, "peer_id", None)
     return pid.hex()[:12] if isinstance(pid, bytes) else repr(peer)
+
+
+def _size(p: BlockPayload) -> int:
+    return len(p.header) + len(p.body) + len(p.receipts)
 
 
 def _runs(numbers: Sequence[int], size: int) -> list[tuple[int, int]]:
@@ -133,6 +143,7 @@ class RangeFetcher:
             maxsize=max(1, max_buffered_blocks // max(1, initial_batch))
         )
         self._buffered_blocks = 0
+        self._buffered_bytes = 0
         self._max_buffered = max_buffered_blocks
         self._space = asyncio.Condition()
         self._last_progress = time.monotonic()
@@ -186,8 +197,13 @@ class RangeFetcher:
         return (batch[0], batch[-1]) if batch else None
 
     def _limit(self, peer: FetchPeer) -> int:
+        """The peer's AIMD batch limit, cut to MAX_BATCH_BYTES at the average block size seen."""
         pid = getattr(peer, "peer_id", b"")
-        return self.limits.setdefault(pid, self.initial_batch)
+        limit = self.limits.setdefault(pid, self.initial_batch)
+        if self.stats.verified_blocks:
+            avg = max(1, self.stats.bytes // self.stats.verified_blocks)
+            limit = min(limit, max(MIN_BATCH, MAX_BATCH_BYTES // avg))
+        return limit
 
     def _adjust(self, peer: FetchPeer, complete: bool) -> None:
         pid = getattr(peer, "peer_id", b"")
@@ -230,9 +246,11 @@ class RangeFetcher:
                 rows = [BlockRecord(p.number, p.hash, p.header, p.body, p.receipts) for p in pending]
                 await asyncio.to_thread(self.store.put_blocks, rows)
                 n = len(pending)
+                size = sum(_size(p) for p in pending)
                 pending = []
                 async with self._space:
                     self._buffered_blocks -= n
+                    self._buffered_bytes -= size
                     self._space.notify_all()
                 self._finish(n)
                 self._last_progress = time.monotonic()
@@ -242,9 +260,14 @@ class RangeFetcher:
                 return
 
     async def _hand_over(self, payloads: list[BlockPayload]) -> None:
+        size = sum(_size(p) for p in payloads)
         async with self._space:
-            await self._space.wait_for(lambda: self._buffered_blocks < self._max_buffered)
+            await self._space.wait_for(
+                lambda: self._buffered_blocks == 0
+                or (self._buffered_blocks < self._max_buffered and self._buffered_bytes + size <= MAX_BUFFERED_BYTES)
+            )
             self._buffered_blocks += len(payloads)
+            self._buffered_bytes += size
             self.stats.max_buffered = max(self.stats.max_buffered, self._buffered_blocks)
         await self._buffer.put(payloads)
 
@@ -288,7 +311,7 @@ class RangeFetcher:
                 self.stats.faults.append(f"{name}: block {f.number}: {f.kind}: {f.message}")
             if outcome.payloads:
                 self.stats.verified_blocks += len(outcome.payloads)
-                self.stats.bytes += sum(len(p.header) + len(p.body) + len(p.receipts) for p in outcome.payloads)
+                self.stats.bytes += sum(_size(p) for p in outcome.payloads)
                 self.stats.blocks_by_peer[name] = self.stats.blocks_by_peer.get(name, 0) + len(outcome.payloads)
                 await self._hand_over(outcome.payloads)
             self._adjust(peer, complete=not outcome.missing_blocks)
