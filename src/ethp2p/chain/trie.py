@@ -58,67 +58,30 @@ def _common_prefix_len(a: bytes, b: bytes, start: int) -> int:
     return i - start
 
 
-def _node(keys: list[bytes], values: list[bytes], lo: int, hi: int, depth: int) -> bytes:
-    """RLP encoding of the node holding keys[lo:hi] below nibble ``depth``."""
-    first = keys[lo]
-    if hi - lo == 1:
-        return _list([encode_bytes(_hex_prefix(first[depth:], True)), encode_bytes(values[lo])])
-    prefix = _common_prefix_len(first, keys[hi - 1], depth)
-    if prefix:
-        child = _node(keys, values, lo, hi, depth + prefix)
-        return _list([encode_bytes(_hex_prefix(first[depth : depth + prefix], False)), _ref(child)])
-    slots = [_EMPTY] * 17
-    i = lo
-    if len(first) == depth:
-        slots[16] = encode_bytes(values[lo])
-        i += 1
-    while i < hi:
-        nib = keys[i][depth]
-        j = i + 1
-        while j < hi and keys[j][depth] == nib:
-            j += 1
-        slots[nib] = _ref(_node(keys, values, i, j, depth + 1))
-        i = j
-    return _list(slots)
-
-
-def trie_root(pairs: Mapping[bytes, bytes]) -> bytes:
-    """Root of the trie mapping each key to its value (empty values are absent)."""
-    items = sorted((_nibbles(bytes(k)), bytes(v)) for k, v in pairs.items() if len(v))
-    if not items:
-        return EMPTY_TRIE_ROOT
-    keys = [k for k, _ in items]
-    values = [v for _, v in items]
-    return keccak(_node(keys, values, 0, len(keys), 0))
-
-
-def secure_trie_root(pairs: Mapping[bytes, bytes]) -> bytes:
-    """Root of a "secure" trie, whose keys are keccak256 of the given keys."""
-    return trie_root({keccak(k): v for k, v in pairs.items()})
-
-
-def _index_key(i: int) -> bytes:
-    return encode_bytes(encode_int(i))
-
-
-# ---- ordered tries (keys rlp(0), rlp(1), ...) ---------------------------------------------------
-#
-# The shape of an ordered trie depends only on the item count, so it is worked out
-# once per count (a "plan": nested tuples naming, for every node, its children or
-# its leaf) and cached. Computing a root is then: encode and hash every leaf in one
-# pass, and fold the branches over the leaf references. Same result as trie_root.
+# A trie's shape depends only on its sorted keys. It is worked out as a "plan"
+# (nested tuples: a leaf names its item, a branch its 16 children and value, an
+# extension its path and child), every leaf's path is recorded alongside; the
+# root is then: encode and hash every leaf in one pass, and fold the branches
+# over the leaf references. Ordered tries (keys rlp(0), rlp(1), ...) have one
+# shape per item count, so their plan is cached.
 
 _LEAF, _EXT, _BRANCH = 0, 1, 2
 
 
-def _build_plan(keys: list[bytes], idx: list[int], lo: int, hi: int, depth: int) -> tuple:
+def _build_plan(keys: list[bytes], idx: Sequence[int], lo: int, hi: int, depth: int, paths: list[bytes]) -> tuple:
+    """Plan of the node holding sorted nibble keys[lo:hi] below ``depth``.
+
+    ``idx[k]`` is the item index of the k-th sorted key; leaves name items by it
+    and their paths go to ``paths[item]``.
+    """
     first = keys[lo]
     if hi - lo == 1:
+        paths[idx[lo]] = encode_bytes(_hex_prefix(first[depth:], True))
         return (_LEAF, idx[lo])
     prefix = _common_prefix_len(first, keys[hi - 1], depth)
     if prefix:
         path = encode_bytes(_hex_prefix(first[depth : depth + prefix], False))
-        return (_EXT, path, _build_plan(keys, idx, lo, hi, depth + prefix))
+        return (_EXT, path, _build_plan(keys, idx, lo, hi, depth + prefix, paths))
     slots: list[tuple | None] = [None] * 16
     value = -1
     i = lo
@@ -130,64 +93,68 @@ def _build_plan(keys: list[bytes], idx: list[int], lo: int, hi: int, depth: int)
         j = i + 1
         while j < hi and keys[j][depth] == nib:
             j += 1
-        slots[nib] = _build_plan(keys, idx, i, j, depth + 1)
+        slots[nib] = _build_plan(keys, idx, i, j, depth + 1, paths)
         i = j
     return (_BRANCH, tuple(slots), value)
 
 
-def _leaf_paths(plan: tuple, keys: dict[int, bytes], depth: int, out: list[bytes]) -> None:
-    """Fill ``out[i]``: the RLP of leaf i's hex-prefixed remaining path."""
-    kind = plan[0]
-    if kind == _LEAF:
-        out[plan[1]] = encode_bytes(_hex_prefix(keys[plan[1]][depth:], True))
-    elif kind == _EXT:
-        # The extension's path length is the number of nibbles its RLP stands for.
-        _leaf_paths(plan[2], keys, depth + _ext_len(plan[1]), out)
-    else:
-        for child in plan[1]:
-            if child is not None:
-                _leaf_paths(child, keys, depth + 1, out)
-
-
-def _ext_len(path_rlp: bytes) -> int:
-    compact = path_rlp[1:] if path_rlp[0] >= 0x80 else path_rlp
-    odd = (compact[0] >> 4) & 1
-    return (len(compact) - 1) * 2 + odd
-
-
-@lru_cache(maxsize=512)
-def _ordered_plan(n: int) -> tuple[tuple, tuple[bytes, ...]]:
-    order = sorted(range(n), key=_index_key)
-    keys = [_nibbles(_index_key(i)) for i in order]
-    plan = _build_plan(keys, order, 0, n, 0)
-    paths: list[bytes] = [b""] * n
-    _leaf_paths(plan, dict(zip(order, keys)), 0, paths)
-    return plan, tuple(paths)
-
-
 def _fold(plan: tuple, refs: list[bytes], values: Sequence[bytes | bytearray | memoryview]) -> bytes:
-    """The RLP of the node ``plan`` given every leaf's reference."""
-    kind = plan[0]
-    if kind == _BRANCH:
+    """The RLP of the node ``plan`` (a branch or extension) given every leaf's reference."""
+    if plan[0] == _BRANCH:
         slots = [_EMPTY if c is None else (refs[c[1]] if c[0] == _LEAF else _ref(_fold(c, refs, values))) for c in plan[1]]
         v = plan[2]
         slots.append(_EMPTY if v < 0 else encode_bytes(bytes(values[v])))
         return _list(slots)
-    if kind == _EXT:
-        child = plan[2]
-        ref = refs[child[1]] if child[0] == _LEAF else _ref(_fold(child, refs, values))
-        return _list([plan[1], ref])
-    raise AssertionError("a single leaf is handled by the caller")
+    child = plan[2]  # an extension's child is always a branch
+    return _list([plan[1], _ref(_fold(child, refs, values))])
 
 
-def _leaf_ref(path: bytes, value: bytes | bytearray | memoryview) -> bytes:
+def _leaf(path: bytes, value: bytes | bytearray | memoryview) -> bytes:
     n = len(value)
     if n == 1 and value[0] < 0x80:
-        node = _list([path, bytes(value)])
-    else:
-        vh = encode_length(n, 0x80)
-        node = b"".join((encode_length(len(path) + len(vh) + n, 0xC0), path, vh, value))
-    return node if len(node) < 32 else b"\xa0" + _keccak256(node).digest()
+        return _list([path, bytes(value)])
+    vh = encode_length(n, 0x80)
+    return b"".join((encode_length(len(path) + len(vh) + n, 0xC0), path, vh, value))
+
+
+def _root(plan: tuple, paths: Sequence[bytes], values: Sequence[bytes | bytearray | memoryview]) -> bytes:
+    if plan[0] == _LEAF:
+        return keccak(_leaf(paths[0], values[0]))
+    h = _keccak256
+    refs = []
+    for path, value in zip(paths, values):
+        node = _leaf(path, value)
+        refs.append(node if len(node) < 32 else b"\xa0" + h(node).digest())
+    return keccak(_fold(plan, refs, values))
+
+
+def trie_root(pairs: Mapping[bytes, bytes]) -> bytes:
+    """Root of the trie mapping each key to its value (empty values are absent)."""
+    items = sorted((_nibbles(bytes(k)), bytes(v)) for k, v in pairs.items() if len(v))
+    if not items:
+        return EMPTY_TRIE_ROOT
+    keys = [k for k, _ in items]
+    paths = [b""] * len(keys)
+    plan = _build_plan(keys, range(len(keys)), 0, len(keys), 0, paths)
+    return _root(plan, paths, [v for _, v in items])
+
+
+def secure_trie_root(pairs: Mapping[bytes, bytes]) -> bytes:
+    """Root of a "secure" trie, whose keys are keccak256 of the given keys."""
+    return trie_root({keccak(k): v for k, v in pairs.items()})
+
+
+def _index_key(i: int) -> bytes:
+    return encode_bytes(encode_int(i))
+
+
+@lru_cache(maxsize=512)
+def _ordered_plan(n: int) -> tuple[tuple, tuple[bytes, ...]]:
+    """Plan of the ordered trie of ``n`` items, with leaf paths by item index."""
+    order = sorted(range(n), key=_index_key)
+    paths = [b""] * n
+    plan = _build_plan([_nibbles(_index_key(i)) for i in order], order, 0, n, 0, paths)
+    return plan, tuple(paths)
 
 
 def ordered_trie_root(items: Sequence[bytes | bytearray | memoryview]) -> bytes:
@@ -196,7 +163,4 @@ def ordered_trie_root(items: Sequence[bytes | bytearray | memoryview]) -> bytes:
     if n == 0:
         return EMPTY_TRIE_ROOT
     plan, paths = _ordered_plan(n)
-    if n == 1:
-        return keccak(_list([paths[0], encode_bytes(bytes(items[0]))]))
-    refs = [_leaf_ref(p, v) for p, v in zip(paths, items)]
-    return keccak(_fold(plan, refs, items))
+    return _root(plan, paths, items)
