@@ -1,19 +1,8 @@
 """Reference (pre-optimisation) receipt conversions, kept to differential-test the fast ones.
 
 This is the straightforward split-everything implementation ethp2p used before the
-Performance work; tests check the fast paths in ethp2p.chain.receipts accept and
-reject exactly what this does and produce the same bytes.
-
-
-* **eth/69 form** (also eth/70, and what ethp2p stores): each receipt is
-  ``[tx-type, post-state-or-status, cumulative-gas, logs]``, no bloom.
-* **eth/68 form**: the consensus encoding on the wire: a legacy receipt is the list
-  ``[status, cumulative-gas, bloom, logs]``; a typed one is a byte string holding
-  ``type || rlp([status, cumulative-gas, bloom, logs])``.
-* **consensus encoding** (what the receipts trie holds): the list itself (legacy) or
-  ``type || rlp(...)`` (typed).
-
-Blooms are rebuilt from logs where a form lacks them.
+Performance work (the forms are described in ethp2p.chain.receipts); tests check the
+fast paths there accept and reject exactly what this does and produce the same bytes.
 """
 
 from __future__ import annotations
@@ -23,18 +12,7 @@ from collections.abc import Sequence
 from ethp2p import rlp
 from ethp2p.crypto.keccak import keccak_256
 from ethp2p.chain.body import TX_TYPES
-from ethp2p.chain.trie import ordered_trie_root
-
-BLOOM_SIZE = 256
-EMPTY_BLOOM = bytes(BLOOM_SIZE)
-#: Upper bound on receipts in one block's list and logs in one receipt.
-MAX_RECEIPTS = 100_000
-MAX_LOGS = 100_000
-MAX_TOPICS = 4
-
-
-class ReceiptError(ValueError):
-    """A receipt list is malformed."""
+from ethp2p.chain.receipts import BLOOM_SIZE, MAX_LOGS, MAX_RECEIPTS, MAX_TOPICS, ReceiptError
 
 
 def _bloom_bits(value: bytes | memoryview) -> int:
@@ -54,14 +32,6 @@ def logs_bloom(logs_raw: bytes | memoryview) -> bytes:
         acc |= _bloom_bits(address)
         for t in topics:
             acc |= _bloom_bits(t)
-    return acc.to_bytes(BLOOM_SIZE, "big")
-
-
-def combine_blooms(blooms: Sequence[bytes]) -> bytes:
-    """OR of several blooms (a block's bloom is the OR of its receipts')."""
-    acc = 0
-    for b in blooms:
-        acc |= int.from_bytes(b, "big")
     return acc.to_bytes(BLOOM_SIZE, "big")
 
 
@@ -197,13 +167,3 @@ def receipts68_to_69(list_raw: bytes | memoryview, *, check_blooms: bool = True)
             raise ReceiptError(f"receipt {i}: bloom does not match its logs")
         items.append(rlp.encode_raw_list([rlp.encode(tx_type), bytes(status), bytes(gas), bytes(logs)]))
     return rlp.encode_raw_list(items)
-
-
-def receipts_root(consensus: Sequence[bytes | memoryview]) -> bytes:
-    """The receipts trie root over consensus encodings."""
-    return ordered_trie_root(consensus)
-
-
-def receipt_count(list_raw: bytes | memoryview) -> int:
-    """Number of receipts in a list of either form."""
-    return len(_split(list_raw, "receipt list", MAX_RECEIPTS))

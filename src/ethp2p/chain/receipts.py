@@ -294,18 +294,7 @@ def _scan68(buf: bytes, pos: int, end: int) -> tuple[int, int, int, int, int, in
 
 def receipts68_to_consensus(list_raw: bytes | memoryview, *, check_blooms: bool = True) -> list[memoryview]:
     """Consensus encodings of an eth/68 list, zero-copy; each bloom is checked against its logs."""
-    buf, pos, stop = _receipt_list(list_raw)
-    mv = memoryview(buf)
-    out = []
-    while pos < stop:
-        _, cs, _, bloom_at, _, ls, end = _scan68(buf, pos, stop)
-        if check_blooms and _scan_logs(buf, ls, end) != int.from_bytes(buf[bloom_at + 3 : bloom_at + 259], "big"):
-            raise ReceiptError(f"receipt {len(out)}: bloom does not match its logs")
-        out.append(mv[cs:end])
-        pos = end
-        if len(out) > MAX_RECEIPTS:
-            raise ReceiptError(f"receipt list: more than {MAX_RECEIPTS} receipts")
-    return out
+    return receipts68_split(list_raw, check_blooms=check_blooms)[0]
 
 
 def receipts68_split(list_raw: bytes | memoryview, *, check_blooms: bool = True) -> tuple[list[memoryview], bytes]:
