@@ -44,8 +44,10 @@ from ethp2p.store.blocks import BlockRecord, BlockStore  # noqa: E402
 from ethp2p.store.importer import ensure_genesis  # noqa: E402
 
 DERIVED = ROOT / "tests/vectors/mainnet/derived/mainnet_blocks.json"
-#: The merge block: a 1.6 MB receipt list (see the module docstring).
-OUTLIERS = frozenset({15537394})
+#: The first post-merge block; the chain reuses blocks from here on.
+MERGE_BLOCK = 15537394
+#: The merge block itself: a 1.6 MB receipt list (see the module docstring).
+OUTLIERS = frozenset({MERGE_BLOCK})
 SLOT_SECONDS = 12
 GENESIS_TIME = 1_700_000_000
 
@@ -106,7 +108,7 @@ def load_sources(path: Path = DERIVED) -> list[SourceBlock]:
     out = []
     for b in json.loads(path.read_text())["blocks"]:
         n = int(b["number"])
-        if not b.get("receipts_eth69_rlp") or b.get("fork") in (None, "") or n < 15537394 or n in OUTLIERS:
+        if n < MERGE_BLOCK or n in OUTLIERS or not b.get("receipts_eth69_rlp"):
             continue
         header = Header(bytes.fromhex(b["header_rlp"]))
         fields = [bytes(rlp.string_payload(f)) for f in rlp.split_list(header.raw)]

@@ -52,6 +52,18 @@ def _fetch(store: Path, servers: list[ServerProcess], rng: str = "0..16383", **p
     return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
 
 
+def _stored_count(store: Path) -> int:
+    """Blocks a running fetch has committed so far (0 while the file is not there yet)."""
+    try:
+        con = sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=0.1)
+        try:
+            return int(con.execute("SELECT count(*) FROM canonical").fetchone()[0])
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return 0
+
+
 def _assert_identical_to_era1(store: Path, last: int = 16383) -> None:
     want = {b.number: b for f in ERA1_FILES for b in read_era1(f).blocks if b.number <= last}
     with BlockStore(store, readonly=True) as s:
@@ -81,12 +93,7 @@ def test_sigkill_then_resume(network: list[ServerProcess], tmp_path: Path) -> No
     killed = False
     target = random.randint(2000, 12000)
     while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            con = sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=0.1)
-            n = con.execute("SELECT count(*) FROM canonical").fetchone()[0]
-            con.close()
-        except sqlite3.Error:
-            n = 0
+        n = _stored_count(store)
         if n >= target:
             proc.send_signal(signal.SIGKILL)
             killed = True
@@ -123,12 +130,7 @@ def test_sigterm_stops_cleanly_and_keeps_what_was_fetched(network: list[ServerPr
     proc = _fetch(store, slow_enough)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            con = sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=0.1)
-            n = con.execute("SELECT count(*) FROM canonical").fetchone()[0]
-            con.close()
-        except sqlite3.Error:
-            n = 0
+        n = _stored_count(store)
         if n > 1000:
             proc.send_signal(signal.SIGTERM)
             break

@@ -16,6 +16,7 @@ import contextlib
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..chain.header import Header, HeaderError
 from ..crypto.keys import PrivateKey
@@ -299,16 +300,7 @@ class NetworkSession:
                 self.p2p_stats.dials_attempted += 1
                 self._tried.dialed += 1
                 try:
-                    session = await EthPeer.connect(
-                        cand.enode,
-                        self.spec,
-                        key=self.key,
-                        head=self.head,
-                        versions=self.versions,
-                        handler=self.handler,
-                        request_timeout=self.limits.request_timeout,
-                        handshake_timeout=self.limits.handshake_timeout,
-                    )
+                    session = await EthPeer.connect(cand.enode, self.spec, **self._peer_options())
                 except IncompatiblePeer as e:
                     self.p2p_stats.dials_failed += 1
                     kind = getattr(e.mismatch, "kind", "incompatible")
@@ -338,6 +330,17 @@ class NetworkSession:
             self._dialing.discard(pid)
         await self._admit(session, "outbound")
 
+    def _peer_options(self) -> dict[str, Any]:
+        """What every EthPeer this session opens, outbound or inbound, is started with."""
+        return {
+            "key": self.key,
+            "head": self.head,
+            "versions": self.versions,
+            "handler": self.handler,
+            "request_timeout": self.limits.request_timeout,
+            "handshake_timeout": self.limits.handshake_timeout,
+        }
+
     def _requeue(self, cand: _Candidate) -> None:
         """Keep a failed candidate for later (the back-off decides when)."""
         if not self._closed and cand.enode.pubkey not in self.pool:
@@ -362,16 +365,7 @@ class NetworkSession:
                 return
             try:
                 session = await EthPeer.accept(
-                    reader,
-                    writer,
-                    self.spec,
-                    key=self.key,
-                    head=self.head,
-                    versions=self.versions,
-                    handler=self.handler,
-                    request_timeout=self.limits.request_timeout,
-                    handshake_timeout=self.limits.handshake_timeout,
-                    listen_port=self.listen_port,
+                    reader, writer, self.spec, listen_port=self.listen_port, **self._peer_options()
                 )
             except IncompatiblePeer as e:
                 kind = getattr(e.mismatch, "kind", "incompatible")

@@ -79,10 +79,6 @@ def _name(peer: object) -> str:
     return pid.hex()[:12] if isinstance(pid, bytes) else repr(peer)
 
 
-def _size(p: BlockPayload) -> int:
-    return len(p.header) + len(p.body) + len(p.receipts)
-
-
 def _runs(numbers: Sequence[int], size: int) -> list[tuple[int, int]]:
     """Consecutive runs of sorted ``numbers``, each at most ``size`` long."""
     out: list[tuple[int, int]] = []
@@ -139,7 +135,7 @@ class RangeFetcher:
         self._attempts: dict[int, int] = {}
         self._outstanding = 0
         self._done = asyncio.Event()
-        self._buffer: asyncio.Queue[list[BlockPayload] | None] = asyncio.Queue(
+        self._buffer: asyncio.Queue[tuple[list[BlockPayload], int] | None] = asyncio.Queue(
             maxsize=max(1, max_buffered_blocks // max(1, initial_batch))
         )
         self._buffered_blocks = 0
@@ -238,16 +234,17 @@ class RangeFetcher:
 
     async def _writer(self) -> None:
         pending: list[BlockPayload] = []
+        pending_bytes = 0
         while True:
             item = await self._buffer.get()
             if item is not None:
-                pending.extend(item)
+                pending.extend(item[0])
+                pending_bytes += item[1]
             if pending and (item is None or len(pending) >= WRITE_BATCH or self._buffer.empty()):
                 rows = [BlockRecord(p.number, p.hash, p.header, p.body, p.receipts) for p in pending]
                 await asyncio.to_thread(self.store.put_blocks, rows)
-                n = len(pending)
-                size = sum(_size(p) for p in pending)
-                pending = []
+                n, size = len(pending), pending_bytes
+                pending, pending_bytes = [], 0
                 async with self._space:
                     self._buffered_blocks -= n
                     self._buffered_bytes -= size
@@ -259,8 +256,8 @@ class RangeFetcher:
             if item is None:
                 return
 
-    async def _hand_over(self, payloads: list[BlockPayload]) -> None:
-        size = sum(_size(p) for p in payloads)
+    async def _hand_over(self, payloads: list[BlockPayload], size: int) -> None:
+        """Queue verified payloads (``size`` bytes in all) for the writer, waiting for room."""
         async with self._space:
             await self._space.wait_for(
                 lambda: self._buffered_blocks == 0
@@ -269,7 +266,7 @@ class RangeFetcher:
             self._buffered_blocks += len(payloads)
             self._buffered_bytes += size
             self.stats.max_buffered = max(self.stats.max_buffered, self._buffered_blocks)
-        await self._buffer.put(payloads)
+        await self._buffer.put((payloads, size))
 
     # ---- workers ------------------------------------------------------------------------------
 
@@ -311,9 +308,10 @@ class RangeFetcher:
                 self.stats.faults.append(f"{name}: block {f.number}: {f.kind}: {f.message}")
             if outcome.payloads:
                 self.stats.verified_blocks += len(outcome.payloads)
-                self.stats.bytes += sum(_size(p) for p in outcome.payloads)
+                size = sum(len(p.header) + len(p.body) + len(p.receipts) for p in outcome.payloads)
+                self.stats.bytes += size
                 self.stats.blocks_by_peer[name] = self.stats.blocks_by_peer.get(name, 0) + len(outcome.payloads)
-                await self._hand_over(outcome.payloads)
+                await self._hand_over(outcome.payloads, size)
             self._adjust(peer, complete=not outcome.missing_blocks)
             if outcome.missing_blocks:
                 self._failed(outcome.missing_blocks, name, backoff=1.0)
