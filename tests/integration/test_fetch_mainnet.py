@@ -140,3 +140,26 @@ async def test_range_fetch_gives_up_on_blocks_no_peer_serves(server: HistoryServ
         assert stats.stalls and "no peer serves" in stats.stalls[-1]
     finally:
         await peer.disconnect()
+
+
+async def test_cancelling_a_request_whose_answer_just_arrived_still_cancels(server: HistoryServer) -> None:
+    """A fetch cancelled in the same loop pass as its answer arrives stops (Python 3.11's wait_for would
+    return the answer and drop the cancellation, leaving a cancelled range fetch running)."""
+    import asyncio
+
+    peer = await EthPeer.connect(server.enode, MAINNET, versions=(69,))
+    try:
+        task = asyncio.create_task(peer.request_headers(0, 1, timeout=30))
+        for _ in range(1000):
+            if peer._pending:
+                break
+            await asyncio.sleep(0)
+        assert peer._pending, "request was never sent"
+        # The answer lands and the cancellation is requested before the task runs again.
+        next(iter(peer._pending.values())).future.set_result(None)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await peer.ping(5) >= 0  # the session is still usable
+    finally:
+        await peer.disconnect()

@@ -174,7 +174,8 @@ class DiscoveryService:
         waiting[key] = fut
         self._send(send)
         try:
-            return await asyncio.wait_for(fut, REPLY_TIMEOUT * 2)
+            async with asyncio.timeout(REPLY_TIMEOUT * 2):
+                return await fut
         except TimeoutError:
             return None
         finally:
@@ -187,7 +188,8 @@ class DiscoveryService:
         ev = self._neighbor_events[node.node_id] = asyncio.Event()
         self._send(self.core.findnode(node.node_id, (node.ip, node.udp), target, time.time()))
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(ev.wait(), REPLY_TIMEOUT)
+            async with asyncio.timeout(REPLY_TIMEOUT):
+                await ev.wait()
         self._neighbor_events.pop(node.node_id, None)
         return self._neighbors.pop(node.node_id, [])
 

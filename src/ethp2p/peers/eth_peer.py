@@ -318,7 +318,8 @@ class EthPeer:
         try:
             code, payload = eth_codec.encode_message(ours, version)
             await conn.send_message("eth", code, payload)
-            theirs = await asyncio.wait_for(cls._read_status(conn, version), handshake_timeout)
+            async with asyncio.timeout(handshake_timeout):
+                theirs = await cls._read_status(conn, version)
         except TimeoutError:
             await conn.disconnect(DisconnectReason.SUBPROTOCOL_ERROR, "no Status")
             raise PeerDisconnected(f"peer sent no Status within {handshake_timeout:g}s") from None
@@ -427,7 +428,8 @@ class EthPeer:
         start = time.monotonic()
         await self.conn.send_ping()
         try:
-            await asyncio.wait_for(self._pong_event.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._pong_event.wait()
         except TimeoutError:
             raise RequestTimeout(f"{self!r} sent no Pong within {timeout:g}s") from None
         return time.monotonic() - start
@@ -522,7 +524,10 @@ class EthPeer:
         self.counters.requests_sent += 1
         try:
             await self._send(msg_factory(request_id))
-            return await asyncio.wait_for(fut, timeout if timeout is not None else self.current_timeout())
+            # asyncio.timeout, not wait_for: on 3.11 wait_for drops a cancellation that lands
+            # in the same loop pass as the answer, and the cancelled fetch would run on.
+            async with asyncio.timeout(timeout if timeout is not None else self.current_timeout()):
+                return await fut
         except TimeoutError:
             self.counters.timeouts += 1
             raise RequestTimeout(

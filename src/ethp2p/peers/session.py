@@ -246,7 +246,8 @@ class NetworkSession:
     async def wait_for_peers(self, min_peers: int = 1, timeout: float | None = None, warmup: float | None = None) -> None:
         """Return once ``min_peers`` peers are in the pool, after the warm-up; NoPeersError on timeout."""
         try:
-            await asyncio.wait_for(self.pool.wait_for_size(min_peers), timeout)
+            async with asyncio.timeout(timeout):
+                await self.pool.wait_for_size(min_peers)
         except TimeoutError:
             t = self._tried
             fails = ", ".join(f"{k}: {v}" for k, v in sorted(t.failures.items())) or "none"
