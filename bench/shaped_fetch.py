@@ -81,13 +81,13 @@ def ethp2p_fetch(enodes: list[str], genesis: Path, count: int, work: Path) -> di
     if r.returncode != 0 or not line:
         raise SystemExit(f"ethp2p fetch failed ({r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
     wall, user, sys_, rss_kb = (float(x) for x in line[-1].split()[1:])
-    summary = [x for x in r.stdout.splitlines() if x.startswith("verified blocks:")]
+    summary = [x for x in r.stdout.splitlines() if x.startswith(("verified blocks:", "peak memory:"))]
     with BlockStore(out, readonly=True) as s:
         stored = len(s.complete_numbers(1, count))
     assert stored == count, f"{stored} of {count} blocks stored"
     out.unlink()
     return {"blocks": count, "wall": wall, "cpu": user + sys_, "rss_mb": rss_kb / 1024,
-            "summary": summary[-1] if summary else ""}
+            "summary": "\n    ".join(summary)}
 
 
 def js_fetch(enodes: list[str], genesis: Path, genesis_hash: bytes, headers: int, payloads: int) -> dict:
@@ -138,7 +138,7 @@ def main() -> None:
             r = ethp2p_fetch(enodes, genesis, n, work)
             print(f"(b) ethp2p fetch 1..{n:,} (verified, stored): {n / r['wall']:,.0f} blocks/s wall "
                   f"({r['wall']:.1f} s incl. start-up); (c) {r['cpu'] / n * 1000:.2f} CPU s per 1,000 blocks; "
-                  f"peak RSS {r['rss_mb']:,.0f} MB")
+                  f"peak RSS {r['rss_mb']:,.0f} MB (largest single process; CPU includes verify workers)")
             print(f"    {r['summary']}")
     finally:
         for s in servers:

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from .crypto.keys import PrivateKey
     from .eth.chainspec import ChainSpec
     from .store.blocks import BlockStore
+    from .fetch.verifier import InlineVerifier, ProcessVerifier
 
 
 class UserError(Exception):
@@ -280,6 +281,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     start, end = _parse_range(args.range)
     spec = _load_spec(args)
     boot = _bootnodes(args)
+    verifier = _verifier(args.verify_workers)
     store = _open_store(args, spec, create=True)
     ensure_genesis(store, spec)
 
@@ -305,6 +307,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
                 fetcher = RangeFetcher(
                     lambda: session.pool.snapshot(), store, start, end, on_blocks=bar.advance,
                     batch_limits=seeded, reprobe=lambda peer, n: re_probe_peer_head(session.pool, peer, n),
+                    verifier=verifier,
                 )
 
                 async def status() -> None:
@@ -341,10 +344,15 @@ def cmd_fetch(args: argparse.Namespace) -> int:
               f"verify {st.verify_ms / 1000:.1f} s")
         import resource
 
+        verifier.close()  # joins the workers, so their peak is counted below
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        workers_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         print(f"peers used: {s.peers_used}; faults: {len(s.faults)}; escalated blocks: {s.escalated}; "
               f"missing: {len(s.missing)}" + (f" (first {s.missing[:5]})" if s.missing else ""))
-        print(f"peak memory: {rss:.0f} MB RSS; most blocks buffered: {s.max_buffered:,}")
+        print(f"peak memory: {rss:.0f} MB RSS"
+              + (f" (+ at most {workers_rss:.0f} MB in each of {getattr(verifier, 'workers', 0)} verify workers)"
+                 if getattr(verifier, "workers", 0) and workers_rss else "")
+              + f"; most blocks buffered: {s.max_buffered:,}")
         for f in s.faults[:5]:
             print(f"  fault: {f[:160]}")
         return 130 if interrupted else (0 if not s.missing else 1)
@@ -354,7 +362,19 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     except NoPeersError as e:
         raise UserError(str(e)) from None
     finally:
+        verifier.close()
         store.close()
+
+
+def _verifier(workers: int | None) -> InlineVerifier | ProcessVerifier:
+    """Where ``fetch`` checks blocks: ``--verify-workers`` processes, or inline for 0."""
+    from .fetch.verifier import MAX_WORKERS, InlineVerifier, ProcessVerifier
+
+    if workers == 0:
+        return InlineVerifier()
+    if workers is not None and not 1 <= workers <= MAX_WORKERS:
+        raise UserError(f"--verify-workers must be 0..{MAX_WORKERS}, got {workers}")
+    return ProcessVerifier(workers)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -423,6 +443,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("range", metavar="START..END", help="inclusive block range, e.g. 0..16383")
     p.add_argument("--warmup", type=float, default=2.0, help="seconds to let more peers join before starting (default 2)")
     p.add_argument("--metrics", metavar="HOST:PORT", help="serve Prometheus metrics at HOST:PORT")
+    p.add_argument("--verify-workers", type=int, default=None, metavar="N",
+                   help="processes that verify bodies and receipts (default: one per core; 0: in this process)")
     _session_args(p)
     p.set_defaults(func=cmd_fetch, store="ethp2p.db")
 

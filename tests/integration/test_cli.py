@@ -46,6 +46,8 @@ def test_bad_user_input_gives_clear_errors(tmp_path: Path) -> None:
     assert r.returncode == 2 and "store not found" in r.stderr
     r = _cli("serve", "--store", str(tmp_path / "none.db"), "--genesis", str(tmp_path / "missing.json"))
     assert r.returncode == 2 and "cannot read genesis" in r.stderr
+    r = _cli("fetch", "0..1", "--store", str(tmp_path / "f.db"), "--verify-workers", "17")
+    assert r.returncode == 2 and "--verify-workers must be 0..16" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_probe_of_a_closed_port_says_why(tmp_path: Path) -> None:

@@ -27,9 +27,7 @@ from ..chain.verify import (
     VerificationError,
     empty_body_for,
     header_proves_empty_body,
-    verify_body,
     verify_fork_fields,
-    verify_receipts,
 )
 from .requests import (
     MAX_HEADERS_PER_REQUEST,
@@ -39,6 +37,7 @@ from .requests import (
     request_receipts_chunked_partial_with_stats,
 )
 from .types import InvalidResponse
+from .verifier import INLINE, BlockToVerify, BlockVerifier
 from .types import BlockPayload, ChunkedResponse, Fault, FetchPeer, FetchStageStats, PayloadFetchOutcome, ReceiptsResult
 
 EMPTY_RECEIPTS = b"\xc0"
@@ -55,8 +54,13 @@ async def fetch_payloads_for_peer(
     *,
     max_headers_per_request: int = MAX_HEADERS_PER_REQUEST,
     parent: Header | None = None,
+    verifier: BlockVerifier = INLINE,
 ) -> PayloadFetchOutcome:
-    """Fetch blocks ``start..end`` (inclusive) from ``peer``: headers, then bodies and receipts at once."""
+    """Fetch blocks ``start..end`` (inclusive) from ``peer``: headers, then bodies and receipts at once.
+
+    ``verifier`` decides where bodies and receipts are checked (in this thread by
+    default; a :class:`~ethp2p.fetch.verifier.ProcessVerifier` uses other cores).
+    """
     if end < start:
         raise ValueError(f"empty range {start}..{end}")
     count = end - start + 1
@@ -141,19 +145,22 @@ async def fetch_payloads_for_peer(
             stats.receipts_bytes += len(r.raw)
 
     t = time.perf_counter()
-    delivered = set()
-    for i, h in enumerate(headers):
+    ready = [i for i in range(len(headers)) if bodies[i] is not None and receipts[i] is not None]
+    checks = []
+    for i in ready:
         body, rec = bodies[i], receipts[i]
-        if body is None or rec is None:
+        assert body is not None and rec is not None
+        checks.append(BlockToVerify(headers[i].raw, body, rec.raw, rec.form))
+    results = await verifier.verify(checks)
+    delivered = set()
+    for i, check, res in zip(ready, checks, results):
+        h = headers[i]
+        if not res.ok:
+            outcome.faults.append(Fault(h.number, res.kind, res.message))
+            report(peer, res.kind, res.message)
             continue
-        try:
-            blk = verify_body(h, body)
-            stored = verify_receipts(h, rec.raw, form=rec.form, tx_count=len(blk.transactions))
-        except VerificationError as e:
-            outcome.faults.append(Fault(h.number, e.kind, str(e)))
-            report(peer, e.kind, str(e))
-            continue
-        outcome.payloads.append(BlockPayload(h.number, h.hash, h.raw, body, stored))
+        stored = res.stored if res.stored is not None else check.receipts
+        outcome.payloads.append(BlockPayload(h.number, h.hash, h.raw, check.body, stored))
         delivered.add(h.number)
     stats.verify_ms = _ms(t)
     outcome.missing_blocks = [n for n in range(start, end + 1) if n not in delivered]

@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ..fetch import FetchStageStats, InvalidResponse, fetch_payloads_for_peer
+from ..fetch.verifier import INLINE, BlockVerifier
 from ..fetch.types import BlockPayload, FetchPeer
 from ..peers.eth_peer import PeerError
 from ..store.blocks import BlockRecord, BlockStore
@@ -111,8 +112,10 @@ class RangeFetcher:
         batch_limits: dict[bytes, int] | None = None,
         reprobe: Callable[[FetchPeer, int], object] | None = None,
         numbers: Sequence[int] | None = None,
+        verifier: BlockVerifier = INLINE,
     ) -> None:
-        """``numbers`` restricts the fetch to those blocks within ``start..end`` (e.g. isolated blocks)."""
+        """``numbers`` restricts the fetch to those blocks within ``start..end`` (e.g. isolated blocks);
+        ``verifier`` is where bodies and receipts are checked (see :mod:`ethp2p.fetch.verifier`)."""
         if end < start:
             raise ValueError(f"empty range {start}..{end}")
         self.peers = peers
@@ -124,6 +127,7 @@ class RangeFetcher:
         self.stall_timeout = stall_timeout
         self.on_blocks = on_blocks
         self.reprobe = reprobe
+        self.verifier = verifier
         self.numbers = sorted(set(numbers)) if numbers is not None else None
         self.stats = RangeStats()
         #: Learned batch limit per peer id (seeded from the peer cache).
@@ -291,7 +295,7 @@ class RangeFetcher:
             self._inflight.setdefault(name, []).append(batch)
             self.stats.batches += 1
             try:
-                outcome = await fetch_payloads_for_peer(peer, a, b)
+                outcome = await fetch_payloads_for_peer(peer, a, b, verifier=self.verifier)
             except (PeerError, InvalidResponse, OSError) as e:
                 self.stats.failed_batches += 1
                 self.stats.faults.append(f"{name}: blocks {a}..{b}: {type(e).__name__}: {e}")
@@ -381,8 +385,10 @@ class RangeFetcher:
                 if self._unservable(since=t0):
                     break
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._done.wait(), 0.25)
+                    async with asyncio.timeout(0.25):
+                        await self._done.wait()
         finally:
+            self._done.set()  # a worker that missed its cancellation still stops at its next turn
             for ts in workers.values():
                 for t in ts:
                     t.cancel()

@@ -1,0 +1,185 @@
+"""Where fetched blocks are checked against their headers: inline, or in worker processes.
+
+:func:`verify_blocks` is the pure check (the same rules as
+:func:`ethp2p.chain.verify.verify_body` and :func:`~ethp2p.chain.verify.verify_receipts`),
+taking and returning only bytes so that it can run in another process.
+:class:`InlineVerifier` runs it in the calling thread; :class:`ProcessVerifier` spreads
+a batch over worker processes, so verification (most of a fetch's CPU time) runs on
+other cores while the event loop keeps the sockets busy. Results are the same either way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..chain.header import Header
+from ..chain.verify import VerificationError, verify_body, verify_receipts
+
+log = logging.getLogger(__name__)
+
+#: Most worker processes a :class:`ProcessVerifier` starts.
+MAX_WORKERS = 16
+
+
+@dataclass(frozen=True, slots=True)
+class BlockToVerify:
+    """One block as received: raw header, raw body, and its receipt list in ``form`` (68 or 69 shape)."""
+
+    header: bytes
+    body: bytes
+    receipts: bytes
+    form: int
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyResult:
+    """Outcome for one block: ``stored`` receipts (eth/69 form) when valid, else ``kind`` and ``message``.
+
+    ``stored`` is None for a valid list that arrived in eth/69 form (the stored form is
+    the list as received), so a worker process does not send it back.
+    """
+
+    ok: bool
+    stored: bytes | None = None
+    kind: str = ""
+    message: str = ""
+
+
+def verify_blocks(blocks: Sequence[BlockToVerify]) -> list[VerifyResult]:
+    """Check each block's body and receipts against its header (pure; runs in any process)."""
+    out: list[VerifyResult] = []
+    for b in blocks:
+        try:
+            h = Header(b.header)
+            body = verify_body(h, b.body)
+            stored = verify_receipts(h, b.receipts, form=b.form, tx_count=len(body.transactions))
+        except VerificationError as e:
+            out.append(VerifyResult(False, kind=e.kind, message=str(e)))
+            continue
+        out.append(VerifyResult(True, stored=None if b.form != 68 else stored))
+    return out
+
+
+class BlockVerifier(Protocol):
+    """Something that checks a batch of fetched blocks; results in input order."""
+
+    async def verify(self, blocks: Sequence[BlockToVerify]) -> list[VerifyResult]: ...
+
+
+class InlineVerifier:
+    """Verifies in the calling thread (no processes; what tests and single-block fetches use)."""
+
+    async def verify(self, blocks: Sequence[BlockToVerify]) -> list[VerifyResult]:
+        return verify_blocks(blocks)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+INLINE = InlineVerifier()
+
+
+def default_workers() -> int:
+    """One worker per core (the event loop mostly waits on sockets), at most :data:`MAX_WORKERS`."""
+    return max(1, min(MAX_WORKERS, os.cpu_count() or 1))
+
+
+def _worker_init(parent: int) -> None:
+    """In each worker: leave Ctrl-C to the parent, and exit when the parent is gone (even if SIGKILLed)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+class ProcessVerifier:
+    """Verifies in ``workers`` processes; a batch is split by bytes so the workers share it.
+
+    Workers start on first use (spawned, so nothing of the parent's event loop or
+    threads is inherited). If the pool breaks (a worker killed from outside), the
+    verifier logs it and verifies inline from then on: a fetch never stalls on it.
+    """
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = default_workers() if workers is None else workers
+        if not 1 <= self.workers <= MAX_WORKERS:
+            raise ValueError(f"verify workers must be 1..{MAX_WORKERS}, got {self.workers}")
+        self._pool: ProcessPoolExecutor | None = None
+        self._broken = False
+
+    def _executor(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_worker_init,
+                initargs=(os.getpid(),),
+            )
+        return self._pool
+
+    def _split(self, blocks: Sequence[BlockToVerify]) -> list[Sequence[BlockToVerify]]:
+        """Contiguous slices of about equal bytes, one per worker (fewer for small batches)."""
+        total = sum(len(b.body) + len(b.receipts) for b in blocks)
+        parts = min(self.workers, len(blocks))
+        if parts <= 1:
+            return [blocks]
+        share = total / parts
+        out: list[Sequence[BlockToVerify]] = []
+        lo, acc = 0, 0
+        for i, b in enumerate(blocks):
+            acc += len(b.body) + len(b.receipts)
+            if acc >= share * (len(out) + 1) and len(out) < parts - 1:
+                out.append(blocks[lo : i + 1])
+                lo = i + 1
+        out.append(blocks[lo:])
+        return [s for s in out if s]
+
+    async def verify(self, blocks: Sequence[BlockToVerify]) -> list[VerifyResult]:
+        if not blocks:
+            return []
+        if self._broken:
+            return verify_blocks(blocks)
+        loop = asyncio.get_running_loop()
+        try:
+            pool = self._executor()
+            parts = await asyncio.gather(
+                *(loop.run_in_executor(pool, verify_blocks, list(s)) for s in self._split(blocks))
+            )
+        except BrokenProcessPool as e:
+            log.warning("verification workers failed (%s); verifying in this process from now on", e)
+            self._broken = True
+            return verify_blocks(blocks)
+        return [r for part in parts for r in part]
+
+    def close(self) -> None:
+        """Stop the workers (pending work is cancelled)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+__all__ = [
+    "BlockToVerify",
+    "BlockVerifier",
+    "INLINE",
+    "InlineVerifier",
+    "ProcessVerifier",
+    "VerifyResult",
+    "default_workers",
+    "verify_blocks",
+]

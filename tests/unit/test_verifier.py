@@ -1,0 +1,165 @@
+"""Verification in worker processes gives exactly the inline results, and never outlives or stalls its owner.
+
+Real mainnet blocks from the vectors (every fork, all transaction types), valid
+and corrupted; the worker processes are real spawned processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from ethp2p.fetch.verifier import (
+    MAX_WORKERS,
+    BlockToVerify,
+    InlineVerifier,
+    ProcessVerifier,
+    verify_blocks,
+)
+from tests.conftest import load_vector
+
+ROOT = Path(__file__).resolve().parents[2]
+DERIVED = [b for b in load_vector("mainnet/derived/mainnet_blocks.json")["blocks"] if b.get("receipts_eth69_rlp")]
+
+
+def _blocks() -> list[BlockToVerify]:
+    """Each derived block in eth/69 and eth/68 form, plus corrupted copies of some."""
+    out = []
+    for b in DERIVED:
+        h, body = bytes.fromhex(b["header_rlp"]), bytes.fromhex(b["body_rlp"])
+        r69, r68 = bytes.fromhex(b["receipts_eth69_rlp"]), bytes.fromhex(b["receipts_eth68_rlp"])
+        out.append(BlockToVerify(h, body, r69, 69))
+        out.append(BlockToVerify(h, body, r68, 68))
+    bad = []
+    with_txs = [blk for blk, b in zip(out, [b for b in DERIVED for _ in (69, 68)]) if b["tx_count"] > 0]
+    for i, blk in enumerate(with_txs[:12]):
+        if i % 3 == 0:
+            body = bytearray(blk.body)
+            body[len(body) // 2] ^= 1
+            bad.append(BlockToVerify(blk.header, bytes(body), blk.receipts, blk.form))
+        elif i % 3 == 1:
+            rec = bytearray(blk.receipts)
+            rec[-1] ^= 0x40
+            bad.append(BlockToVerify(blk.header, blk.body, bytes(rec), blk.form))
+        else:
+            bad.append(BlockToVerify(blk.header, blk.body, b"\xc0", blk.form))
+    mixed = out + bad
+    # Interleave the bad ones so a failure in the middle of a worker's slice is exercised.
+    return mixed[::2] + mixed[1::2]
+
+
+BLOCKS = _blocks()
+
+
+def test_inline_results_valid_and_invalid() -> None:
+    res = verify_blocks(BLOCKS)
+    assert len(res) == len(BLOCKS)
+    good = [r for r in res if r.ok]
+    bad = [r for r in res if not r.ok]
+    assert len(good) == 2 * len(DERIVED)
+    assert len(bad) == 12 and all(r.kind in ("body", "receipts") and r.message for r in bad)
+    for blk, r in zip(BLOCKS, res):
+        if r.ok:
+            # eth/69 lists are stored as received (nothing sent back); eth/68 ones stripped of blooms.
+            assert (r.stored is None) == (blk.form == 69)
+    by_header = {(b.header, b.form): r for b, r in zip(BLOCKS, res) if r.ok and b.form == 68}
+    for b in DERIVED:
+        r = by_header[(bytes.fromhex(b["header_rlp"]), 68)]
+        assert r.stored == bytes.fromhex(b["receipts_eth69_rlp"])
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_process_verifier_matches_inline(workers: int) -> None:
+    want = verify_blocks(BLOCKS)
+    v = ProcessVerifier(workers)
+    try:
+        got = asyncio.run(v.verify(BLOCKS))
+        assert got == want
+        # Batches of every small size, split over the workers.
+        for n in (1, 2, 5):
+            assert asyncio.run(v.verify(BLOCKS[:n])) == want[:n]
+        assert asyncio.run(v.verify([])) == []
+    finally:
+        v.close()
+
+
+def test_split_covers_the_batch_in_order() -> None:
+    v = ProcessVerifier(3)
+    parts = v._split(BLOCKS)
+    assert 1 <= len(parts) <= 3
+    assert [b for p in parts for b in p] == list(BLOCKS)
+    v.close()
+
+
+def test_worker_killed_from_outside_falls_back_inline() -> None:
+    want = verify_blocks(BLOCKS)
+    v = ProcessVerifier(2)
+
+    async def run() -> None:
+        assert await v.verify(BLOCKS[:4]) == want[:4]
+        pool = v._pool
+        assert pool is not None
+        for pid in list(pool._processes):  # type: ignore[attr-defined]
+            os.kill(pid, signal.SIGKILL)
+        await asyncio.sleep(0.5)
+        assert await v.verify(BLOCKS) == want
+        assert v._broken
+        assert await v.verify(BLOCKS[:3]) == want[:3]
+
+    try:
+        asyncio.run(run())
+    finally:
+        v.close()
+
+
+def test_inline_verifier_is_the_same_function() -> None:
+    assert asyncio.run(InlineVerifier().verify(BLOCKS)) == verify_blocks(BLOCKS)
+
+
+def test_worker_count_bounds() -> None:
+    with pytest.raises(ValueError):
+        ProcessVerifier(0)
+    with pytest.raises(ValueError):
+        ProcessVerifier(MAX_WORKERS + 1)
+
+
+def test_workers_exit_when_their_owner_is_killed(tmp_path: Path) -> None:
+    """A fetch killed with SIGKILL leaves no verification processes behind."""
+    script = textwrap.dedent(
+        """
+        import asyncio, os, signal, sys
+        from ethp2p.fetch.verifier import ProcessVerifier
+        from tests.unit.test_verifier import BLOCKS
+        v = ProcessVerifier(2)
+        asyncio.run(v.verify(BLOCKS))
+        print(" ".join(str(p) for p in v._pool._processes), flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+        """
+    )
+    env = dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{ROOT / 'src'}")
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
+    assert r.returncode == -signal.SIGKILL, r.stderr
+    pids = [int(p) for p in r.stdout.split()]
+    assert len(pids) == 2
+    deadline = time.monotonic() + 10
+    alive = pids
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.1)
+        alive = [p for p in pids if _alive(p)]
+    assert not alive, f"workers still running after their owner died: {alive}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] != "Z"
+    except FileNotFoundError:
+        return False
