@@ -83,6 +83,13 @@ class StoreHandler:
             stored = self.store.receipts(h)
             if stored is None:
                 break
+            if version >= 70 and not (i == 0 and first_index) and size + len(stored) <= self.soft_limit:
+                # The whole list fits: it goes out as stored (the same bytes a split and re-join give).
+                out.append(stored)
+                size += len(stored)
+                if size >= self.soft_limit:
+                    break
+                continue
             if version >= 70:
                 items = rlp.split_list(stored)
                 if i == 0 and first_index:
