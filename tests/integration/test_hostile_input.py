@@ -118,3 +118,32 @@ async def test_disconnect_reasons_both_forms_survive(server: HistoryServer) -> N
     await peer.disconnect(DisconnectReason.TOO_MANY_PEERS)
     await asyncio.sleep(0.2)
     assert any("too_many_peers" in k for k in server.stats.disconnect_reasons)
+
+
+@pytest.mark.parametrize("version", [68, 69])
+async def test_first_status_with_non_canonical_integer_is_refused(server: HistoryServer, version: int) -> None:
+    """A Status whose numbers are not canonical RLP (a zero written as 0x00, as one JS client once
+    sent its total difficulty) gets a Disconnect with a reason at once, not a silent wait."""
+    from ethp2p.crypto.keys import PrivateKey
+    from ethp2p.enode import Enode
+    from ethp2p.transport.connection import Connection, ConnectionClosed
+
+    node = server.enode if isinstance(server.enode, Enode) else Enode.parse(server.enode)
+    local = EthPeer.local_identity(PrivateKey.generate(), (version,))
+    conn = await Connection.dial(node.host, node.tcp_port, local, node.pubkey, timeout=5)
+    fork_id = [bytes.fromhex("00000000"), 0]
+    g = SPEC.genesis_hash
+    if version == 68:  # [version, network, td, head, genesis, forkid] with td = 0x00
+        status = [68, SPEC.network_id, b"\x00", g, g, fork_id]
+    else:  # [version, network, genesis, forkid, earliest, latest, latest-hash] with earliest = 0x00
+        status = [69, SPEC.network_id, g, fork_id, b"\x00", 0, g]
+    await conn.send_message("eth", 0x00, rlp.encode(status))
+    t0 = asyncio.get_running_loop().time()
+    closed = None
+    while closed is None:
+        event = await asyncio.wait_for(conn.next_event(), 5)
+        if isinstance(event, ConnectionClosed):
+            closed = event
+    assert asyncio.get_running_loop().time() - t0 < 5
+    assert closed.by_peer and "breach_of_protocol" in closed.describe()
+    assert server.stats.handshake_failures == 1 and server.stats.accepted == 0
