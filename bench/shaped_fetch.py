@@ -138,7 +138,7 @@ def main() -> None:
             r = ethp2p_fetch(enodes, genesis, n, work)
             print(f"(b) ethp2p fetch 1..{n:,} (verified, stored): {n / r['wall']:,.0f} blocks/s wall "
                   f"({r['wall']:.1f} s incl. start-up); (c) {r['cpu'] / n * 1000:.2f} CPU s per 1,000 blocks; "
-                  f"peak RSS {r['rss_mb']:,.0f} MB (largest single process; CPU includes verify workers)")
+                  f"peak RSS {r['rss_mb']:,.0f} MB (the fetch process; its verify workers' peak is in the summary below; CPU includes them)")
             print(f"    {r['summary']}")
     finally:
         for s in servers:

@@ -344,14 +344,13 @@ def cmd_fetch(args: argparse.Namespace) -> int:
               f"verify {st.verify_ms / 1000:.1f} s")
         import resource
 
-        verifier.close()  # joins the workers, so their peak is counted below
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        workers_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        workers_rss = verifier.peak_rss() / 2**20
         print(f"peers used: {s.peers_used}; faults: {len(s.faults)}; escalated blocks: {s.escalated}; "
               f"missing: {len(s.missing)}" + (f" (first {s.missing[:5]})" if s.missing else ""))
         print(f"peak memory: {rss:.0f} MB RSS"
               + (f" (+ at most {workers_rss:.0f} MB in each of {getattr(verifier, 'workers', 0)} verify workers)"
-                 if getattr(verifier, "workers", 0) and workers_rss else "")
+                 if workers_rss else "")
               + f"; most blocks buffered: {s.max_buffered:,}")
         for f in s.faults[:5]:
             print(f"  fault: {f[:160]}")

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from ethp2p.fetch.verifier import (
+    INLINE,
     MAX_WORKERS,
     BlockToVerify,
     InlineVerifier,
@@ -87,8 +88,13 @@ def test_process_verifier_matches_inline(workers: int) -> None:
         for n in (1, 2, 5):
             assert asyncio.run(v.verify(BLOCKS[:n])) == want[:n]
         assert asyncio.run(v.verify([])) == []
+        # Each worker's own peak (a Python process with ethp2p imported: tens of MB, far below
+        # what getrusage's RUSAGE_CHILDREN would say if the parent were large when it forked).
+        if sys.platform == "linux":
+            assert 10 * 2**20 < v.peak_rss() < 500 * 2**20
     finally:
         v.close()
+    assert INLINE.peak_rss() == 0
 
 
 def test_split_covers_the_batch_in_order() -> None:

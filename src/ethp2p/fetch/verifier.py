@@ -83,6 +83,10 @@ class InlineVerifier:
     async def verify(self, blocks: Sequence[BlockToVerify]) -> list[VerifyResult]:
         return verify_blocks(blocks)
 
+    def peak_rss(self) -> int:
+        """No worker processes: 0."""
+        return 0
+
     def close(self) -> None:
         """Nothing to release."""
 
@@ -165,6 +169,23 @@ class ProcessVerifier:
             self._broken = True
             return verify_blocks(blocks)
         return [r for part in parts for r in part]
+
+    def peak_rss(self) -> int:
+        """The largest peak resident memory, in bytes, of this process's live workers (0 if unknown).
+
+        Read from each worker's ``VmHWM`` (Linux); ``getrusage(RUSAGE_CHILDREN)`` would
+        report the parent's size at the moment it forked the worker instead.
+        """
+        peak = 0
+        for child in multiprocessing.active_children():
+            try:
+                with open(f"/proc/{child.pid}/status") as f:
+                    for line in f:
+                        if line.startswith("VmHWM:"):
+                            peak = max(peak, int(line.split()[1]) * 1024)
+            except (OSError, ValueError, IndexError):
+                continue
+        return peak
 
     def close(self) -> None:
         """Stop the workers (pending work is cancelled)."""
