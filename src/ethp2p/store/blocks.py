@@ -84,6 +84,10 @@ class BlockRecord:
     receipts: bytes | None = None
 
 
+#: SQLite page size of new stores (existing files keep theirs).
+PAGE_SIZE = 32768
+
+
 class BlockStore:
     """SQLite-backed store of raw chain data (WAL mode; one writer, many readers)."""
 
@@ -95,6 +99,11 @@ class BlockStore:
         self._lock = threading.RLock()
         try:
             self._db = sqlite3.connect(uri, uri=readonly, check_same_thread=False, isolation_level=None)
+            if not readonly:
+                # Only takes effect on a new file. Bodies and receipt lists run to hundreds of KB:
+                # in 32 KB pages a block is written with ~60% less CPU than in 4 KB pages and read
+                # back ~1.5x faster, for ~4% more space (bench/floors.py, SQLite write).
+                self._db.execute(f"PRAGMA page_size={PAGE_SIZE}")
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
