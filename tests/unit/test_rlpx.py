@@ -311,6 +311,17 @@ def test_handshake_round_trip_and_frames_both_directions() -> None:
     assert [(c, bytes(p)) for c, p in a.feed(back)] == [(0x11, b"pong")]
 
 
+def test_frames_of_every_padding_and_memoryview_payloads_round_trip() -> None:
+    """The sender encrypts and MACs id, payload and padding as separate pieces; the receiver
+    checks the frame as one buffer: every padding length (and a 2 MB payload) must agree."""
+    a, b = _pair()
+    msgs = [(0x10 + i % 3, os.urandom(i)) for i in range(40)] + [(0x11, os.urandom(2_000_003))]
+    wire = b"".join(a.encode_message(code, memoryview(payload)) for code, payload in msgs)
+    assert [(c, bytes(p)) for c, p in b.feed(wire)] == msgs
+    frame = a.encode_frame(b"\x80" + b"whole content")
+    assert [(c, bytes(p)) for c, p in b.feed(frame)] == [(0, b"whole content")]
+
+
 def test_auth_message_has_eip8_padding() -> None:
     sizes = set()
     for _ in range(5):

@@ -31,12 +31,16 @@ def message_count(version: int) -> int:
 # ---- encoding ---------------------------------------------------------------------------------
 
 
-def _raw_list(items: Sequence[m.Raw]) -> bytes:
-    return rlp.encode_raw_list([bytes(x) for x in items])
+def _response(fields: Sequence[bytes], items: Sequence[m.Raw]) -> bytes:
+    """``[*fields, [*items]]`` from encoded ``fields`` and already-encoded ``items``, in one copy.
 
-
-def _with_id(request_id: int, body: bytes) -> bytes:
-    return rlp.encode_raw_list([rlp.encode(request_id), body])
+    Responses run to megabytes: joining the items, then the list, then the message
+    would copy (and page in) every byte three times more.
+    """
+    n = sum(len(x) for x in items)
+    inner = rlp.encode_length(n, 0xC0)
+    outer = rlp.encode_length(sum(len(f) for f in fields) + len(inner) + n, 0xC0)
+    return b"".join([outer, *fields, inner, *items])
 
 
 def encode_message(msg: m.Message, version: int) -> tuple[int, bytes]:
@@ -60,11 +64,11 @@ def encode_message(msg: m.Message, version: int) -> tuple[int, bytes]:
             [msg.request_id, [msg.origin, msg.amount, msg.skip, 1 if msg.reverse else 0]]
         )
     if isinstance(msg, m.BlockHeaders):
-        return m.BLOCK_HEADERS_CODE, _with_id(msg.request_id, _raw_list(msg.headers))
+        return m.BLOCK_HEADERS_CODE, _response([rlp.encode(msg.request_id)], msg.headers)
     if isinstance(msg, m.GetBlockBodies):
         return m.GET_BLOCK_BODIES_CODE, rlp.encode([msg.request_id, list(msg.hashes)])
     if isinstance(msg, m.BlockBodies):
-        return m.BLOCK_BODIES_CODE, _with_id(msg.request_id, _raw_list(msg.bodies))
+        return m.BLOCK_BODIES_CODE, _response([rlp.encode(msg.request_id)], msg.bodies)
     if isinstance(msg, m.GetReceipts):
         if version >= 70:
             return m.GET_RECEIPTS_CODE, rlp.encode([msg.request_id, msg.first_block_receipt_index, list(msg.hashes)])
@@ -72,13 +76,12 @@ def encode_message(msg: m.Message, version: int) -> tuple[int, bytes]:
             raise ValueError("firstBlockReceiptIndex needs eth/70")
         return m.GET_RECEIPTS_CODE, rlp.encode([msg.request_id, list(msg.hashes)])
     if isinstance(msg, m.Receipts):
-        lists = _raw_list(msg.receipts)
         if version >= 70:
             flag = rlp.encode(1 if msg.last_block_incomplete else 0)
-            return m.RECEIPTS_CODE, rlp.encode_raw_list([rlp.encode(msg.request_id), flag, lists])
+            return m.RECEIPTS_CODE, _response([rlp.encode(msg.request_id), flag], msg.receipts)
         if msg.last_block_incomplete:
             raise ValueError("lastBlockIncomplete needs eth/70")
-        return m.RECEIPTS_CODE, _with_id(msg.request_id, lists)
+        return m.RECEIPTS_CODE, _response([rlp.encode(msg.request_id)], msg.receipts)
     if isinstance(msg, m.BlockRangeUpdate):
         if version < 69:
             raise ValueError("BlockRangeUpdate needs eth/69+")
@@ -86,7 +89,7 @@ def encode_message(msg: m.Message, version: int) -> tuple[int, bytes]:
     if isinstance(msg, m.GetPooledTransactions):
         return m.GET_POOLED_TRANSACTIONS_CODE, rlp.encode([msg.request_id, list(msg.hashes)])
     if isinstance(msg, m.PooledTransactions):
-        return m.POOLED_TRANSACTIONS_CODE, _with_id(msg.request_id, _raw_list(msg.transactions))
+        return m.POOLED_TRANSACTIONS_CODE, _response([rlp.encode(msg.request_id)], msg.transactions)
     if isinstance(msg, m.NewPooledTransactionHashes):
         return m.NEW_POOLED_TRANSACTION_HASHES_CODE, rlp.encode([msg.types, list(msg.sizes), list(msg.hashes)])
     raise ValueError(f"cannot encode {type(msg).__name__}")

@@ -51,9 +51,11 @@ class _MacHelper:
         mac.update(_xor16(seed, header_ciphertext))
         return mac.digest()[:16]
 
-    def frame_mac(self, frame_ciphertext: bytes | memoryview) -> bytes:
+    def frame_mac(self, *frame_ciphertext: bytes | memoryview) -> bytes:
+        """MAC of a frame's ciphertext, given whole or in consecutive pieces."""
         mac = self._mac
-        mac.update(frame_ciphertext)
+        for piece in frame_ciphertext:
+            mac.update(piece)
         prev = mac.digest()[:16]
         mac.update(_xor16(self._ecb.update(prev), prev))
         return mac.digest()[:16]
@@ -84,20 +86,27 @@ class FrameCodec:
 
     def encode_message(self, msg_id: int, payload: bytes | memoryview) -> bytes:
         """One frame carrying message ``msg_id`` with (already compressed) ``payload``."""
-        return self.encode_frame(rlp.encode(msg_id) + bytes(payload))
+        return self._encode(rlp.encode(msg_id), payload)
 
     def encode_frame(self, content: bytes) -> bytes:
         """Frame ``content`` (``rlp(msg-id) || msg-data``) for the wire."""
-        size = len(content)
+        return self._encode(content)
+
+    def _encode(self, *content: bytes | memoryview) -> bytes:
+        # The pieces are encrypted and MACed one after another (AES-CTR and keccak are
+        # streams), so a megabyte payload is not copied into one buffer first.
+        size = sum(len(c) for c in content)
         if size > self.max_frame_size:
             raise FrameError(f"frame of {size} bytes exceeds the {self.max_frame_size}-byte limit")
         header = size.to_bytes(3, "big") + _HEADER_DATA
         header_ct = self._enc.update(header + bytes(HEADER_SIZE - len(header)))
         header_mac = self._egress.header_mac(header_ct)
-        padded = _pad16(size)
-        frame_ct = self._enc.update(content + bytes(padded - size) if padded != size else content)
-        frame_mac = self._egress.frame_mac(frame_ct)
-        return b"".join((header_ct, header_mac, frame_ct, frame_mac))
+        pad = _pad16(size) - size
+        cts = [self._enc.update(c) for c in content if len(c)]
+        if pad:
+            cts.append(self._enc.update(bytes(pad)))
+        frame_mac = self._egress.frame_mac(*cts)
+        return b"".join((header_ct, header_mac, *cts, frame_mac))
 
     # ---- ingress --------------------------------------------------------------------------
 
