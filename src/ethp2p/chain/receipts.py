@@ -88,6 +88,18 @@ def _list_at(buf: bytes, pos: int, end: int, what: str) -> tuple[int, int]:
         if stop > end:
             raise ReceiptError(f"{what}: runs past the end of its list")
         return pos + 1, stop
+    if b == 0xF8 or b == 0xF9:
+        # Long lists of up to 64 KiB (most receipts and logs), checked as ethp2p.rlp does.
+        start = pos + 2 + (b - 0xF8)
+        if start > end or buf[pos + 1] == 0:
+            raise ReceiptError(f"{what}: bad long list header")
+        length = buf[pos + 1] if b == 0xF8 else (buf[pos + 1] << 8) | buf[pos + 2]
+        if length < 56:
+            raise ReceiptError(f"{what}: long-form length used for a short list")
+        stop = start + length
+        if stop > end:
+            raise ReceiptError(f"{what}: runs past the end of its list")
+        return start, stop
     is_list, start, stop = _item(buf, pos, end, what)
     if not is_list:
         raise ReceiptError(f"{what} must be a list")
@@ -103,11 +115,13 @@ def _scan_logs(buf: bytes, pos: int, end: int) -> int:
     acc = 0
     count = 0
     bits = _bloom_bits
+    cached = _BITS_CACHE.get
     while pos < end:
         ls, le = _list_at(buf, pos, end, "log")
         if le - ls < 22 or buf[ls] != 0x94:
             raise ReceiptError("log must be [address, topics, data] with a 20-byte address")
-        acc |= bits(buf[ls + 1 : ls + 21])
+        key = buf[ls + 1 : ls + 21]
+        acc |= cached(key) or bits(key)
         p = ls + 21
         t = buf[p]
         if t == 0xC0:
@@ -126,7 +140,8 @@ def _scan_logs(buf: bytes, pos: int, end: int) -> int:
         for _ in range(k):
             if buf[p] != 0xA0:
                 raise ReceiptError("log topic must be 32 bytes")
-            acc |= bits(buf[p + 1 : p + 33])
+            key = buf[p + 1 : p + 33]
+            acc |= cached(key) or bits(key)
             p += 33
         d = buf[p]
         if d < 0x80:

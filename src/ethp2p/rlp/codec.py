@@ -37,6 +37,10 @@ class RLPEncodeError(RLPError):
 def _length_prefix(length: int, offset: int) -> bytes:
     if length < 56:
         return bytes((offset + length,))
+    if length < 0x100:  # the common long forms spelled out (hot in trie and receipt encoding)
+        return bytes((offset + 56, length))
+    if length < 0x10000:
+        return bytes((offset + 57, length >> 8, length & 0xFF))
     lb = length.to_bytes((length.bit_length() + 7) // 8, "big")
     return bytes((offset + 55 + len(lb),)) + lb
 
