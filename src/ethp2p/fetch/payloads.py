@@ -145,12 +145,12 @@ async def fetch_payloads_for_peer(
             stats.receipts_bytes += len(r.raw)
 
     t = time.perf_counter()
-    ready = [i for i in range(len(headers)) if bodies[i] is not None and receipts[i] is not None]
-    checks = []
-    for i in ready:
-        body, rec = bodies[i], receipts[i]
-        assert body is not None and rec is not None
-        checks.append(BlockToVerify(headers[i].raw, body, rec.raw, rec.form))
+    ready: list[int] = []
+    checks: list[BlockToVerify] = []
+    for i, (body, rec) in enumerate(zip(bodies, receipts)):
+        if body is not None and rec is not None:
+            ready.append(i)
+            checks.append(BlockToVerify(headers[i].raw, body, rec.raw, rec.form))
     results = await verifier.verify(checks)
     delivered = set()
     for i, check, res in zip(ready, checks, results):

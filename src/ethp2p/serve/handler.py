@@ -83,14 +83,9 @@ class StoreHandler:
             stored = self.store.receipts(h)
             if stored is None:
                 break
-            if version >= 70 and not (i == 0 and first_index) and size + len(stored) <= self.soft_limit:
-                # The whole list fits: it goes out as stored (the same bytes a split and re-join give).
-                out.append(stored)
-                size += len(stored)
-                if size >= self.soft_limit:
-                    break
-                continue
-            if version >= 70:
+            # eth/70 cuts a list only where it starts mid-way or would cross the limit;
+            # a whole list that fits goes out as stored, as at eth/69.
+            if version >= 70 and ((i == 0 and first_index) or size + len(stored) > self.soft_limit):
                 items = rlp.split_list(stored)
                 if i == 0 and first_index:
                     if first_index > len(items):
