@@ -10,7 +10,8 @@ venv="$here/.venv"
 py="${PYTHON:-python3}"
 
 ensure_venv() {
-    local stamp="$venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
+    # Reinstall (and rebuild the C extension) when the project definition or the C source changes.
+    local stamp="$venv/.installed-$(cat pyproject.toml setup.py src/ethp2p/_speedups.c | sha256sum | cut -c1-16)"
     if [ ! -x "$venv/bin/python" ]; then
         "$py" -m venv "$venv"
     fi

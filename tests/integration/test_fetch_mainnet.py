@@ -142,6 +142,33 @@ async def test_range_fetch_gives_up_on_blocks_no_peer_serves(server: HistoryServ
         await peer.disconnect()
 
 
+async def test_a_bug_in_verification_ends_the_range_fetch_with_its_error(server: HistoryServer, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """An exception that is no peer's fault (here a broken verifier) ends the fetch with that error, not a stall."""
+    import asyncio
+
+    from ethp2p.sync.range import fetch_range_into_store
+
+    class BrokenVerifier:
+        async def verify(self, blocks):  # type: ignore[no-untyped-def]
+            raise RuntimeError("verifier bug")
+
+        def peak_rss(self) -> int:
+            return 0
+
+        def close(self) -> None:
+            pass
+
+    peer = await EthPeer.connect(server.enode, MAINNET, versions=(69,))
+    try:
+        with BlockStore(tmp_path / "o.db", genesis_hash=MAINNET.genesis_hash) as out:
+            async with asyncio.timeout(30):
+                with pytest.raises(RuntimeError, match="verifier bug"):
+                    await fetch_range_into_store([peer], 1, 2000, out, verifier=BrokenVerifier(), stall_timeout=60)
+            assert out.count() == 0
+    finally:
+        await peer.disconnect()
+
+
 async def test_cancelling_a_request_whose_answer_just_arrived_still_cancels(server: HistoryServer) -> None:
     """A fetch cancelled in the same loop pass as its answer arrives stops (Python 3.11's wait_for would
     return the answer and drop the cancellation, leaving a cancelled range fetch running)."""

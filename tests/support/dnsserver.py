@@ -17,10 +17,18 @@ def available() -> bool:
     return shutil.which("dnsmasq") is not None
 
 
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _free_port() -> int:
+    """A port free on 127.0.0.1 for both UDP and TCP (dnsmasq binds both)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            u.bind(("127.0.0.1", 0))
+            port = u.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+                try:
+                    t.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+        return port
 
 
 def _quote(text: str) -> str:
@@ -33,10 +41,16 @@ class DnsServer:
     """dnsmasq answering only the given TXT records, on 127.0.0.1:<port>."""
 
     def __init__(self, workdir: Path, records: dict[str, str]) -> None:
-        self.port = _free_udp_port()
-        self.conf = workdir / f"dnsmasq-{self.port}.conf"
+        self.workdir = workdir
+        self.records = records
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._configure(_free_port())
+
+    def _configure(self, port: int) -> None:
+        self.port = port
+        self.conf = self.workdir / f"dnsmasq-{port}.conf"
         lines = [
-            f"port={self.port}",
+            f"port={port}",
             "listen-address=127.0.0.1",
             "bind-interfaces",
             "no-resolv",
@@ -45,18 +59,26 @@ class DnsServer:
             "user=root",
             "pid-file=",
         ]
-        lines += [f"txt-record={name},{_quote(text)}" for name, text in records.items()]
+        lines += [f"txt-record={name},{_quote(text)}" for name, text in self.records.items()]
         self.conf.write_text("\n".join(lines) + "\n")
-        self.log = workdir / f"dnsmasq-{self.port}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = self.workdir / f"dnsmasq-{port}.log"
 
     def start(self) -> "DnsServer":
-        self.proc = subprocess.Popen(
-            ["dnsmasq", "--no-daemon", f"--conf-file={self.conf}"], stdout=open(self.log, "wb"), stderr=subprocess.STDOUT
-        )
-        time.sleep(0.3)
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"dnsmasq exited: {self.log.read_text()}")
+        # The port was free when chosen, but another test's server may take it before dnsmasq
+        # binds it: then try another port (a few times).
+        for attempt in range(5):
+            self.proc = subprocess.Popen(
+                ["dnsmasq", "--no-daemon", f"--conf-file={self.conf}"],
+                stdout=open(self.log, "wb"),
+                stderr=subprocess.STDOUT,
+            )
+            time.sleep(0.3)
+            if self.proc.poll() is None:
+                return self
+            log = self.log.read_text()
+            if "Address already in use" not in log or attempt == 4:
+                raise RuntimeError(f"dnsmasq exited: {log}")
+            self._configure(_free_port())
         return self
 
     def stop(self) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .. import rlp
+from ..accel import speedups as _c
 from ..crypto.keccak import keccak_256
 from ..rlp.codec import _read_header
 from .body import TX_TYPES
@@ -341,6 +342,26 @@ def receipts68_to_69(list_raw: bytes | memoryview, *, check_blooms: bool = True)
 def receipts_root(consensus: Sequence[bytes | memoryview]) -> bytes:
     """The receipts trie root over consensus encodings."""
     return ordered_trie_root(consensus)
+
+
+def receipts69_root_py(list_raw: bytes | memoryview) -> tuple[bytes, int]:
+    """(receipts root, receipt count) of an eth/69-form list; pure Python."""
+    consensus = receipts69_to_consensus(list_raw)
+    return ordered_trie_root(consensus), len(consensus)
+
+
+def receipts69_root(list_raw: bytes | memoryview) -> tuple[bytes, int]:
+    """(receipts root, receipt count) of an eth/69-form list, blooms rebuilt from the logs.
+
+    Raises :class:`ReceiptError` if the list is malformed. The C extension, when built,
+    does the whole list in one call; for a list it rejects, the pure-Python path runs
+    and raises the precise error.
+    """
+    if _c is not None:
+        got = _c.receipts69_root(list_raw)
+        if got is not None:
+            return got
+    return receipts69_root_py(list_raw)
 
 
 def receipt_count(list_raw: bytes | memoryview) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 
+from ..accel import speedups as _c
 from ..crypto.keccak import keccak, keccak_256 as _keccak256
 from ..rlp import encode_bytes, encode_int, encode_length
 
@@ -157,10 +158,15 @@ def _ordered_plan(n: int) -> tuple[tuple, tuple[bytes, ...]]:
     return plan, tuple(paths)
 
 
-def ordered_trie_root(items: Sequence[bytes | bytearray | memoryview]) -> bytes:
-    """Root of the trie keyed by ``rlp(index)`` (transactions, receipts, withdrawals)."""
+def ordered_trie_root_py(items: Sequence[bytes | bytearray | memoryview]) -> bytes:
+    """Root of the trie keyed by ``rlp(index)`` (transactions, receipts, withdrawals); pure Python."""
     n = len(items)
     if n == 0:
         return EMPTY_TRIE_ROOT
     plan, paths = _ordered_plan(n)
     return _root(plan, paths, items)
+
+
+#: Root of the trie keyed by ``rlp(index)`` (transactions, receipts, withdrawals): the C
+#: extension's when it is built, else :func:`ordered_trie_root_py` (the same results).
+ordered_trie_root = _c.ordered_trie_root if _c is not None else ordered_trie_root_py

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..accel import speedups as _c
 from .body import BlockBody, BodyError
 from .header import EMPTY_OMMERS_HASH, Header
 from .receipts import (
     ReceiptError,
     receipt_count,
     receipts68_split,
-    receipts69_to_consensus,
+    receipts69_root,
     receipts_root,
 )
 from .trie import EMPTY_TRIE_ROOT
@@ -78,6 +79,29 @@ def verify_body(header: Header, body_raw: bytes | memoryview) -> BlockBody:
     return body
 
 
+def check_body(header: Header, body_raw: bytes | memoryview) -> int:
+    """Check a body against its header as :func:`verify_body` does; return its transaction count.
+
+    With the C extension the body is checked in one call without building a
+    :class:`BlockBody`; a body it finds malformed goes through :func:`verify_body`,
+    which raises the precise error.
+    """
+    got = _c.body_roots(body_raw) if _c is not None else None
+    if got is None:
+        return len(verify_body(header, body_raw).transactions)
+    tx_root, count, ommers_hash, w_root = got
+    n = header.number
+    if (w_root is None) != (header.withdrawals_root is None):
+        raise VerificationError("body", f"block {n}: withdrawals present in body and header disagree", n)
+    if ommers_hash != header.ommers_hash:
+        raise VerificationError("body", f"block {n}: ommers hash mismatch", n)
+    if tx_root != header.transactions_root:
+        raise VerificationError("body", f"block {n}: transactions root mismatch", n)
+    if w_root != header.withdrawals_root:
+        raise VerificationError("body", f"block {n}: withdrawals root mismatch", n)
+    return count
+
+
 def verify_receipts(
     header: Header,
     list_raw: bytes | memoryview,
@@ -97,14 +121,18 @@ def verify_receipts(
         if form == 68:
             # The blooms on the wire need no recomputing: the receipts root commits to them.
             consensus, stored = receipts68_split(list_raw, check_blooms=False)
+            count = len(consensus)
+            root = None
         else:
-            consensus = receipts69_to_consensus(list_raw)
+            root, count = receipts69_root(list_raw)
             stored = bytes(list_raw)
     except ReceiptError as e:
         raise VerificationError("receipts", f"block {n}: {e}", n) from None
-    if tx_count is not None and len(consensus) != tx_count:
-        raise VerificationError("receipts", f"block {n}: {len(consensus)} receipts for {tx_count} transactions", n)
-    if receipts_root(consensus) != header.receipts_root:
+    if tx_count is not None and count != tx_count:
+        raise VerificationError("receipts", f"block {n}: {count} receipts for {tx_count} transactions", n)
+    if root is None:
+        root = receipts_root(consensus)
+    if root != header.receipts_root:
         raise VerificationError("receipts", f"block {n}: receipts root mismatch", n)
     return stored
 
@@ -169,6 +197,7 @@ def verify_fork_fields(header: Header, spec: "object") -> None:
 
 __all__ = [
     "VerificationError",
+    "check_body",
     "check_partial_receipts",
     "empty_body_for",
     "header_proves_empty_body",

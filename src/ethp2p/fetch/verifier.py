@@ -1,7 +1,7 @@
 """Where fetched blocks are checked against their headers: inline, or in worker processes.
 
 :func:`verify_blocks` is the pure check (the same rules as
-:func:`ethp2p.chain.verify.verify_body` and :func:`~ethp2p.chain.verify.verify_receipts`),
+:func:`ethp2p.chain.verify.check_body` and :func:`~ethp2p.chain.verify.verify_receipts`),
 taking and returning only bytes so that it can run in another process.
 :class:`InlineVerifier` runs it in the calling thread; :class:`ProcessVerifier` spreads
 a batch over worker processes, so verification (most of a fetch's CPU time) runs on
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..chain.header import Header
-from ..chain.verify import VerificationError, verify_body, verify_receipts
+from ..chain.verify import VerificationError, check_body, verify_receipts
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +62,8 @@ def verify_blocks(blocks: Sequence[BlockToVerify]) -> list[VerifyResult]:
     for b in blocks:
         try:
             h = Header(b.header)
-            body = verify_body(h, b.body)
-            stored = verify_receipts(h, b.receipts, form=b.form, tx_count=len(body.transactions))
+            tx_count = check_body(h, b.body)
+            stored = verify_receipts(h, b.receipts, form=b.form, tx_count=tx_count)
         except VerificationError as e:
             out.append(VerifyResult(False, kind=e.kind, message=str(e)))
             continue

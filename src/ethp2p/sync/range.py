@@ -377,6 +377,11 @@ class RangeFetcher:
                     if key not in workers and not getattr(peer, "closed", False):
                         workers[key] = [asyncio.create_task(self._worker(peer)) for _ in range(self.in_flight)]
                         used.add(_name(peer))
+                for t in (t for ts in workers.values() for t in ts if t.done() and not t.cancelled()):
+                    if t.exception() is not None:
+                        # Peer faults are handled inside the worker; anything else is a bug
+                        # (in a verifier, say): end the fetch with it instead of stalling.
+                        raise t.exception()  # type: ignore[misc]
                 alive = [t for ts in workers.values() for t in ts if not t.done()]
                 if not alive and not self.peers():
                     await asyncio.sleep(0.5)
