@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from bench.ceiling import header_ceiling, payload_ceiling  # noqa: E402
 from bench.mainnet_shaped import build  # noqa: E402
+from ethp2p import accel  # noqa: E402
 from ethp2p.chain.verify import verify_header_chain  # noqa: E402
 from ethp2p.eth.genesis import load_genesis  # noqa: E402
 from ethp2p.fetch import request_headers_chunked_with_stats  # noqa: E402
@@ -138,7 +139,8 @@ def main() -> None:
             r = ethp2p_fetch(enodes, genesis, n, work)
             print(f"(b) ethp2p fetch 1..{n:,} (verified, stored): {n / r['wall']:,.0f} blocks/s wall "
                   f"({r['wall']:.1f} s incl. start-up); (c) {r['cpu'] / n * 1000:.2f} CPU s per 1,000 blocks; "
-                  f"peak RSS {r['rss_mb']:,.0f} MB (the fetch process; its verify workers' peak is in the summary below; CPU includes them)")
+                  f"peak RSS {r['rss_mb']:,.0f} MB (the fetch process; verify worker processes, if any, in the summary below; "
+                  f"CPU includes them); verification in {accel.implementation()}")
             print(f"    {r['summary']}")
     finally:
         for s in servers:

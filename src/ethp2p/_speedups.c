@@ -22,6 +22,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <pythread.h>
 #include <dlfcn.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -324,7 +325,7 @@ static int list_at(const uint8_t *b, size_t pos, size_t end, size_t *ps, size_t 
 
 /* Bloom bit indices of recently seen log addresses and topics (the same contracts and
    event signatures recur in every block), in a direct-mapped table: an entry is used only
-   if its whole key matches. Only touched with the GIL held, so it needs no lock. */
+   if its whole key matches. Guarded by bits_lock (callers run without the GIL). */
 #define BITS_CACHE_SLOTS (1u << 16)
 
 typedef struct {
@@ -334,6 +335,7 @@ typedef struct {
 } bits_entry_t;
 
 static bits_entry_t *bits_cache = NULL;
+static PyThread_type_lock bits_lock = NULL;
 
 static inline uint64_t load64(const uint8_t *p)
 {
@@ -777,8 +779,10 @@ static PyObject *py_receipts69_root(PyObject *self, PyObject *arg)
     uint32_t count = 0;
     uint8_t root[32];
     int rc;
-    /* The GIL stays held: the bloom-bits cache is shared. */
+    Py_BEGIN_ALLOW_THREADS
+    PyThread_acquire_lock(bits_lock, WAIT_LOCK); /* the scan fills the shared bloom-bits cache */
     rc = receipts69_consensus(view.buf, (size_t)view.len, &arena, &pieces, &count);
+    PyThread_release_lock(bits_lock);
     if (rc == 0) {
         vals = malloc(sizeof(span_t) * (count ? count : 1));
         if (!vals) {
@@ -792,6 +796,7 @@ static PyObject *py_receipts69_root(PyObject *self, PyObject *arg)
                 rc = -2;
         }
     }
+    Py_END_ALLOW_THREADS
     free(vals);
     free(pieces);
     free(arena.p);
@@ -909,7 +914,8 @@ PyMODINIT_FUNC PyInit__speedups(void)
     if (load_sponge() < 0)
         return NULL;
     bits_cache = calloc(BITS_CACHE_SLOTS, sizeof(bits_entry_t));
-    if (!bits_cache)
+    bits_lock = PyThread_allocate_lock();
+    if (!bits_cache || !bits_lock)
         return PyErr_NoMemory();
     return PyModule_Create(&module);
 }

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from .crypto.keys import PrivateKey
     from .eth.chainspec import ChainSpec
     from .store.blocks import BlockStore
-    from .fetch.verifier import InlineVerifier, ProcessVerifier
+    from .fetch.verifier import BlockVerifier
 
 
 class UserError(Exception):
@@ -365,15 +365,17 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         store.close()
 
 
-def _verifier(workers: int | None) -> InlineVerifier | ProcessVerifier:
-    """Where ``fetch`` checks blocks: ``--verify-workers`` processes, or inline for 0."""
-    from .fetch.verifier import MAX_WORKERS, InlineVerifier, ProcessVerifier
+def _verifier(workers: int | None) -> "BlockVerifier":
+    """Where ``fetch`` checks blocks: ``--verify-workers`` threads (with the C extension, which
+    releases the GIL while it hashes) or processes (pure Python), or inline for 0."""
+    from . import accel
+    from .fetch.verifier import MAX_WORKERS, InlineVerifier, ProcessVerifier, ThreadVerifier
 
     if workers == 0:
         return InlineVerifier()
     if workers is not None and not 1 <= workers <= MAX_WORKERS:
         raise UserError(f"--verify-workers must be 0..{MAX_WORKERS}, got {workers}")
-    return ProcessVerifier(workers)
+    return ThreadVerifier(workers) if accel.speedups is not None else ProcessVerifier(workers)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -443,7 +445,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=float, default=2.0, help="seconds to let more peers join before starting (default 2)")
     p.add_argument("--metrics", metavar="HOST:PORT", help="serve Prometheus metrics at HOST:PORT")
     p.add_argument("--verify-workers", type=int, default=None, metavar="N",
-                   help="processes that verify bodies and receipts (default: one per core; 0: in this process)")
+                   help="threads (with the C extension; processes without it) that verify bodies and receipts "
+                        "(default: one per core; 0: in the event loop's thread)")
     _session_args(p)
     p.set_defaults(func=cmd_fetch, store="ethp2p.db")
 

@@ -341,3 +341,26 @@ def test_check_body_gives_verify_body_results() -> None:
                 assert (got.value.kind, str(got.value)) == (e.kind, str(e))
                 continue
             assert check_body(h, m) == want
+
+
+@needs_c
+def test_threads_calling_at_once_get_the_single_threaded_results() -> None:
+    """The C functions release the GIL (the receipt scan under its own lock): many threads, same answers."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    lists = LISTS69[:40]
+    want_r = [C.receipts69_root(x) for x in lists]
+    want_b = [C.body_roots(x) for x in BODIES[:40]]
+
+    def work(i: int) -> tuple[list, list]:
+        order = list(range(len(lists)))
+        random.Random(i).shuffle(order)
+        return (
+            [(j, C.receipts69_root(lists[j])) for j in order],
+            [(j, C.body_roots(BODIES[j])) for j in order],
+        )
+
+    with ThreadPoolExecutor(8) as pool:
+        for rs, bs in pool.map(work, range(16)):
+            assert all(want_r[j] == r for j, r in rs)
+            assert all(want_b[j] == b for j, b in bs)

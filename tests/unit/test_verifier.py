@@ -23,6 +23,8 @@ from ethp2p.fetch.verifier import (
     BlockToVerify,
     InlineVerifier,
     ProcessVerifier,
+    ThreadVerifier,
+    _split,
     verify_blocks,
 )
 from tests.conftest import load_vector
@@ -78,6 +80,28 @@ def test_inline_results_valid_and_invalid() -> None:
 
 
 @pytest.mark.parametrize("workers", [1, 2, 3])
+def test_thread_verifier_matches_inline(workers: int) -> None:
+    """Threads (the default with the C extension, which releases the GIL) give the inline results."""
+    want = verify_blocks(BLOCKS)
+    v = ThreadVerifier(workers)
+    try:
+        assert asyncio.run(v.verify(BLOCKS)) == want
+        for n in (1, 2, 5):
+            assert asyncio.run(v.verify(BLOCKS[:n])) == want[:n]
+        assert asyncio.run(v.verify([])) == []
+        assert v.peak_rss() == 0
+
+        async def concurrent() -> list[list]:  # several batches at once, as a range fetch with many peers does
+            return await asyncio.gather(*(v.verify(BLOCKS[i::4]) for i in range(4)))
+
+        assert asyncio.run(concurrent()) == [want[i::4] for i in range(4)]
+    finally:
+        v.close()
+    with pytest.raises(ValueError):
+        ThreadVerifier(0)
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
 def test_process_verifier_matches_inline(workers: int) -> None:
     want = verify_blocks(BLOCKS)
     v = ProcessVerifier(workers)
@@ -98,11 +122,10 @@ def test_process_verifier_matches_inline(workers: int) -> None:
 
 
 def test_split_covers_the_batch_in_order() -> None:
-    v = ProcessVerifier(3)
-    parts = v._split(BLOCKS)
-    assert 1 <= len(parts) <= 3
+    parts = _split(BLOCKS, 3)
+    assert len(parts) == 3
     assert [b for p in parts for b in p] == list(BLOCKS)
-    v.close()
+    assert _split(BLOCKS[:2], 3) == [BLOCKS[:1], BLOCKS[1:2]] and _split(BLOCKS, 1) == [BLOCKS]
 
 
 def test_worker_killed_from_outside_falls_back_inline() -> None:

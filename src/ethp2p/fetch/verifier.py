@@ -18,7 +18,7 @@ import signal
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Protocol
@@ -94,6 +94,56 @@ class InlineVerifier:
 INLINE = InlineVerifier()
 
 
+class ThreadVerifier:
+    """Verifies in ``workers`` threads of this process, a batch split as :class:`ProcessVerifier` does.
+
+    Only useful with the C extension (:mod:`ethp2p.accel`): its checks release the GIL
+    while they hash, so threads run them on other cores without copying any block to
+    another process. In pure Python the threads would only take turns.
+    """
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = default_workers() if workers is None else workers
+        if not 1 <= self.workers <= MAX_WORKERS:
+            raise ValueError(f"verify workers must be 1..{MAX_WORKERS}, got {self.workers}")
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="ethp2p-verify")
+
+    async def verify(self, blocks: Sequence[BlockToVerify]) -> list[VerifyResult]:
+        if not blocks:
+            return []
+        loop = asyncio.get_running_loop()
+        parts = await asyncio.gather(
+            *(loop.run_in_executor(self._pool, verify_blocks, s) for s in _split(blocks, self.workers))
+        )
+        return [r for part in parts for r in part]
+
+    def peak_rss(self) -> int:
+        """No worker processes (the threads' memory is this process's): 0."""
+        return 0
+
+    def close(self) -> None:
+        """Stop the threads (pending work is cancelled)."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _split(blocks: Sequence[BlockToVerify], workers: int) -> list[Sequence[BlockToVerify]]:
+    """Contiguous slices of about equal bytes, one per worker (fewer for small batches)."""
+    total = sum(len(b.body) + len(b.receipts) for b in blocks)
+    parts = min(workers, len(blocks))
+    if parts <= 1:
+        return [blocks]
+    share = total / parts
+    out: list[Sequence[BlockToVerify]] = []
+    lo, acc = 0, 0
+    for i, b in enumerate(blocks):
+        acc += len(b.body) + len(b.receipts)
+        if acc >= share * (len(out) + 1) and len(out) < parts - 1:
+            out.append(blocks[lo : i + 1])
+            lo = i + 1
+    out.append(blocks[lo:])
+    return [s for s in out if s]
+
+
 def default_workers() -> int:
     """One worker per core (the event loop mostly waits on sockets), at most :data:`MAX_WORKERS`."""
     return max(1, min(MAX_WORKERS, os.cpu_count() or 1))
@@ -136,23 +186,6 @@ class ProcessVerifier:
             )
         return self._pool
 
-    def _split(self, blocks: Sequence[BlockToVerify]) -> list[Sequence[BlockToVerify]]:
-        """Contiguous slices of about equal bytes, one per worker (fewer for small batches)."""
-        total = sum(len(b.body) + len(b.receipts) for b in blocks)
-        parts = min(self.workers, len(blocks))
-        if parts <= 1:
-            return [blocks]
-        share = total / parts
-        out: list[Sequence[BlockToVerify]] = []
-        lo, acc = 0, 0
-        for i, b in enumerate(blocks):
-            acc += len(b.body) + len(b.receipts)
-            if acc >= share * (len(out) + 1) and len(out) < parts - 1:
-                out.append(blocks[lo : i + 1])
-                lo = i + 1
-        out.append(blocks[lo:])
-        return [s for s in out if s]
-
     async def verify(self, blocks: Sequence[BlockToVerify]) -> list[VerifyResult]:
         if not blocks:
             return []
@@ -162,7 +195,7 @@ class ProcessVerifier:
         try:
             pool = self._executor()
             parts = await asyncio.gather(
-                *(loop.run_in_executor(pool, verify_blocks, list(s)) for s in self._split(blocks))
+                *(loop.run_in_executor(pool, verify_blocks, list(s)) for s in _split(blocks, self.workers))
             )
         except BrokenProcessPool as e:
             log.warning("verification workers failed (%s); verifying in this process from now on", e)
@@ -200,6 +233,7 @@ __all__ = [
     "INLINE",
     "InlineVerifier",
     "ProcessVerifier",
+    "ThreadVerifier",
     "VerifyResult",
     "default_workers",
     "verify_blocks",
