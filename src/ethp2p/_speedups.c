@@ -5,9 +5,10 @@
  *   ordered_trie_root(items) -> bytes          root of the trie keyed by rlp(index)
  *   body_roots(body_raw) -> (tx_root, tx_count, ommers_hash, withdrawals_root | None) | None
  *   receipts69_root(list_raw) -> (root, count) | None
+ *   receipts69_shape(list_raw) -> (count, last cumulative gas) | None   (checked, not hashed)
  *       root of the receipts trie of an eth/69-form receipt list (blooms rebuilt from the
  *       logs).
- *   Both return None when the input is malformed in any way, so that the caller runs the
+ *   These return None when the input is malformed in any way, so that the caller runs the
  *   pure-Python path, which raises the precise error.
  *
  * No cryptography is implemented here. Keccak-256 is the XKCP sponge that safe-pysha3
@@ -362,7 +363,7 @@ static inline void bloom_add(uint8_t *bloom, const uint8_t *key, size_t n)
     }
 }
 
-/* The logs payload b[pos:end]: checked, and their bits ORed into ``bloom``; 0 ok, -1 invalid. */
+/* The logs payload b[pos:end]: checked, and their bits ORed into ``bloom`` (unless NULL); 0 ok, -1 invalid. */
 static int scan_logs(const uint8_t *b, size_t pos, size_t end, uint8_t *bloom)
 {
     size_t count = 0;
@@ -372,7 +373,8 @@ static int scan_logs(const uint8_t *b, size_t pos, size_t end, uint8_t *bloom)
             return -1;
         if (le - ls < 22 || b[ls] != 0x94)
             return -1;
-        bloom_add(bloom, b + ls + 1, 20);
+        if (bloom)
+            bloom_add(bloom, b + ls + 1, 20);
         size_t p = ls + 21;
         uint8_t t = b[p];
         int k;
@@ -393,7 +395,8 @@ static int scan_logs(const uint8_t *b, size_t pos, size_t end, uint8_t *bloom)
         for (int j = 0; j < k; j++) {
             if (b[p] != 0xa0)
                 return -1;
-            bloom_add(bloom, b + p + 1, 32);
+            if (bloom)
+                bloom_add(bloom, b + p + 1, 32);
             p += 33;
         }
         uint8_t d = b[p];
@@ -546,6 +549,42 @@ static int receipts69_consensus(const uint8_t *b, size_t n, buf_t *arena, piece_
     }
     *pieces_out = pieces;
     *count_out = (uint32_t)count;
+    return 0;
+}
+
+/* Shape check of an eth/69 list without hashing (what receipts69_consensus checks): the
+   receipt count and the last receipt's cumulative gas; 0 ok, -1 invalid. */
+static int receipts69_shape(const uint8_t *b, size_t n, size_t *count_out, uint64_t *gas_out)
+{
+    size_t pos, stop, count = 0;
+    uint64_t gas = 0;
+    if (list_at(b, 0, n, &pos, &stop) < 0 || stop != n)
+        return -1;
+    while (pos < stop) {
+        size_t rs, re, ls, le;
+        if (list_at(b, pos, stop, &rs, &re) < 0 || rs >= re)
+            return -1;
+        uint8_t t = b[rs];
+        if (!(t == 0x80 || (t > 0 && t <= 4)))
+            return -1;
+        size_t logs_at = status_gas(b, rs + 1, re);
+        if (!logs_at || list_at(b, logs_at, re, &ls, &le) < 0 || le != re || scan_logs(b, ls, le, NULL) < 0)
+            return -1;
+        /* The gas item ends at logs_at; status_gas checked it is canonical and at most 8 bytes. */
+        size_t gp = b[rs + 1] == 0xa0 ? rs + 34 : rs + 2;
+        uint8_t g = b[gp];
+        gas = 0;
+        if (g < 0x80)
+            gas = g;
+        else
+            for (size_t i = gp + 1; i < logs_at; i++)
+                gas = (gas << 8) | b[i];
+        if (++count > MAX_RECEIPTS)
+            return -1;
+        pos = re;
+    }
+    *count_out = count;
+    *gas_out = gas;
     return 0;
 }
 
@@ -831,10 +870,30 @@ static PyObject *py_body_roots(PyObject *self, PyObject *arg)
                          (const char *)r.ommers_hash, (Py_ssize_t)32, Py_None);
 }
 
+static PyObject *py_receipts69_shape(PyObject *self, PyObject *arg)
+{
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    size_t count = 0;
+    uint64_t gas = 0;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = receipts69_shape(view.buf, (size_t)view.len, &count, &gas);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+    if (rc < 0)
+        Py_RETURN_NONE;
+    return Py_BuildValue("(nK)", (Py_ssize_t)count, (unsigned long long)gas);
+}
+
 static PyMethodDef methods[] = {
     {"keccak256", py_keccak256, METH_O, "keccak256(data) -> 32 bytes."},
     {"ordered_trie_root", py_ordered_trie_root, METH_O,
      "Root of the trie keyed by rlp(index) over a sequence of bytes-like items."},
+    {"receipts69_shape", py_receipts69_shape, METH_O,
+     "(receipt count, last cumulative gas or 0) of an eth/69-form list, checked but not hashed; "
+     "or None if it is malformed."},
     {"body_roots", py_body_roots, METH_O,
      "(transactions root, transaction count, ommers hash, withdrawals root or None) of a block body, "
      "or None if it is malformed."},

@@ -364,3 +364,35 @@ def test_threads_calling_at_once_get_the_single_threaded_results() -> None:
         for rs, bs in pool.map(work, range(16)):
             assert all(want_r[j] == r for j, r in rs)
             assert all(want_b[j] == b for j, b in bs)
+
+
+def _shape_py(data: bytes) -> tuple[int, int] | None:
+    try:
+        items = fast.receipts69_items(data)
+    except fast.ReceiptError:
+        return None
+    gas = rlp.decode_int(rlp.string_payload(rlp.split_list(items[-1])[2]), max_bytes=8) if items else 0
+    return len(items), gas
+
+
+@needs_c
+def test_receipt_shape_check_agrees_with_the_reference() -> None:
+    """receipts69_shape (eth/70 partial-list checks): same count and last cumulative gas, same rejections."""
+    rng = random.Random(11)
+    accepted = rejected = 0
+    for l69 in LISTS69:
+        want = _shape_py(l69)
+        assert want is not None and C.receipts69_shape(l69) == want
+        assert want[0] == C.receipts69_root(l69)[1]
+    for l69 in SMALL69:
+        for m in _mutants(l69, rng, 40):
+            want = _shape_py(m)
+            assert C.receipts69_shape(m) == want
+            accepted += want is not None
+            rejected += want is None
+    for gas in (1, 127, 128, 255, 256, 2**32, 2**64 - 1):
+        for status in (b"", b"\x01", b"\x22" * 32):
+            data = rlp.encode([_receipt69(2, status, gas, [])])
+            assert C.receipts69_shape(data) == _shape_py(data) == (1, gas)
+    assert C.receipts69_shape(rlp.encode([])) == (0, 0)
+    assert accepted > 100 and rejected > 100

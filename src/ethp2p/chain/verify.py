@@ -156,23 +156,27 @@ def check_partial_receipts(list_raw: bytes | memoryview, *, start: int, header: 
     from .. import rlp
 
     n = header.number
-    try:
-        items = receipts69_items(list_raw)
-    except ReceiptError as e:
-        raise VerificationError("receipts", f"block {n}: {e}", n) from None
-    if tx_count is not None and start + len(items) > tx_count:
+    shape = _c.receipts69_shape(list_raw) if _c is not None else None
+    if shape is not None:
+        count, gas = shape
+    else:
+        try:
+            items = receipts69_items(list_raw)
+        except ReceiptError as e:
+            raise VerificationError("receipts", f"block {n}: {e}", n) from None
+        count = len(items)
+        gas = rlp.decode_int(rlp.string_payload(rlp.split_list(items[-1])[2]), max_bytes=8) if items else 0
+    if tx_count is not None and start + count > tx_count:
         raise VerificationError(
-            "receipts", f"block {n}: partial receipts reach index {start + len(items)}, block has {tx_count} txs", n
+            "receipts", f"block {n}: partial receipts reach index {start + count}, block has {tx_count} txs", n
         )
-    if start + len(items) > max_receipts_for(header):
+    if start + count > max_receipts_for(header):
         raise VerificationError(
-            "receipts", f"block {n}: {start + len(items)} receipts cannot fit in {header.gas_used} gas used", n
+            "receipts", f"block {n}: {start + count} receipts cannot fit in {header.gas_used} gas used", n
         )
-    if items:
-        gas = rlp.decode_int(rlp.string_payload(rlp.split_list(items[-1])[2]), max_bytes=8)
-        if gas > header.gas_used:
-            raise VerificationError("receipts", f"block {n}: cumulative gas {gas} exceeds gas used {header.gas_used}", n)
-    return len(items)
+    if gas > header.gas_used:
+        raise VerificationError("receipts", f"block {n}: cumulative gas {gas} exceeds gas used {header.gas_used}", n)
+    return count
 
 
 def verify_fork_fields(header: Header, spec: "object") -> None:
