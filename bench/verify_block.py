@@ -5,7 +5,11 @@ best of 3: body verification (transactions/withdrawals roots), receipt verificat
 as it arrives at eth/69 (blooms rebuilt) and eth/68 (blooms on the wire), the
 server's eth/69 -> eth/68 conversion, and the receipts root and leaf hashing alone.
 
+Rows are computed by whatever ethp2p.accel selected: the C extension when it is built,
+pure Python with ETHP2P_PURE_PYTHON=1 (run both to compare; the first line says which).
+
 Run:  .venv/bin/python bench/verify_block.py [--chain DIR]
+      ETHP2P_PURE_PYTHON=1 .venv/bin/python bench/verify_block.py
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ sys.path.insert(0, str(ROOT / "src"))
 from bench.mainnet_shaped import build  # noqa: E402
 from ethp2p.chain.header import Header  # noqa: E402
 from ethp2p.chain.receipts import receipts69_to_68, receipts69_to_consensus, receipts_root  # noqa: E402
-from ethp2p.chain.verify import verify_body, verify_receipts  # noqa: E402
+from ethp2p import accel  # noqa: E402
+from ethp2p.chain.verify import check_body, verify_body, verify_receipts  # noqa: E402
+from ethp2p.fetch.verifier import BlockToVerify, verify_blocks  # noqa: E402
 from ethp2p.crypto.keccak import keccak  # noqa: E402
 from ethp2p.store.blocks import BlockStore  # noqa: E402
 
@@ -44,7 +50,11 @@ def main() -> None:
         print(f"{name:<34} {best / len(blocks) * 1000:6.2f} ms/block")
 
     print(f"command: python bench/verify_block.py {' '.join(sys.argv[1:])}")
+    print(f"implementation: {accel.implementation()}{' (' + accel.reason + ')' if accel.reason else ''}")
     print(f"{len(blocks)} blocks, {sum(len(c) for c in cons) / len(cons):.0f} receipts per block on average")
+    batch = [BlockToVerify(b.header, b.body, b.receipts, 69) for b in blocks]
+    per_block("verify_blocks (a fetch's check)", lambda: verify_blocks(batch))
+    per_block("check body (count only)", lambda: [check_body(h, b.body) for h, b in zip(headers, blocks)])
     per_block("verify body", lambda: [verify_body(h, b.body) for h, b in zip(headers, blocks)])
     per_block("verify receipts (eth/69 form)", lambda: [verify_receipts(h, b.receipts, form=69) for h, b in zip(headers, blocks)])
     per_block("verify receipts (eth/68 form)", lambda: [verify_receipts(h, r, form=68) for h, r in zip(headers, r68)])
