@@ -147,3 +147,38 @@ async def test_first_status_with_non_canonical_integer_is_refused(server: Histor
     assert asyncio.get_running_loop().time() - t0 < 5
     assert closed.by_peer and "breach_of_protocol" in closed.describe()
     assert server.stats.handshake_failures == 1 and server.stats.accepted == 0
+
+
+@pytest.mark.parametrize("version", [68, 69])
+async def test_status_with_a_non_canonical_integer_is_answered_with_a_disconnect(server: HistoryServer, version: int) -> None:
+    """A Status whose integer field has a leading zero (the JS client once sent td as 0x00) is a breach, said so at once."""
+    from ethp2p.crypto.keys import PrivateKey
+    from ethp2p.enode import Enode
+    from ethp2p.eth import codec
+    from ethp2p.eth.status import make_status
+    from ethp2p.p2p.connection import ConnectionClosed
+    from ethp2p.transport.connection import Connection
+
+    node = Enode.parse(server.enode) if isinstance(server.enode, str) else server.enode
+    local = EthPeer.local_identity(PrivateKey.generate(), (version,))
+    conn = await Connection.dial(node.host, node.tcp_port, local, node.pubkey, timeout=5)
+    good = rlp.decode(codec.encode_message(make_status(SPEC, version), version)[1])
+    assert isinstance(good, list)
+    bad = list(good)
+    if version == 68:
+        bad[1] = b"\x00" + bytes(good[1])  # network id with a leading zero
+        bad[2] = b"\x00"  # total difficulty 0 written as 0x00
+    else:
+        bad[1] = b"\x00" + bytes(good[1])
+    conn.core.send_message("eth", 0x00, rlp.encode(bad))
+    await conn.flush()
+    async with asyncio.timeout(5):
+        while True:
+            event = await conn.next_event()
+            if isinstance(event, ConnectionClosed):
+                break
+    assert event.by_peer and event.reason == DisconnectReason.BREACH_OF_PROTOCOL
+    assert server.stats.handshake_failures >= 1
+    ok = await EthPeer.connect(server.enode, SPEC)  # and the server goes on serving
+    assert len(await ok.request_headers(0, 3)) == 3
+    await ok.disconnect()
