@@ -18,6 +18,7 @@ from ethp2p.chain import receipts as fast
 from ethp2p.chain.trie import _index_key, ordered_trie_root, trie_root
 from tests.conftest import load_vector
 from tests.support import reference_receipts as ref
+from tests.support.mutants import mutants as _mutants
 
 LISTS69 = [
     bytes.fromhex(b["receipts_eth69_rlp"])
@@ -50,24 +51,6 @@ def _stricter(f_fast, f_ref, data: bytes) -> None:
     except fast.ReceiptError:
         return
     assert [bytes(x) for x in got] == [bytes(x) for x in f_ref(data)]
-
-
-def _mutants(data: bytes, rng: random.Random, count: int) -> list[bytes]:
-    out = []
-    for _ in range(count):
-        b = bytearray(data)
-        kind = rng.randrange(4)
-        i = rng.randrange(len(b))
-        if kind == 0:
-            b[i] = rng.randrange(256)
-        elif kind == 1:
-            b[i] ^= 1 << rng.randrange(8)
-        elif kind == 2:
-            del b[i : i + rng.randrange(1, 4)]
-        else:
-            b[i:i] = bytes([rng.randrange(256)])
-        out.append(bytes(b))
-    return out
 
 
 def test_real_lists_convert_identically() -> None:

@@ -27,6 +27,7 @@ from ethp2p.chain.verify import VerificationError, verify_receipts
 from ethp2p.crypto.keccak import keccak_py
 from tests.conftest import load_vector
 from tests.support import reference_receipts as ref
+from tests.support.mutants import mutants
 
 LISTS69 = [
     bytes.fromhex(b["receipts_eth69_rlp"])
@@ -141,23 +142,7 @@ def test_real_receipt_lists_give_the_same_roots() -> None:
 
 
 def _mutants(data: bytes, rng: random.Random, count: int) -> list[bytes]:
-    out = []
-    for _ in range(count):
-        b = bytearray(data)
-        i = rng.randrange(len(b))
-        kind = rng.randrange(5)
-        if kind == 0:
-            b[i] = rng.randrange(256)
-        elif kind == 1:
-            b[i] ^= 1 << rng.randrange(8)
-        elif kind == 2:
-            del b[i : i + rng.randrange(1, 4)]
-        elif kind == 3:
-            b[i:i] = bytes([rng.randrange(256)])
-        else:  # a small value at a header position: lengths, counts, types
-            b[i] = rng.choice([0x00, 0x01, 0x04, 0x05, 0x7F, 0x80, 0x81, 0x88, 0x89, 0xA0, 0xB8, 0xC0, 0xE1, 0xF8, 0xF9, 0xFF])
-        out.append(bytes(b))
-    return out
+    return mutants(data, rng, count, header_bytes=True)
 
 
 @needs_c
