@@ -1,11 +1,13 @@
-"""Where fetched blocks are checked against their headers: inline, or in worker processes.
+"""Where fetched blocks are checked against their headers: inline, in threads, or in worker processes.
 
 :func:`verify_blocks` is the pure check (the same rules as
 :func:`ethp2p.chain.verify.check_body` and :func:`~ethp2p.chain.verify.verify_receipts`),
 taking and returning only bytes so that it can run in another process.
-:class:`InlineVerifier` runs it in the calling thread; :class:`ProcessVerifier` spreads
-a batch over worker processes, so verification (most of a fetch's CPU time) runs on
-other cores while the event loop keeps the sockets busy. Results are the same either way.
+:class:`InlineVerifier` runs it in the calling thread; :class:`ThreadVerifier` spreads a
+batch over threads (with the C extension, whose checks release the GIL, they use other
+cores with nothing copied); :class:`ProcessVerifier` spreads it over worker processes (for
+pure Python). Either way verification, most of a fetch's CPU time, runs beside the event
+loop while it keeps the sockets busy. Results are the same in all three.
 """
 
 from __future__ import annotations
