@@ -6,6 +6,8 @@
  *   body_roots(body_raw) -> (tx_root, tx_count, ommers_hash, withdrawals_root | None) | None
  *   receipts69_root(list_raw) -> (root, count) | None
  *   receipts69_shape(list_raw) -> (count, last cumulative gas) | None   (checked, not hashed)
+ *   receipts68_root(list_raw) -> (root, count, list in eth/69 form) | None
+ *   receipts69_to_68(list_raw) -> bytes | None            (what a server sends an eth/68 peer)
  *       root of the receipts trie of an eth/69-form receipt list (blooms rebuilt from the
  *       logs).
  *   These return None when the input is malformed in any way, so that the caller runs the
@@ -588,6 +590,135 @@ static int receipts69_shape(const uint8_t *b, size_t n, size_t *count_out, uint6
     return 0;
 }
 
+/* ---- eth/68 receipt lists and the eth/68 form --------------------------------------------- */
+
+static size_t header_size(size_t len)
+{
+    size_t n = 1;
+    if (len >= 56)
+        for (size_t t = len; t; t >>= 8)
+            n++;
+    return n;
+}
+
+static int read_header(const uint8_t *b, size_t pos, size_t end, int *is_list, size_t *ps, size_t *pe);
+
+typedef struct {
+    size_t cs, ce;  /* consensus encoding [cs, ce) */
+    size_t fs;      /* first field (status) */
+    size_t bloom;   /* bloom item */
+    size_t logs;    /* logs item; ends at ce */
+    int tx_type;
+} r68_t;
+
+/* One eth/68 receipt at pos (as ethp2p.chain.receipts._scan68 reads it; logs are not scanned,
+   the receipts root covers them); 0 and the item's end in *next, or -1. */
+static int scan68(const uint8_t *b, size_t pos, size_t end, r68_t *r, size_t *next)
+{
+    size_t fs, fe, item_end;
+    if (b[pos] >= 0xc0) {
+        if (list_at(b, pos, end, &fs, &fe) < 0)
+            return -1;
+        r->tx_type = 0;
+        r->cs = pos;
+        item_end = fe;
+    } else {
+        int is_list;
+        size_t ps;
+        if (read_header(b, pos, end, &is_list, &ps, &item_end) < 0)
+            return -1;
+        if (item_end - ps < 2 || b[ps] == 0 || b[ps] > 4 || b[ps + 1] < 0xc0)
+            return -1;
+        r->tx_type = b[ps];
+        r->cs = ps;
+        if (list_at(b, ps + 1, item_end, &fs, &fe) < 0 || fe != item_end)
+            return -1;
+    }
+    size_t bloom_at = status_gas(b, fs, fe);
+    if (!bloom_at || bloom_at + 259 > fe || b[bloom_at] != 0xb9 || b[bloom_at + 1] != 0x01 || b[bloom_at + 2] != 0x00)
+        return -1;
+    size_t logs_at = bloom_at + 259, ls, le;
+    if (list_at(b, logs_at, fe, &ls, &le) < 0 || le != fe)
+        return -1;
+    r->fs = fs;
+    r->bloom = bloom_at;
+    r->logs = logs_at;
+    r->ce = item_end;
+    *next = item_end;
+    return 0;
+}
+
+/* An eth/68 list: its receipts root, count and the list in eth/69 form (malloc'd into *out);
+   0 ok, -1 invalid, -2 out of memory. */
+static int receipts68(const uint8_t *b, size_t n, uint8_t root[32], uint32_t *count_out, uint8_t **out, size_t *out_len)
+{
+    size_t pos, stop;
+    if (list_at(b, 0, n, &pos, &stop) < 0 || stop != n)
+        return -1;
+    size_t cap = 64, count = 0, payload = 0;
+    r68_t *rs = malloc(sizeof(r68_t) * cap);
+    if (!rs)
+        return -2;
+    int rc = 0;
+    while (pos < stop) {
+        if (++count > MAX_RECEIPTS) {
+            rc = -1;
+            break;
+        }
+        if (count > cap) {
+            cap *= 2;
+            r68_t *np = realloc(rs, sizeof(r68_t) * cap);
+            if (!np) {
+                rc = -2;
+                break;
+            }
+            rs = np;
+        }
+        r68_t *r = &rs[count - 1];
+        if (scan68(b, pos, stop, r, &pos) < 0) {
+            rc = -1;
+            break;
+        }
+        size_t size = 1 + (r->bloom - r->fs) + (r->ce - r->logs);
+        payload += header_size(size) + size;
+    }
+    span_t *vals = NULL;
+    uint8_t *w = NULL;
+    if (rc == 0) {
+        vals = malloc(sizeof(span_t) * (count ? count : 1));
+        w = malloc(payload + 9);
+        if (!vals || !w)
+            rc = -2;
+    }
+    if (rc == 0) {
+        size_t m = put_header(w, payload, 0xc0);
+        for (size_t i = 0; i < count; i++) {
+            r68_t *r = &rs[i];
+            vals[i].p = b + r->cs;
+            vals[i].n = r->ce - r->cs;
+            size_t size = 1 + (r->bloom - r->fs) + (r->ce - r->logs);
+            m += put_header(w + m, size, 0xc0);
+            w[m++] = r->tx_type ? (uint8_t)r->tx_type : 0x80;
+            memcpy(w + m, b + r->fs, r->bloom - r->fs);
+            m += r->bloom - r->fs;
+            memcpy(w + m, b + r->logs, r->ce - r->logs);
+            m += r->ce - r->logs;
+        }
+        if (ordered_root(vals, (uint32_t)count, root) < 0)
+            rc = -2;
+        *out_len = m;
+    }
+    free(vals);
+    free(rs);
+    if (rc == 0) {
+        *out = w;
+        *count_out = (uint32_t)count;
+    } else {
+        free(w);
+    }
+    return rc;
+}
+
 /* ---- block bodies --------------------------------------------------------------------------- */
 
 /* Any RLP header at pos, as strict as ethp2p.rlp's decoder; 0 and (is_list, payload), or -1. */
@@ -887,10 +1018,86 @@ static PyObject *py_receipts69_shape(PyObject *self, PyObject *arg)
     return Py_BuildValue("(nK)", (Py_ssize_t)count, (unsigned long long)gas);
 }
 
+static PyObject *py_receipts68_root(PyObject *self, PyObject *arg)
+{
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    uint8_t root[32];
+    uint32_t count = 0;
+    uint8_t *out = NULL;
+    size_t out_len = 0;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = receipts68(view.buf, (size_t)view.len, root, &count, &out, &out_len);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+    if (rc == -2)
+        return PyErr_NoMemory();
+    if (rc == -1)
+        Py_RETURN_NONE;
+    PyObject *res = Py_BuildValue("(y#Iy#)", (const char *)root, (Py_ssize_t)32, (unsigned int)count,
+                                  (const char *)out, (Py_ssize_t)out_len);
+    free(out);
+    return res;
+}
+
+static PyObject *py_receipts69_to_68(PyObject *self, PyObject *arg)
+{
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    buf_t arena = {NULL, 0, 0};
+    piece_t *pieces = NULL;
+    uint32_t count = 0;
+    uint8_t *out = NULL;
+    size_t out_len = 0;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    PyThread_acquire_lock(bits_lock, WAIT_LOCK);
+    rc = receipts69_consensus(view.buf, (size_t)view.len, &arena, &pieces, &count);
+    PyThread_release_lock(bits_lock);
+    if (rc == 0) {
+        /* Legacy receipts go as their list; typed ones as a string holding type || rlp(...). */
+        size_t payload = 0;
+        for (uint32_t i = 0; i < count; i++)
+            payload += pieces[i].len + (arena.p[pieces[i].off] < 0xc0 ? header_size(pieces[i].len) : 0);
+        out = malloc(payload + 9);
+        if (!out) {
+            rc = -2;
+        } else {
+            size_t w = put_header(out, payload, 0xc0);
+            for (uint32_t i = 0; i < count; i++) {
+                const uint8_t *p = arena.p + pieces[i].off;
+                if (p[0] < 0xc0)
+                    w += put_header(out + w, pieces[i].len, 0x80);
+                memcpy(out + w, p, pieces[i].len);
+                w += pieces[i].len;
+            }
+            out_len = w;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    free(pieces);
+    free(arena.p);
+    PyBuffer_Release(&view);
+    if (rc == -2)
+        return PyErr_NoMemory();
+    if (rc == -1)
+        Py_RETURN_NONE;
+    PyObject *res = PyBytes_FromStringAndSize((const char *)out, (Py_ssize_t)out_len);
+    free(out);
+    return res;
+}
+
 static PyMethodDef methods[] = {
     {"keccak256", py_keccak256, METH_O, "keccak256(data) -> 32 bytes."},
     {"ordered_trie_root", py_ordered_trie_root, METH_O,
      "Root of the trie keyed by rlp(index) over a sequence of bytes-like items."},
+    {"receipts68_root", py_receipts68_root, METH_O,
+     "(receipts root, receipt count, the list in eth/69 form) of an eth/68 list, or None if it is malformed."},
+    {"receipts69_to_68", py_receipts69_to_68, METH_O,
+     "An eth/69-form list re-encoded for eth/68 (blooms rebuilt), or None if it is malformed."},
     {"receipts69_shape", py_receipts69_shape, METH_O,
      "(receipt count, last cumulative gas or 0) of an eth/69-form list, checked but not hashed; "
      "or None if it is malformed."},

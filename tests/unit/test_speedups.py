@@ -381,3 +381,72 @@ def test_receipt_shape_check_agrees_with_the_reference() -> None:
             assert C.receipts69_shape(data) == _shape_py(data) == (1, gas)
     assert C.receipts69_shape(rlp.encode([])) == (0, 0)
     assert accepted > 100 and rejected > 100
+
+
+# ---- eth/68 lists ---------------------------------------------------------------------------------
+
+LISTS68 = [ref.receipts69_to_68(x) for x in LISTS69]
+SMALL68 = [ref.receipts69_to_68(x) for x in SMALL69]
+
+
+def _py68(data: bytes) -> tuple[bytes, int, bytes] | None:
+    try:
+        return fast.receipts68_root_py(data)
+    except fast.ReceiptError:
+        return None
+
+
+def _py69to68(data: bytes) -> bytes | None:
+    try:
+        return fast.receipts69_to_68_py(data)
+    except fast.ReceiptError:
+        return None
+
+
+@needs_c
+def test_eth68_lists_give_the_same_root_count_and_stored_form() -> None:
+    for l69, l68 in zip(LISTS69, LISTS68):
+        got = C.receipts68_root(l68)
+        assert got == _py68(l68)
+        assert got[0] == C.receipts69_root(l69)[0] and got[2] == l69
+        assert C.receipts69_to_68(l69) == l68 == fast.receipts69_to_68_py(l69)
+
+
+@needs_c
+@pytest.mark.parametrize("seed", range(3))
+def test_corrupted_eth68_lists_and_conversions_agree(seed: int) -> None:
+    rng = random.Random(200 + seed)
+    outcomes = {True: 0, False: 0}
+    for l69, l68 in zip(SMALL69, SMALL68):
+        for m in mutants(l68, rng, 40, header_bytes=True):
+            want = _py68(m)
+            assert C.receipts68_root(m) == want
+            outcomes[want is not None] += 1
+        for m in mutants(l69, rng, 20, header_bytes=True):
+            assert C.receipts69_to_68(m) == _py69to68(m)
+    assert outcomes[True] > 100 and outcomes[False] > 100
+
+
+@needs_c
+def test_hand_built_eth68_lists_agree() -> None:
+    rng = random.Random(6)
+    addr, topic = rng.randbytes(20), rng.randbytes(32)
+    lists = []
+    for tx_type in (0, 1, 2, 3, 4):
+        for status in (b"", b"\x01", rng.randbytes(32)):
+            for data in (b"", rng.randbytes(56), rng.randbytes(70_000)):
+                l69 = rlp.encode([_receipt69(tx_type, status, 50_000, [_log(addr, [topic], data)])])
+                lists.append(ref.receipts69_to_68(l69))
+    lists.append(rlp.encode([]))
+    # malformed: bloom of 255 bytes, a typed receipt of unknown type, typed payload not a list, trailing byte
+    fields = [b"\x01", rlp.encode_int(5), b"\x00" * 255, []]
+    lists.append(rlp.encode([fields]))
+    lists.append(rlp.encode([b"\x07" + rlp.encode([b"\x01", b"\x05", b"\x00" * 256, []])]))
+    lists.append(rlp.encode([b"\x02\x05"]))
+    lists.append(rlp.encode([[b"\x01", b"\x05", b"\x00" * 256, []]]) + b"\x00")
+    outcomes = []
+    for x in lists:
+        want = _py68(x)
+        assert C.receipts68_root(x) == want
+        outcomes.append(want is not None)
+    assert outcomes == [True] * (len(lists) - 4) + [False] * 4

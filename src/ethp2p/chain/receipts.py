@@ -269,7 +269,16 @@ def receipts69_to_consensus(list_raw: bytes | memoryview, *, start: int = 0) -> 
 
 
 def receipts69_to_68(list_raw: bytes | memoryview) -> bytes:
-    """An eth/69-form list re-encoded for eth/68 (blooms rebuilt)."""
+    """An eth/69-form list re-encoded for eth/68 (blooms rebuilt); ReceiptError if malformed."""
+    if _c is not None:
+        got = _c.receipts69_to_68(list_raw)
+        if got is not None:
+            return got
+    return receipts69_to_68_py(list_raw)
+
+
+def receipts69_to_68_py(list_raw: bytes | memoryview) -> bytes:
+    """:func:`receipts69_to_68` in pure Python (the reference)."""
     items = []
     for enc in receipts69_to_consensus(list_raw):
         items.append(enc if enc[0] >= 0xC0 else rlp.encode_bytes(enc))
@@ -342,6 +351,27 @@ def receipts68_to_69(list_raw: bytes | memoryview, *, check_blooms: bool = True)
 def receipts_root(consensus: Sequence[bytes | memoryview]) -> bytes:
     """The receipts trie root over consensus encodings."""
     return ordered_trie_root(consensus)
+
+
+def receipts68_root(list_raw: bytes | memoryview) -> tuple[bytes, int, bytes]:
+    """(receipts root, receipt count, the list in eth/69 form) of an eth/68 list.
+
+    The blooms on the wire are not recomputed (the receipts root commits to them) and
+    the logs are not scanned. Raises :class:`ReceiptError` if the list is malformed; the
+    C extension, when built, does it in one call, and a list it rejects goes through the
+    pure-Python path for the precise error.
+    """
+    if _c is not None:
+        got = _c.receipts68_root(list_raw)
+        if got is not None:
+            return got
+    return receipts68_root_py(list_raw)
+
+
+def receipts68_root_py(list_raw: bytes | memoryview) -> tuple[bytes, int, bytes]:
+    """:func:`receipts68_root` in pure Python (the reference)."""
+    consensus, stored = receipts68_split(list_raw, check_blooms=False)
+    return ordered_trie_root(consensus), len(consensus), stored
 
 
 def receipts69_root_py(list_raw: bytes | memoryview) -> tuple[bytes, int]:

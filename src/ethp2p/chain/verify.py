@@ -14,9 +14,8 @@ from .header import EMPTY_OMMERS_HASH, Header
 from .receipts import (
     ReceiptError,
     receipt_count,
-    receipts68_split,
+    receipts68_root,
     receipts69_root,
-    receipts_root,
 )
 from .trie import EMPTY_TRIE_ROOT
 
@@ -120,9 +119,7 @@ def verify_receipts(
     try:
         if form == 68:
             # The blooms on the wire need no recomputing: the receipts root commits to them.
-            consensus, stored = receipts68_split(list_raw, check_blooms=False)
-            count = len(consensus)
-            root = None
+            root, count, stored = receipts68_root(list_raw)
         else:
             root, count = receipts69_root(list_raw)
             stored = bytes(list_raw)
@@ -130,8 +127,6 @@ def verify_receipts(
         raise VerificationError("receipts", f"block {n}: {e}", n) from None
     if tx_count is not None and count != tx_count:
         raise VerificationError("receipts", f"block {n}: {count} receipts for {tx_count} transactions", n)
-    if root is None:
-        root = receipts_root(consensus)
     if root != header.receipts_root:
         raise VerificationError("receipts", f"block {n}: receipts root mismatch", n)
     return stored
