@@ -1,0 +1,67 @@
+"""Differential fuzzing of the C extension against the pure-Python reference.
+
+For a given time, mutates real mainnet receipt lists (eth/69 and eth/68 forms) and bodies
+from the vectors (1-5 random changes each, header-boundary bytes included) and checks that
+every C entry point gives the reference's result or rejects what the reference rejects.
+Meant to run under AddressSanitizer and UBSan: see tools/asan_speedups.sh.
+
+Run:  python tools/fuzz_speedups.py SEED SECONDS   (with the ethp2p to test first on sys.path)
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # for tests.* (after the ethp2p under test)
+
+import ethp2p._speedups as C  # noqa: E402
+from ethp2p.chain import receipts as R  # noqa: E402
+from ethp2p.chain.trie import ordered_trie_root_py  # noqa: E402
+from tests.conftest import load_vector  # noqa: E402
+from tests.support.mutants import mutants  # noqa: E402
+from tests.unit.test_speedups import _body_roots_py, _shape_py, _py68, _py69to68  # noqa: E402
+blocks = load_vector("mainnet/derived/mainnet_blocks.json")["blocks"]
+l69 = [bytes.fromhex(b["receipts_eth69_rlp"]) for b in blocks if b.get("receipts_eth69_rlp") and len(b["receipts_eth69_rlp"]) < 40000]
+l68 = [R.receipts69_to_68_py(x) for x in l69]
+bodies = [bytes.fromhex(b["body_rlp"]) for b in blocks if len(b["body_rlp"]) < 40000]
+rng = random.Random(int(sys.argv[1]))
+
+
+def r69(x: bytes) -> tuple[bytes, int] | None:
+    try:
+        return R.receipts69_root_py(x)
+    except R.ReceiptError:
+        return None
+
+
+deadline = time.time() + float(sys.argv[2])
+n = accepted = 0
+print("C extension under test:", C.__file__)
+while time.time() < deadline:
+    kind = rng.randrange(3)
+    src = rng.choice(l69 if kind == 0 else l68 if kind == 1 else bodies)
+    m = src
+    for _ in range(rng.randint(1, 5)):
+        m = mutants(m, rng, 1, header_bytes=True)[0] if m else m
+    if kind == 0:
+        want = r69(m)
+        accepted += want is not None
+        assert C.receipts69_root(m) == want
+        assert C.receipts69_shape(m) == _shape_py(m)
+        assert C.receipts69_to_68(m) == _py69to68(m)
+    elif kind == 1:
+        want68 = _py68(m)
+        accepted += want68 is not None
+        assert C.receipts68_root(m) == want68
+    else:
+        wantb = _body_roots_py(m)
+        accepted += wantb is not None
+        assert C.body_roots(m) == wantb
+    if rng.random() < 0.05:
+        items = [rng.randbytes(rng.randint(0, 70)) for _ in range(rng.randint(0, 300))]
+        assert C.ordered_trie_root(items) == ordered_trie_root_py(items)
+    n += 1
+print(f"ok: {n:,} inputs, {accepted:,} of them valid; C and Python agreed on all")
