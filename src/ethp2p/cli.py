@@ -282,6 +282,10 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     spec = _load_spec(args)
     boot = _bootnodes(args)
     verifier = _verifier(args.verify_workers)
+    from . import accel
+
+    if accel.speedups is None:
+        print(f"ethp2p: warning: verifying in pure Python, about 3x slower ({accel.reason})", file=sys.stderr)
     store = _open_store(args, spec, create=True)
     ensure_genesis(store, spec)
 
@@ -341,7 +345,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         st = s.stage
         print(f"per stage: headers {st.headers_requests} req {st.headers_ms / 1000:.1f} s, bodies {st.bodies_requests} req "
               f"{st.bodies_ms / 1000:.1f} s, receipts {st.receipts_requests} req {st.receipts_ms / 1000:.1f} s, "
-              f"verify {st.verify_ms / 1000:.1f} s")
+              f"verify {st.verify_ms / 1000:.1f} s ({_verifier_name(verifier)})")
         import resource
 
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -376,6 +380,20 @@ def _verifier(workers: int | None) -> "BlockVerifier":
     if workers is not None and not 1 <= workers <= MAX_WORKERS:
         raise UserError(f"--verify-workers must be 0..{MAX_WORKERS}, got {workers}")
     return ThreadVerifier(workers) if accel.speedups is not None else ProcessVerifier(workers)
+
+
+def _verifier_name(verifier: object) -> str:
+    """How blocks were verified, for the summary: "C extension, 2 threads", "pure Python, inline", ..."""
+    from . import accel
+
+    impl = "C extension" if accel.speedups is not None else "pure Python"
+    workers = getattr(verifier, "workers", 0)
+    kind = type(verifier).__name__
+    if kind == "ThreadVerifier":
+        return f"{impl}, {workers} thread{'s' * (workers != 1)}"
+    if kind == "ProcessVerifier":
+        return f"{impl}, {workers} process{'es' * (workers != 1)}"
+    return f"{impl}, inline"
 
 
 def cmd_export(args: argparse.Namespace) -> int:

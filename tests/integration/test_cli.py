@@ -50,6 +50,19 @@ def test_bad_user_input_gives_clear_errors(tmp_path: Path) -> None:
     assert r.returncode == 2 and "--verify-workers must be 0..16" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_fetch_warns_when_verifying_in_pure_python(tmp_path: Path) -> None:
+    """Without the C extension (forced here), fetch says so, and why, before it starts."""
+    import os
+
+    env = dict(os.environ, ETHP2P_PURE_PYTHON="1")
+    args = ["fetch", "1..2", "--store", str(tmp_path / "f.db"), "--genesis", str(VECTORS / "ethtest/genesis.json"),
+            "--no-discovery", "--dns", "", "--timeout", "1", "--warmup", "0"]
+    r = subprocess.run([sys.executable, "-m", "ethp2p.cli", *args], capture_output=True, text=True, timeout=60, env=env)
+    assert "warning: verifying in pure Python" in r.stderr and "ETHP2P_PURE_PYTHON" in r.stderr, r.stderr
+    r = subprocess.run([sys.executable, "-m", "ethp2p.cli", *args], capture_output=True, text=True, timeout=60)
+    assert "pure Python" not in r.stderr, r.stderr  # the extension is built on this machine
+
+
 def test_probe_of_a_closed_port_says_why(tmp_path: Path) -> None:
     import socket
 

@@ -83,6 +83,17 @@ def test_fetch_completes_through_a_hostile_network(network: list[ServerProcess],
     assert "missing: 0" in out and "verified blocks: 16,383 new, 1 already stored" in out, out  # genesis comes from the spec
     faults = int(re.search(r"faults: (\d+)", out).group(1))  # type: ignore[union-attr]
     assert faults > 0  # the adversaries were met and survived
+    from ethp2p import accel
+
+    # The summary says how blocks were verified: threads with the C extension, processes without.
+    from ethp2p.fetch.verifier import default_workers
+
+    n = default_workers()
+    if accel.speedups is not None:
+        how = f"(C extension, {n} thread{'s' * (n != 1)})"
+    else:
+        how = f"(pure Python, {n} process{'es' * (n != 1)})"
+    assert how in out, out
     _assert_identical_to_era1(store)
 
 
