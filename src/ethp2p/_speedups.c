@@ -938,61 +938,95 @@ static PyObject *py_ordered_trie_root(PyObject *self, PyObject *arg)
     return result;
 }
 
-static PyObject *py_receipts69_root(PyObject *self, PyObject *arg)
+/* The receipt-list and body functions share one shape: read a bytes-like argument, work on
+   it without the GIL, then return None (malformed input), raise MemoryError, or build a result. */
+
+typedef int (*work_fn)(const uint8_t *b, size_t n, void *ctx); /* 0 ok, -1 malformed, -2 no memory */
+
+/* Run ``work`` on the bytes of ``arg`` without the GIL. Returns 0 when it succeeded (the caller
+   builds the result from ``ctx``), else 1 with *res set to None or NULL (an exception). */
+static int run_on_buffer(PyObject *arg, work_fn work, void *ctx, PyObject **res)
 {
     Py_buffer view;
-    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
-        return NULL;
-    buf_t arena = {NULL, 0, 0};
-    piece_t *pieces = NULL;
-    span_t *vals = NULL;
-    uint32_t count = 0;
-    uint8_t root[32];
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) {
+        *res = NULL;
+        return 1;
+    }
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    PyThread_acquire_lock(bits_lock, WAIT_LOCK); /* the scan fills the shared bloom-bits cache */
-    rc = receipts69_consensus(view.buf, (size_t)view.len, &arena, &pieces, &count);
+    rc = work(view.buf, (size_t)view.len, ctx);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+    if (rc == -2) {
+        *res = PyErr_NoMemory();
+        return 1;
+    }
+    if (rc < 0) {
+        Py_INCREF(Py_None);
+        *res = Py_None;
+        return 1;
+    }
+    return 0;
+}
+
+/* receipts69_consensus under the bloom-bits cache lock. */
+static int consensus_locked(const uint8_t *b, size_t n, buf_t *arena, piece_t **pieces, uint32_t *count)
+{
+    PyThread_acquire_lock(bits_lock, WAIT_LOCK);
+    int rc = receipts69_consensus(b, n, arena, pieces, count);
     PyThread_release_lock(bits_lock);
+    return rc;
+}
+
+typedef struct {
+    uint8_t root[32];
+    uint32_t count;
+} root_ctx_t;
+
+static int work_receipts69_root(const uint8_t *b, size_t n, void *ctx)
+{
+    root_ctx_t *c = ctx;
+    buf_t arena = {NULL, 0, 0};
+    piece_t *pieces = NULL;
+    int rc = consensus_locked(b, n, &arena, &pieces, &c->count);
     if (rc == 0) {
-        vals = malloc(sizeof(span_t) * (count ? count : 1));
+        span_t *vals = malloc(sizeof(span_t) * (c->count ? c->count : 1));
         if (!vals) {
             rc = -2;
         } else {
-            for (uint32_t i = 0; i < count; i++) {
+            for (uint32_t i = 0; i < c->count; i++) {
                 vals[i].p = arena.p + pieces[i].off;
                 vals[i].n = pieces[i].len;
             }
-            if (ordered_root(vals, count, root) < 0)
-                rc = -2;
+            rc = ordered_root(vals, c->count, c->root) < 0 ? -2 : 0;
+            free(vals);
         }
     }
-    Py_END_ALLOW_THREADS
-    free(vals);
     free(pieces);
     free(arena.p);
-    PyBuffer_Release(&view);
-    if (rc == -2)
-        return PyErr_NoMemory();
-    if (rc == -1)
-        Py_RETURN_NONE;
-    return Py_BuildValue("(y#I)", (const char *)root, (Py_ssize_t)32, (unsigned int)count);
+    return rc;
+}
+
+static PyObject *py_receipts69_root(PyObject *self, PyObject *arg)
+{
+    root_ctx_t c;
+    PyObject *res;
+    if (run_on_buffer(arg, work_receipts69_root, &c, &res))
+        return res;
+    return Py_BuildValue("(y#I)", (const char *)c.root, (Py_ssize_t)32, (unsigned int)c.count);
+}
+
+static int work_body_roots(const uint8_t *b, size_t n, void *ctx)
+{
+    return body_roots(b, n, ctx);
 }
 
 static PyObject *py_body_roots(PyObject *self, PyObject *arg)
 {
-    Py_buffer view;
-    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
-        return NULL;
     body_roots_t r;
-    int rc;
-    Py_BEGIN_ALLOW_THREADS
-    rc = body_roots(view.buf, (size_t)view.len, &r);
-    Py_END_ALLOW_THREADS
-    PyBuffer_Release(&view);
-    if (rc == -2)
-        return PyErr_NoMemory();
-    if (rc == -1)
-        Py_RETURN_NONE;
+    PyObject *res;
+    if (run_on_buffer(arg, work_body_roots, &r, &res))
+        return res;
     if (r.has_withdrawals)
         return Py_BuildValue("(y#ny#y#)", (const char *)r.tx_root, (Py_ssize_t)32, (Py_ssize_t)r.tx_count,
                              (const char *)r.ommers_hash, (Py_ssize_t)32, (const char *)r.withdrawals_root,
@@ -1001,92 +1035,90 @@ static PyObject *py_body_roots(PyObject *self, PyObject *arg)
                          (const char *)r.ommers_hash, (Py_ssize_t)32, Py_None);
 }
 
+typedef struct {
+    size_t count;
+    uint64_t gas;
+} shape_ctx_t;
+
+static int work_receipts69_shape(const uint8_t *b, size_t n, void *ctx)
+{
+    shape_ctx_t *c = ctx;
+    return receipts69_shape(b, n, &c->count, &c->gas);
+}
+
 static PyObject *py_receipts69_shape(PyObject *self, PyObject *arg)
 {
-    Py_buffer view;
-    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
-        return NULL;
-    size_t count = 0;
-    uint64_t gas = 0;
-    int rc;
-    Py_BEGIN_ALLOW_THREADS
-    rc = receipts69_shape(view.buf, (size_t)view.len, &count, &gas);
-    Py_END_ALLOW_THREADS
-    PyBuffer_Release(&view);
-    if (rc < 0)
-        Py_RETURN_NONE;
-    return Py_BuildValue("(nK)", (Py_ssize_t)count, (unsigned long long)gas);
+    shape_ctx_t c;
+    PyObject *res;
+    if (run_on_buffer(arg, work_receipts69_shape, &c, &res))
+        return res;
+    return Py_BuildValue("(nK)", (Py_ssize_t)c.count, (unsigned long long)c.gas);
+}
+
+typedef struct {
+    root_ctx_t r;
+    uint8_t *out; /* malloc'd */
+    size_t out_len;
+} list_ctx_t;
+
+static int work_receipts68_root(const uint8_t *b, size_t n, void *ctx)
+{
+    list_ctx_t *c = ctx;
+    return receipts68(b, n, c->r.root, &c->r.count, &c->out, &c->out_len);
 }
 
 static PyObject *py_receipts68_root(PyObject *self, PyObject *arg)
 {
-    Py_buffer view;
-    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
-        return NULL;
-    uint8_t root[32];
-    uint32_t count = 0;
-    uint8_t *out = NULL;
-    size_t out_len = 0;
-    int rc;
-    Py_BEGIN_ALLOW_THREADS
-    rc = receipts68(view.buf, (size_t)view.len, root, &count, &out, &out_len);
-    Py_END_ALLOW_THREADS
-    PyBuffer_Release(&view);
-    if (rc == -2)
-        return PyErr_NoMemory();
-    if (rc == -1)
-        Py_RETURN_NONE;
-    PyObject *res = Py_BuildValue("(y#Iy#)", (const char *)root, (Py_ssize_t)32, (unsigned int)count,
-                                  (const char *)out, (Py_ssize_t)out_len);
-    free(out);
+    list_ctx_t c = {{{0}, 0}, NULL, 0};
+    PyObject *res;
+    if (run_on_buffer(arg, work_receipts68_root, &c, &res))
+        return res;
+    res = Py_BuildValue("(y#Iy#)", (const char *)c.r.root, (Py_ssize_t)32, (unsigned int)c.r.count,
+                        (const char *)c.out, (Py_ssize_t)c.out_len);
+    free(c.out);
     return res;
 }
 
-static PyObject *py_receipts69_to_68(PyObject *self, PyObject *arg)
+static int work_receipts69_to_68(const uint8_t *b, size_t n, void *ctx)
 {
-    Py_buffer view;
-    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
-        return NULL;
+    list_ctx_t *c = ctx;
     buf_t arena = {NULL, 0, 0};
     piece_t *pieces = NULL;
     uint32_t count = 0;
-    uint8_t *out = NULL;
-    size_t out_len = 0;
-    int rc;
-    Py_BEGIN_ALLOW_THREADS
-    PyThread_acquire_lock(bits_lock, WAIT_LOCK);
-    rc = receipts69_consensus(view.buf, (size_t)view.len, &arena, &pieces, &count);
-    PyThread_release_lock(bits_lock);
+    int rc = consensus_locked(b, n, &arena, &pieces, &count);
     if (rc == 0) {
         /* Legacy receipts go as their list; typed ones as a string holding type || rlp(...). */
         size_t payload = 0;
         for (uint32_t i = 0; i < count; i++)
             payload += pieces[i].len + (arena.p[pieces[i].off] < 0xc0 ? header_size(pieces[i].len) : 0);
-        out = malloc(payload + 9);
-        if (!out) {
+        c->out = malloc(payload + 9);
+        if (!c->out) {
             rc = -2;
         } else {
-            size_t w = put_header(out, payload, 0xc0);
+            size_t w = put_header(c->out, payload, 0xc0);
             for (uint32_t i = 0; i < count; i++) {
                 const uint8_t *p = arena.p + pieces[i].off;
                 if (p[0] < 0xc0)
-                    w += put_header(out + w, pieces[i].len, 0x80);
-                memcpy(out + w, p, pieces[i].len);
+                    w += put_header(c->out + w, pieces[i].len, 0x80);
+                memcpy(c->out + w, p, pieces[i].len);
                 w += pieces[i].len;
             }
-            out_len = w;
+            c->out_len = w;
         }
     }
-    Py_END_ALLOW_THREADS
     free(pieces);
     free(arena.p);
-    PyBuffer_Release(&view);
-    if (rc == -2)
-        return PyErr_NoMemory();
-    if (rc == -1)
-        Py_RETURN_NONE;
-    PyObject *res = PyBytes_FromStringAndSize((const char *)out, (Py_ssize_t)out_len);
-    free(out);
+    return rc;
+}
+
+static PyObject *py_receipts69_to_68(PyObject *self, PyObject *arg)
+{
+    list_ctx_t c = {{{0}, 0}, NULL, 0};
+    PyObject *res;
+    if (run_on_buffer(arg, work_receipts69_to_68, &c, &res))
+        return res;
+    res = PyBytes_FromStringAndSize((const char *)c.out, (Py_ssize_t)c.out_len);
+    free(c.out);
     return res;
 }
 

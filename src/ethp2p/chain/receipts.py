@@ -13,7 +13,8 @@ Blooms are rebuilt from logs where a form lacks them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from .. import rlp
 from ..accel import speedups as _c
@@ -28,6 +29,9 @@ EMPTY_BLOOM = bytes(BLOOM_SIZE)
 MAX_RECEIPTS = 100_000
 MAX_LOGS = 100_000
 MAX_TOPICS = 4
+
+
+_T = TypeVar("_T")
 
 
 class ReceiptError(ValueError):
@@ -268,13 +272,19 @@ def receipts69_to_consensus(list_raw: bytes | memoryview, *, start: int = 0) -> 
     return out
 
 
+def _c_or_py(name: str, py: Callable[[bytes | memoryview], _T], list_raw: bytes | memoryview) -> _T:
+    """The C extension's ``name`` on ``list_raw`` when it is built and accepts the list; else ``py``
+    (the reference, which raises the precise :class:`ReceiptError` for a malformed list)."""
+    if _c is not None:
+        got = getattr(_c, name)(list_raw)
+        if got is not None:
+            return got  # type: ignore[no-any-return]
+    return py(list_raw)
+
+
 def receipts69_to_68(list_raw: bytes | memoryview) -> bytes:
     """An eth/69-form list re-encoded for eth/68 (blooms rebuilt); ReceiptError if malformed."""
-    if _c is not None:
-        got = _c.receipts69_to_68(list_raw)
-        if got is not None:
-            return got
-    return receipts69_to_68_py(list_raw)
+    return _c_or_py("receipts69_to_68", receipts69_to_68_py, list_raw)
 
 
 def receipts69_to_68_py(list_raw: bytes | memoryview) -> bytes:
@@ -361,11 +371,7 @@ def receipts68_root(list_raw: bytes | memoryview) -> tuple[bytes, int, bytes]:
     C extension, when built, does it in one call, and a list it rejects goes through the
     pure-Python path for the precise error.
     """
-    if _c is not None:
-        got = _c.receipts68_root(list_raw)
-        if got is not None:
-            return got
-    return receipts68_root_py(list_raw)
+    return _c_or_py("receipts68_root", receipts68_root_py, list_raw)
 
 
 def receipts68_root_py(list_raw: bytes | memoryview) -> tuple[bytes, int, bytes]:
@@ -387,11 +393,7 @@ def receipts69_root(list_raw: bytes | memoryview) -> tuple[bytes, int]:
     does the whole list in one call; for a list it rejects, the pure-Python path runs
     and raises the precise error.
     """
-    if _c is not None:
-        got = _c.receipts69_root(list_raw)
-        if got is not None:
-            return got
-    return receipts69_root_py(list_raw)
+    return _c_or_py("receipts69_root", receipts69_root_py, list_raw)
 
 
 def receipt_count(list_raw: bytes | memoryview) -> int:
