@@ -71,6 +71,21 @@ static int buf_reserve(buf_t *b, size_t extra)
     return 0;
 }
 
+/* ``arr`` (``*cap`` elements of ``size`` bytes) with room for ``need``: the same pointer, a
+   reallocated one (capacity doubled until it fits), or NULL if out of memory (``arr`` is kept). */
+static void *grow(void *arr, size_t *cap, size_t need, size_t size)
+{
+    if (need <= *cap)
+        return arr;
+    size_t c = *cap;
+    while (c < need)
+        c *= 2;
+    void *np = realloc(arr, c * size);
+    if (np)
+        *cap = c;
+    return np;
+}
+
 /* RLP length header for a payload of ``len`` bytes (base 0x80 strings, 0xc0 lists). */
 static size_t put_header(uint8_t *out, size_t len, uint8_t base)
 {
@@ -459,6 +474,33 @@ static size_t status_gas(const uint8_t *b, size_t p, size_t end)
     return p;
 }
 
+/* One eth/69 receipt: its list payload [rs, re), type, and where its logs item starts. */
+typedef struct {
+    size_t rs, re, logs_at;
+    int tx_type;
+} r69_t;
+
+/* The eth/69 receipt ``[type, status, cumulative-gas, logs]`` at pos, checked as
+   ethp2p.chain.receipts._scan69 and _scan_logs do; its log bits go into ``bloom`` unless
+   NULL. 0 ok, -1 invalid. */
+static int scan69(const uint8_t *b, size_t pos, size_t stop, r69_t *r, uint8_t *bloom)
+{
+    size_t rs, re, ls, le;
+    if (list_at(b, pos, stop, &rs, &re) < 0 || rs >= re)
+        return -1;
+    uint8_t t = b[rs];
+    if (!(t == 0x80 || (t > 0 && t <= 4)))
+        return -1;
+    size_t logs_at = status_gas(b, rs + 1, re);
+    if (!logs_at || list_at(b, logs_at, re, &ls, &le) < 0 || le != re || scan_logs(b, ls, le, bloom) < 0)
+        return -1;
+    r->rs = rs;
+    r->re = re;
+    r->logs_at = logs_at;
+    r->tx_type = t == 0x80 ? 0 : t;
+    return 0;
+}
+
 typedef struct {
     size_t off, len;
 } piece_t;
@@ -476,74 +518,43 @@ static int receipts69_consensus(const uint8_t *b, size_t n, buf_t *arena, piece_
         return -2;
     int rc = 0;
     while (pos < stop) {
-        size_t rs, re;
-        if (list_at(b, pos, stop, &rs, &re) < 0 || rs >= re) {
-            rc = -1;
-            break;
-        }
-        uint8_t t = b[rs];
-        int tx_type;
-        if (t == 0x80)
-            tx_type = 0;
-        else if (t > 0 && t < 0x80)
-            tx_type = t;
-        else {
-            rc = -1;
-            break;
-        }
-        if (tx_type > 4) {
-            rc = -1;
-            break;
-        }
-        size_t s = rs + 1;
-        size_t logs_at = status_gas(b, s, re);
-        size_t ls, le;
-        if (!logs_at || list_at(b, logs_at, re, &ls, &le) < 0 || le != re) {
-            rc = -1;
-            break;
-        }
+        r69_t r;
         uint8_t bloom[256];
         memset(bloom, 0, sizeof bloom);
-        if (scan_logs(b, ls, le, bloom) < 0) {
+        if (scan69(b, pos, stop, &r, bloom) < 0 || ++count > MAX_RECEIPTS) {
             rc = -1;
             break;
         }
-        if (++count > MAX_RECEIPTS) {
-            rc = -1;
+        piece_t *np = grow(pieces, &cap, count, sizeof *pieces);
+        if (!np) {
+            rc = -2;
             break;
         }
-        if (count > cap) {
-            cap *= 2;
-            piece_t *np = realloc(pieces, sizeof(piece_t) * cap);
-            if (!np) {
-                rc = -2;
-                break;
-            }
-            pieces = np;
-        }
-        size_t size = re - s + 259;
+        pieces = np;
+        /* type? || rlp([status, gas, bloom, logs]): the fields after the type, the bloom inserted. */
+        size_t s = r.rs + 1, size = r.re - s + 259;
         if (buf_reserve(arena, size + 10) < 0) {
             rc = -2;
             break;
         }
         uint8_t *w = arena->p + arena->len;
         size_t m = 0;
-        if (tx_type)
-            w[m++] = (uint8_t)tx_type;
+        if (r.tx_type)
+            w[m++] = (uint8_t)r.tx_type;
         m += put_header(w + m, size, 0xc0);
-        memcpy(w + m, b + s, logs_at - s);
-        m += logs_at - s;
+        memcpy(w + m, b + s, r.logs_at - s);
+        m += r.logs_at - s;
         w[m++] = 0xb9;
         w[m++] = 0x01;
         w[m++] = 0x00;
         memcpy(w + m, bloom, 256);
         m += 256;
-        memcpy(w + m, b + logs_at, re - logs_at);
-        m += re - logs_at;
+        memcpy(w + m, b + r.logs_at, r.re - r.logs_at);
+        m += r.re - r.logs_at;
         pieces[count - 1].off = arena->len;
         pieces[count - 1].len = m;
         arena->len += m;
-        pos = re;
+        pos = r.re;
     }
     if (rc < 0) {
         free(pieces);
@@ -563,27 +574,16 @@ static int receipts69_shape(const uint8_t *b, size_t n, size_t *count_out, uint6
     if (list_at(b, 0, n, &pos, &stop) < 0 || stop != n)
         return -1;
     while (pos < stop) {
-        size_t rs, re, ls, le;
-        if (list_at(b, pos, stop, &rs, &re) < 0 || rs >= re)
-            return -1;
-        uint8_t t = b[rs];
-        if (!(t == 0x80 || (t > 0 && t <= 4)))
-            return -1;
-        size_t logs_at = status_gas(b, rs + 1, re);
-        if (!logs_at || list_at(b, logs_at, re, &ls, &le) < 0 || le != re || scan_logs(b, ls, le, NULL) < 0)
+        r69_t r;
+        if (scan69(b, pos, stop, &r, NULL) < 0 || ++count > MAX_RECEIPTS)
             return -1;
         /* The gas item ends at logs_at; status_gas checked it is canonical and at most 8 bytes. */
-        size_t gp = b[rs + 1] == 0xa0 ? rs + 34 : rs + 2;
-        uint8_t g = b[gp];
-        gas = 0;
-        if (g < 0x80)
-            gas = g;
-        else
-            for (size_t i = gp + 1; i < logs_at; i++)
+        size_t gp = b[r.rs + 1] == 0xa0 ? r.rs + 34 : r.rs + 2;
+        gas = b[gp] < 0x80 ? b[gp] : 0;
+        if (b[gp] >= 0x80)
+            for (size_t i = gp + 1; i < r.logs_at; i++)
                 gas = (gas << 8) | b[i];
-        if (++count > MAX_RECEIPTS)
-            return -1;
-        pos = re;
+        pos = r.re;
     }
     *count_out = count;
     *gas_out = gas;
@@ -665,15 +665,12 @@ static int receipts68(const uint8_t *b, size_t n, uint8_t root[32], uint32_t *co
             rc = -1;
             break;
         }
-        if (count > cap) {
-            cap *= 2;
-            r68_t *np = realloc(rs, sizeof(r68_t) * cap);
-            if (!np) {
-                rc = -2;
-                break;
-            }
-            rs = np;
+        r68_t *np = grow(rs, &cap, count, sizeof *rs);
+        if (!np) {
+            rc = -2;
+            break;
         }
+        rs = np;
         r68_t *r = &rs[count - 1];
         if (scan68(b, pos, stop, r, &pos) < 0) {
             rc = -1;
@@ -782,15 +779,12 @@ static int split_items(const uint8_t *b, size_t pos, size_t stop, size_t max_ite
             free(items);
             return -1;
         }
-        if (n > cap) {
-            cap *= 2;
-            span_t *np = realloc(items, sizeof(span_t) * cap);
-            if (!np) {
-                free(items);
-                return -2;
-            }
-            items = np;
+        span_t *np = grow(items, &cap, n, sizeof *items);
+        if (!np) {
+            free(items);
+            return -2;
         }
+        items = np;
         items[n - 1].p = b + pos;
         items[n - 1].n = pe - pos;
         pos = pe;

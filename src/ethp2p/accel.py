@@ -1,9 +1,11 @@
 """Which implementation of the verification hot paths is in use: the C extension or pure Python.
 
 ``ethp2p._speedups`` (built from ``src/ethp2p/_speedups.c`` when the package is
-installed, if a C compiler is there) computes Keccak-256, ordered trie roots and
-eth/69 receipt roots; the pure-Python functions in :mod:`ethp2p.chain` are the
-reference and give identical results. Set ``ETHP2P_PURE_PYTHON=1`` to use them.
+installed, if a C compiler is there) computes Keccak-256, ordered trie roots, the
+receipts roots of eth/69 and eth/68 lists, a body's roots, the eth/69 -> eth/68
+conversion and the eth/70 partial-list shape check; the pure-Python functions in
+:mod:`ethp2p.chain` are the reference and give identical results. Set
+``ETHP2P_PURE_PYTHON=1`` to use them.
 """
 
 from __future__ import annotations

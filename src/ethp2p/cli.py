@@ -17,7 +17,9 @@ if TYPE_CHECKING:
     from .crypto.keys import PrivateKey
     from .eth.chainspec import ChainSpec
     from .store.blocks import BlockStore
-    from .fetch.verifier import BlockVerifier
+    from .fetch.verifier import InlineVerifier, ProcessVerifier, ThreadVerifier
+
+    Verifier = InlineVerifier | ThreadVerifier | ProcessVerifier
 
 
 class UserError(Exception):
@@ -369,7 +371,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         store.close()
 
 
-def _verifier(workers: int | None) -> "BlockVerifier":
+def _verifier(workers: int | None) -> "Verifier":
     """Where ``fetch`` checks blocks: ``--verify-workers`` threads (with the C extension, which
     releases the GIL while it hashes) or processes (pure Python), or inline for 0."""
     from . import accel
@@ -382,18 +384,12 @@ def _verifier(workers: int | None) -> "BlockVerifier":
     return ThreadVerifier(workers) if accel.speedups is not None else ProcessVerifier(workers)
 
 
-def _verifier_name(verifier: object) -> str:
+def _verifier_name(verifier: "Verifier") -> str:
     """How blocks were verified, for the summary: "C extension, 2 threads", "pure Python, inline", ..."""
     from . import accel
 
     impl = "C extension" if accel.speedups is not None else "pure Python"
-    workers = getattr(verifier, "workers", 0)
-    kind = type(verifier).__name__
-    if kind == "ThreadVerifier":
-        return f"{impl}, {workers} thread{'s' * (workers != 1)}"
-    if kind == "ProcessVerifier":
-        return f"{impl}, {workers} process{'es' * (workers != 1)}"
-    return f"{impl}, inline"
+    return f"{impl}, {verifier.describe()}"
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -396,6 +396,22 @@ def receipts69_root(list_raw: bytes | memoryview) -> tuple[bytes, int]:
     return _c_or_py("receipts69_root", receipts69_root_py, list_raw)
 
 
+def receipts69_shape(list_raw: bytes | memoryview) -> tuple[int, int]:
+    """(receipt count, last receipt's cumulative gas or 0) of an eth/69-form list, checked but not hashed.
+
+    Raises :class:`ReceiptError` if the list is malformed (through the pure-Python path
+    when the C extension rejects it).
+    """
+    return _c_or_py("receipts69_shape", receipts69_shape_py, list_raw)
+
+
+def receipts69_shape_py(list_raw: bytes | memoryview) -> tuple[int, int]:
+    """:func:`receipts69_shape` in pure Python (the reference)."""
+    items = receipts69_items(list_raw)
+    gas = rlp.decode_int(rlp.string_payload(rlp.split_list(items[-1])[2]), max_bytes=8) if items else 0
+    return len(items), gas
+
+
 def receipt_count(list_raw: bytes | memoryview) -> int:
     """Number of receipts in a list of either form."""
     try:

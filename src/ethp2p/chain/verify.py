@@ -16,6 +16,7 @@ from .receipts import (
     receipt_count,
     receipts68_root,
     receipts69_root,
+    receipts69_shape,
 )
 from .trie import EMPTY_TRIE_ROOT
 
@@ -147,20 +148,11 @@ def check_partial_receipts(list_raw: bytes | memoryview, *, start: int, header: 
     The pieces so far must not exceed the transaction count, and the cumulative
     gas of the last receipt must not exceed the block's gas used.
     """
-    from .receipts import receipts69_items
-    from .. import rlp
-
     n = header.number
-    shape = _c.receipts69_shape(list_raw) if _c is not None else None
-    if shape is not None:
-        count, gas = shape
-    else:
-        try:
-            items = receipts69_items(list_raw)
-        except ReceiptError as e:
-            raise VerificationError("receipts", f"block {n}: {e}", n) from None
-        count = len(items)
-        gas = rlp.decode_int(rlp.string_payload(rlp.split_list(items[-1])[2]), max_bytes=8) if items else 0
+    try:
+        count, gas = receipts69_shape(list_raw)
+    except ReceiptError as e:
+        raise VerificationError("receipts", f"block {n}: {e}", n) from None
     if tx_count is not None and start + count > tx_count:
         raise VerificationError(
             "receipts", f"block {n}: partial receipts reach index {start + count}, block has {tx_count} txs", n

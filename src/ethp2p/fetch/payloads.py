@@ -59,7 +59,8 @@ async def fetch_payloads_for_peer(
     """Fetch blocks ``start..end`` (inclusive) from ``peer``: headers, then bodies and receipts at once.
 
     ``verifier`` decides where bodies and receipts are checked (in this thread by
-    default; a :class:`~ethp2p.fetch.verifier.ProcessVerifier` uses other cores).
+    default; a :class:`~ethp2p.fetch.verifier.ThreadVerifier` or
+    :class:`~ethp2p.fetch.verifier.ProcessVerifier` uses other cores).
     """
     if end < start:
         raise ValueError(f"empty range {start}..{end}")

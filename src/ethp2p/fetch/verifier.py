@@ -20,7 +20,7 @@ import signal
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Protocol
@@ -89,6 +89,10 @@ class InlineVerifier:
         """No worker processes: 0."""
         return 0
 
+    def describe(self) -> str:
+        """Where blocks are verified, for summaries."""
+        return "inline"
+
     def close(self) -> None:
         """Nothing to release."""
 
@@ -105,23 +109,19 @@ class ThreadVerifier:
     """
 
     def __init__(self, workers: int | None = None) -> None:
-        self.workers = default_workers() if workers is None else workers
-        if not 1 <= self.workers <= MAX_WORKERS:
-            raise ValueError(f"verify workers must be 1..{MAX_WORKERS}, got {self.workers}")
+        self.workers = _worker_count(workers)
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="ethp2p-verify")
 
     async def verify(self, blocks: Sequence[BlockToVerify]) -> list[VerifyResult]:
-        if not blocks:
-            return []
-        loop = asyncio.get_running_loop()
-        parts = await asyncio.gather(
-            *(loop.run_in_executor(self._pool, verify_blocks, s) for s in _split(blocks, self.workers))
-        )
-        return [r for part in parts for r in part]
+        return await _spread(self._pool, blocks, self.workers) if blocks else []
 
     def peak_rss(self) -> int:
         """No worker processes (the threads' memory is this process's): 0."""
         return 0
+
+    def describe(self) -> str:
+        """Where blocks are verified, for summaries."""
+        return f"{self.workers} thread{'s' * (self.workers != 1)}"
 
     def close(self) -> None:
         """Stop the threads (pending work is cancelled)."""
@@ -144,6 +144,21 @@ def _split(blocks: Sequence[BlockToVerify], workers: int) -> list[Sequence[Block
             lo = i + 1
     out.append(blocks[lo:])
     return [s for s in out if s]
+
+
+async def _spread(pool: Executor, blocks: Sequence[BlockToVerify], workers: int) -> list[VerifyResult]:
+    """Verify ``blocks`` in ``pool``, split by :func:`_split`; results in input order."""
+    loop = asyncio.get_running_loop()
+    parts = await asyncio.gather(*(loop.run_in_executor(pool, verify_blocks, list(s)) for s in _split(blocks, workers)))
+    return [r for part in parts for r in part]
+
+
+def _worker_count(workers: int | None) -> int:
+    """``workers``, or one per core when None; ValueError outside 1..MAX_WORKERS."""
+    n = default_workers() if workers is None else workers
+    if not 1 <= n <= MAX_WORKERS:
+        raise ValueError(f"verify workers must be 1..{MAX_WORKERS}, got {n}")
+    return n
 
 
 def default_workers() -> int:
@@ -172,9 +187,7 @@ class ProcessVerifier:
     """
 
     def __init__(self, workers: int | None = None) -> None:
-        self.workers = default_workers() if workers is None else workers
-        if not 1 <= self.workers <= MAX_WORKERS:
-            raise ValueError(f"verify workers must be 1..{MAX_WORKERS}, got {self.workers}")
+        self.workers = _worker_count(workers)
         self._pool: ProcessPoolExecutor | None = None
         self._broken = False
 
@@ -193,17 +206,16 @@ class ProcessVerifier:
             return []
         if self._broken:
             return verify_blocks(blocks)
-        loop = asyncio.get_running_loop()
         try:
-            pool = self._executor()
-            parts = await asyncio.gather(
-                *(loop.run_in_executor(pool, verify_blocks, list(s)) for s in _split(blocks, self.workers))
-            )
+            return await _spread(self._executor(), blocks, self.workers)
         except BrokenProcessPool as e:
             log.warning("verification workers failed (%s); verifying in this process from now on", e)
             self._broken = True
             return verify_blocks(blocks)
-        return [r for part in parts for r in part]
+
+    def describe(self) -> str:
+        """Where blocks are verified, for summaries."""
+        return f"{self.workers} process{'es' * (self.workers != 1)}"
 
     def peak_rss(self) -> int:
         """The largest peak resident memory, in bytes, of this process's live workers (0 if unknown).
