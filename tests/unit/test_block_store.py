@@ -131,3 +131,75 @@ def test_schema_1_store_is_migrated_on_open(tmp_path: Path) -> None:
         assert store.get_meta("schema") == b"2"
     tables = {r[0] for r in sqlite3.connect(path).execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert "blocks" not in tables
+
+
+_RESIDENT = r"""
+import ctypes, mmap, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long)
+libc.mincore.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p)
+libc.munmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t)
+size = os.path.getsize(sys.argv[1])
+fd = os.open(sys.argv[1], os.O_RDONLY)
+addr = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+pages = (size + mmap.PAGESIZE - 1) // mmap.PAGESIZE
+vec = (ctypes.c_ubyte * pages)()
+assert libc.mincore(addr, size, vec) == 0, ctypes.get_errno()
+libc.munmap(addr, size)
+print(sum(v & 1 for v in vec) / pages)
+"""
+
+
+def _resident_fraction(path: Path) -> float:
+    """Share of the file's pages in the page cache (mincore), measured by another process.
+
+    Another process, because opening and closing a descriptor of the file here
+    would drop the store's own POSIX locks.
+    """
+    out = subprocess.run([sys.executable, "-c", _RESIDENT, str(path)], capture_output=True, text=True, check=True)
+    return float(out.stdout)
+
+
+def _fill(store: BlockStore, megabytes: int) -> None:
+    # Synthetic blocks of 1 MB: the store keeps bytes as given, and these tests are about the file.
+    store._db.execute("PRAGMA wal_autocheckpoint=64")  # checkpoint every 2 MB, so the file fills early
+    for n in range(1, megabytes + 1):
+        rec = _rec(n, body=os.urandom(512 * 1024), receipts=os.urandom(512 * 1024))
+        store.put_blocks([rec])
+
+
+@pytest.mark.parametrize("drop", [True, False])
+def test_written_history_leaves_the_page_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, drop: bool) -> None:
+    import ethp2p.store.blocks as blocks
+
+    monkeypatch.setattr(blocks, "DROP_CACHE_EVERY", 4 << 20)
+    path = tmp_path / "s.db"
+    store = BlockStore(path, drop_page_cache=drop)
+    _fill(store, 48)
+    resident = _resident_fraction(path)
+    assert path.stat().st_size > 40 << 20
+    if drop:
+        # At most the pages written since the last advice (a few MB of 48) stay cached.
+        assert resident < 0.35, resident
+    else:
+        assert resident > 0.8, resident
+    assert [b.number for b in store.canonical_blocks(1, 48)] == list(range(1, 49))
+    store.close()
+
+
+def test_dropping_the_page_cache_opens_and_closes_no_descriptor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Closing any descriptor of the file would release SQLite's POSIX locks on it:
+    # the advice must go through SQLite's own.
+    import ethp2p.store.blocks as blocks
+
+    calls: list[int] = []
+    real = os.posix_fadvise
+    monkeypatch.setattr(blocks, "DROP_CACHE_EVERY", 1 << 20)
+    monkeypatch.setattr(os, "posix_fadvise", lambda fd, *a: (calls.append(fd), real(fd, *a))[1])
+    store = BlockStore(tmp_path / "s.db")
+    before = sorted(os.listdir("/proc/self/fd"))
+    _fill(store, 4)
+    assert sorted(os.listdir("/proc/self/fd")) == before
+    assert calls and all(os.readlink(f"/proc/self/fd/{fd}") == str((tmp_path / "s.db").resolve()) for fd in calls)
+    store.close()
