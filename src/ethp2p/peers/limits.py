@@ -8,6 +8,16 @@ from dataclasses import dataclass, field
 DAY_MS = 24 * 3600 * 1000
 
 
+def inbound_handshake_slots(max_inbound: int) -> int:
+    """Inbound handshakes allowed at once for a cap of ``max_inbound`` sessions.
+
+    Twice the cap, and at least 2: a peer that arrives when the sessions are full still
+    gets a whole handshake and a TOO_MANY_PEERS disconnect, while a flood of connections
+    that never finish their handshake is dropped unanswered once the slots are taken.
+    """
+    return 2 * max(max_inbound, 1)
+
+
 @dataclass(frozen=True)
 class P2pLimits:
     """Bounds of a network session; every field can be overridden with :func:`p2p_limits`."""

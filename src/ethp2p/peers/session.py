@@ -36,7 +36,7 @@ from .eth_peer import (
     refuse_inbound,
 )
 from ..eth.forkid import ForkId, ForkIdMismatch
-from .limits import P2pLimits, P2pStats
+from .limits import P2pLimits, P2pStats, inbound_handshake_slots
 from .pool import NetworkPeer, PeerPool
 from .reputation import Reputation
 
@@ -350,7 +350,7 @@ class NetworkSession:
     # ---- inbound ------------------------------------------------------------------------------
 
     async def _on_inbound(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self._handshakes_in >= max(self.limits.max_inbound, 1) * 2:
+        if self._handshakes_in >= inbound_handshake_slots(self.limits.max_inbound):
             self.p2p_stats.inbound_rejected += 1
             writer.transport.abort()
             return

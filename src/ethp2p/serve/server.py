@@ -16,6 +16,7 @@ from ..eth import messages as m
 from ..eth.chainspec import ChainSpec
 from ..p2p.disconnect import DisconnectReason
 from ..peers.eth_peer import DEFAULT_ETH_VERSIONS, ChainHead, EthPeer, PeerError, RequestHandler, refuse_inbound
+from ..peers.limits import inbound_handshake_slots
 from ..store.blocks import BlockStore
 from ..transport.connection import TransportError
 from .handler import StoreHandler
@@ -66,7 +67,9 @@ class HistoryServer:
     """Listens on ``host:port`` and serves the store to every compatible peer.
 
     Inbound sessions beyond ``max_inbound`` complete the handshake and are then told
-    ``TOO_MANY_PEERS``; handshakes that take longer than ``handshake_timeout`` are dropped.
+    ``TOO_MANY_PEERS``; handshakes that take longer than ``handshake_timeout`` are dropped,
+    and connections beyond the handshake slots (:func:`inbound_handshake_slots`) are
+    closed unanswered.
     """
 
     def __init__(
@@ -174,7 +177,7 @@ class HistoryServer:
         self._spawn(self._session(reader, writer))
 
     async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self._handshakes >= self.max_inbound:
+        if self._handshakes >= inbound_handshake_slots(self.max_inbound):
             # Too many half-open connections: drop without spending a handshake on it.
             self.stats.rejected_full += 1
             writer.transport.abort()
