@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,12 +72,12 @@ async def ethp2p_headers(enodes: list[str], spec: object, count: int, version: i
             await p.disconnect()
 
 
-def ethp2p_fetch(enodes: list[str], genesis: Path, count: int, work: Path) -> dict[str, float]:
+def ethp2p_fetch(enodes: list[str], genesis: Path, count: int, work: Path, extra: Sequence[str] = ()) -> dict[str, float]:
     """``ethp2p fetch 1..count`` under GNU time: wall, CPU and peak RSS of the client process."""
     out = work / f"fetch-{count}.db"
     args = ["/usr/bin/time", "-f", "RUSAGE %e %U %S %M", sys.executable, "-m", "ethp2p.cli", "fetch",
             f"1..{count}", "--store", str(out), "--genesis", str(genesis), "--bootnodes", ",".join(enodes),
-            "--no-discovery", "--dns", "", "--peers", str(len(enodes)), "--warmup", "0.5"]
+            "--no-discovery", "--dns", "", "--peers", str(len(enodes)), "--warmup", "0.5", *extra]
     r = subprocess.run(args, capture_output=True, text=True, timeout=7200)
     line = [x for x in r.stderr.splitlines() if x.startswith("RUSAGE")]
     if r.returncode != 0 or not line:
@@ -108,6 +109,7 @@ def main() -> None:
     ap.add_argument("--blocks", default="10000,20000", help="comma-separated ethp2p fetch sizes")
     ap.add_argument("--js-blocks", type=int, default=3000)
     ap.add_argument("--version", type=int, default=69, choices=(68, 69, 70))
+    ap.add_argument("--keep-page-cache", action="store_true", help="pass --keep-page-cache to ethp2p fetch")
     args = ap.parse_args()
     sizes = [int(x) for x in args.blocks.split(",") if x]
     need = max([args.headers, *sizes])
@@ -136,7 +138,7 @@ def main() -> None:
         print(f"(d) JS bodies+receipts blocks/s (1..{args.js_blocks:,}, eth/68, NOT verified): "
               f"{js['payload_blocks_per_s']:,.0f}; JS CPU {js['cpu_s']:.1f} s")
         for n in sizes:
-            r = ethp2p_fetch(enodes, genesis, n, work)
+            r = ethp2p_fetch(enodes, genesis, n, work, ["--keep-page-cache"] if args.keep_page_cache else [])
             print(f"(b) ethp2p fetch 1..{n:,} (verified, stored): {n / r['wall']:,.0f} blocks/s wall "
                   f"({r['wall']:.1f} s incl. start-up); (c) {r['cpu'] / n * 1000:.2f} CPU s per 1,000 blocks; "
                   f"peak RSS {r['rss_mb']:,.0f} MB (the fetch process; verify worker processes, if any, in the summary below; "

@@ -90,13 +90,16 @@ def _node_key(args: argparse.Namespace) -> "PrivateKey":
 
 
 def _open_store(args: argparse.Namespace, spec: "ChainSpec", *, create: bool) -> "BlockStore":
+    """Open ``args.store`` for ``spec``; ``--keep-page-cache`` (where offered) keeps written pages cached."""
     from .store.blocks import BlockStore, StoreError
 
     path = Path(args.store)
     if not create and not path.exists():
         raise UserError(f"store not found: {path} (create one with 'ethp2p import' or 'ethp2p fetch')")
     try:
-        return BlockStore(path, genesis_hash=spec.genesis_hash)
+        return BlockStore(
+            path, genesis_hash=spec.genesis_hash, drop_page_cache=not getattr(args, "keep_page_cache", False)
+        )
     except StoreError as e:
         raise UserError(str(e)) from None
 
@@ -461,6 +464,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verify-workers", type=int, default=None, metavar="N",
                    help="threads (with the C extension; processes without it) that verify bodies and receipts "
                         "(default: one per core; 0: in the event loop's thread)")
+    p.add_argument("--keep-page-cache", action="store_true",
+                   help="leave the written blocks in the OS page cache (default: drop them every 64 MB, "
+                        "so a long fetch does not evict other programs' data)")
     _session_args(p)
     p.set_defaults(func=cmd_fetch, store="ethp2p.db")
 

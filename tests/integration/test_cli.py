@@ -95,3 +95,14 @@ def test_head_and_peers_commands(tmp_path: Path) -> None:
     finally:
         for s in servers:
             s.stop()
+
+
+def test_fetch_keeps_or_drops_the_page_cache_as_asked(tmp_path: Path) -> None:
+    from ethp2p.cli import _load_spec, _open_store, build_parser
+
+    genesis = str(VECTORS / "ethtest/genesis.json")
+    for flag, drops in (([], True), (["--keep-page-cache"], False)):
+        args = build_parser().parse_args(["fetch", "1..2", "--store", str(tmp_path / "s.db"), "--genesis", genesis, *flag])
+        store = _open_store(args, _load_spec(args), create=True)
+        assert store._drop_page_cache is drops
+        store.close()
