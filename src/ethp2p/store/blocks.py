@@ -96,10 +96,10 @@ class BlockStore:
     """SQLite-backed store of raw chain data (WAL mode; one writer, many readers).
 
     History is written once and read rarely, so by default a writing store asks
-    the kernel (``posix_fadvise``) to drop the file's clean cached pages every
-    ``DROP_CACHE_EVERY`` bytes: a long fetch then reuses the same few pages of
-    memory instead of filling the page cache with cold data (and evicting what
-    the machine's other programs need). ``drop_page_cache=False`` keeps them.
+    the kernel (``posix_fadvise``) every ``DROP_CACHE_EVERY`` bytes to drop the
+    cached pages it appended to the file: a long fetch does not fill the page
+    cache with cold data and evict what the machine's other programs (or a
+    server reading the same file) need. ``drop_page_cache=False`` keeps them.
     """
 
     def __init__(
@@ -113,6 +113,10 @@ class BlockStore:
         self.path = Path(path)
         self._drop_page_cache = drop_page_cache and not readonly and hasattr(os, "posix_fadvise")
         self._unadvised = 0
+        # Only what this store appends is dropped: the file's older pages (B-tree interior
+        # pages, blocks a server on the same file is reading) stay cached.
+        self._size_at_open = self.path.stat().st_size if self.path.exists() else 0
+        self._advised_upto = self._size_at_open
         if readonly and not self.path.exists():
             raise StoreError(f"store {self.path} does not exist")
         uri = f"file:{self.path}?mode=ro" if readonly else str(self.path)
@@ -207,7 +211,12 @@ class BlockStore:
         return len(blocks)
 
     def _drop_cached_pages(self) -> None:
-        """Ask the kernel to drop the store file's clean cached pages (dirty ones are written first).
+        """Ask the kernel to drop the cached pages this store appended to the file.
+
+        New blocks go to the end of the file (SQLite appends pages when a checkpoint
+        grows it), so the advice covers the file's growth since the last advice, plus
+        the window before it again, for pages that were still dirty then (the kernel
+        only drops clean pages).
 
         The advice goes through SQLite's own descriptor of the file: opening and
         closing a second one would release every POSIX lock this process holds on
@@ -220,7 +229,10 @@ class BlockStore:
             self._drop_page_cache = False  # no /proc here: keep the page cache as it is
             return
         try:
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            size = os.fstat(fd).st_size
+            start = min(max(self._size_at_open, self._advised_upto - DROP_CACHE_EVERY), size)
+            os.posix_fadvise(fd, start, size - start, os.POSIX_FADV_DONTNEED)
+            self._advised_upto = size
         except OSError:
             # Only advice: a descriptor closed meanwhile or a filesystem that refuses it loses nothing.
             pass
