@@ -231,3 +231,17 @@ def test_only_what_the_store_appends_leaves_the_page_cache(tmp_path: Path, monke
     assert path.stat().st_size > old_size + (16 << 20)
     assert old_part > 0.9 and new_part < 0.35, (old_part, new_part)
     store.close()
+
+
+def test_a_relative_store_path_still_drops_after_a_chdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ethp2p.store.blocks as blocks
+
+    monkeypatch.setattr(blocks, "DROP_CACHE_EVERY", 4 << 20)
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path)
+    store = BlockStore("s.db")
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    _fill(store, 24)
+    assert store._drop_page_cache
+    assert _resident_fraction(tmp_path / "s.db") < 0.35
+    store.close()

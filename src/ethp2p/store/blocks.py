@@ -116,6 +116,7 @@ class BlockStore:
         # Only what this store appends is dropped: the file's older pages (B-tree interior
         # pages, blocks a server on the same file is reading) stay cached.
         self._size_at_open = self.path.stat().st_size if self.path.exists() else 0
+        self._real_path = os.path.realpath(self.path)  # now: a later chdir must not change it
         self._advised_upto = self._size_at_open
         if readonly and not self.path.exists():
             raise StoreError(f"store {self.path} does not exist")
@@ -224,7 +225,7 @@ class BlockStore:
         WAL that still holds commits.
         """
         self._unadvised = 0
-        fd = _descriptor_of(self.path)
+        fd = _descriptor_of(self._real_path)
         if fd is None:
             self._drop_page_cache = False  # no /proc here: keep the page cache as it is
             return
@@ -345,16 +346,15 @@ class BlockStore:
         return int(self._db.execute("SELECT COUNT(*) FROM canonical").fetchone()[0])
 
 
-def _descriptor_of(path: Path) -> int | None:
-    """A descriptor this process already has open on ``path`` (from Linux's /proc), or None."""
-    target = os.path.realpath(path)
+def _descriptor_of(real_path: str) -> int | None:
+    """A descriptor this process already has open on ``real_path`` (from Linux's /proc), or None."""
     try:
         names = os.listdir("/proc/self/fd")
     except OSError:
         return None
     for name in names:
         try:
-            if os.readlink(f"/proc/self/fd/{name}") == target:
+            if os.readlink(f"/proc/self/fd/{name}") == real_path:
                 return int(name)
         except (OSError, ValueError):
             continue
