@@ -1,7 +1,7 @@
 """Build of the optional C extension ethp2p._speedups (everything else is in pyproject.toml).
 
 The extension is ``optional``: if it does not compile, ethp2p installs and runs in pure
-Python (ethp2p.chain.accel reports which is in use).
+Python (ethp2p.accel reports which is in use).
 """
 
 from setuptools import Extension, setup

@@ -306,6 +306,23 @@ static int ordered_root(const span_t *vals, uint32_t n, uint8_t root[32])
 
 /* ---- eth/69 receipt lists ------------------------------------------------------------------ */
 
+/* The payload of a header at pos whose length takes the ``ll`` bytes after its first byte
+   (canonical: no leading zero, at least 56; the payload ends by ``end``); 0 and
+   (*start, *length), or -1. */
+static int long_length(const uint8_t *b, size_t pos, size_t end, size_t ll, size_t *start, size_t *length)
+{
+    if (ll > end - pos - 1 || b[pos + 1] == 0)
+        return -1;
+    *start = pos + 1 + ll;
+    uint64_t l = 0;
+    for (size_t i = 0; i < ll; i++)
+        l = (l << 8) | b[pos + 1 + i];
+    if (l < 56 || l > (uint64_t)(end - *start))
+        return -1;
+    *length = (size_t)l;
+    return 0;
+}
+
 /* A list header at pos (payload must end by ``end``): 0 and its payload [*ps, *pe), or -1. */
 static int list_at(const uint8_t *b, size_t pos, size_t end, size_t *ps, size_t *pe)
 {
@@ -318,21 +335,8 @@ static int list_at(const uint8_t *b, size_t pos, size_t end, size_t *ps, size_t 
     if (b0 < 0xf8) {
         start = pos + 1;
         length = (size_t)(b0 - 0xc0);
-    } else {
-        size_t ll = (size_t)(b0 - 0xf7);
-        if (ll > end - pos - 1)
-            return -1; /* start > end */
-        start = pos + 1 + ll;
-        if (b[pos + 1] == 0)
-            return -1;
-        uint64_t l = 0;
-        for (size_t i = 0; i < ll; i++)
-            l = (l << 8) | b[pos + 1 + i];
-        if (l < 56)
-            return -1;
-        if (l > (uint64_t)(end - start))
-            return -1;
-        length = (size_t)l;
+    } else if (long_length(b, pos, end, (size_t)(b0 - 0xf7), &start, &length) < 0) {
+        return -1;
     }
     if (length > end - start)
         return -1;
@@ -738,16 +742,8 @@ static int read_header(const uint8_t *b, size_t pos, size_t end, int *is_list, s
             return -1;
         *is_list = 0;
     } else if (b0 < 0xc0) {
-        size_t ll = (size_t)(b0 - 0xb7);
-        if (ll > end - pos - 1 || b[pos + 1] == 0)
+        if (long_length(b, pos, end, (size_t)(b0 - 0xb7), &start, &length) < 0)
             return -1;
-        start = pos + 1 + ll;
-        uint64_t l = 0;
-        for (size_t i = 0; i < ll; i++)
-            l = (l << 8) | b[pos + 1 + i];
-        if (l < 56 || l > (uint64_t)(end - start))
-            return -1;
-        length = (size_t)l;
         *is_list = 0;
     } else {
         if (list_at(b, pos, end, ps, pe) < 0)
