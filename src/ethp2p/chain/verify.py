@@ -6,7 +6,7 @@ or returns normally. Nothing a peer sends is trusted before one of these passes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ..accel import speedups as _c
 from .body import BlockBody, BodyError
@@ -63,20 +63,30 @@ def verify_body(header: Header, body_raw: bytes | memoryview) -> BlockBody:
         body = BlockBody.decode(body_raw)
     except BodyError as e:
         raise VerificationError("body", f"block {n}: {e}", n) from None
-    if (body.withdrawals is None) != (header.withdrawals_root is None):
+    _check_body_roots(
+        header, body.withdrawals is not None, body.ommers_hash(), lambda: (body.transactions_root(), body.withdrawals_root())
+    )
+    return body
+
+
+def _check_body_roots(
+    header: Header, has_withdrawals: bool, ommers_hash: bytes, roots: Callable[[], tuple[bytes, bytes | None]]
+) -> None:
+    """The body checks against ``header``, in order: withdrawals presence, ommers hash, then the
+    (transactions root, withdrawals root) that ``roots`` computes (BodyError there is a body fault)."""
+    n = header.number
+    if has_withdrawals != (header.withdrawals_root is not None):
         raise VerificationError("body", f"block {n}: withdrawals present in body and header disagree", n)
-    if body.ommers_hash() != header.ommers_hash:
+    if ommers_hash != header.ommers_hash:
         raise VerificationError("body", f"block {n}: ommers hash mismatch", n)
     try:
-        tx_root = body.transactions_root()
-        w_root = body.withdrawals_root()
+        tx_root, w_root = roots()
     except BodyError as e:
         raise VerificationError("body", f"block {n}: {e}", n) from None
     if tx_root != header.transactions_root:
         raise VerificationError("body", f"block {n}: transactions root mismatch", n)
     if w_root != header.withdrawals_root:
         raise VerificationError("body", f"block {n}: withdrawals root mismatch", n)
-    return body
 
 
 def check_body(header: Header, body_raw: bytes | memoryview) -> int:
@@ -90,15 +100,7 @@ def check_body(header: Header, body_raw: bytes | memoryview) -> int:
     if got is None:
         return len(verify_body(header, body_raw).transactions)
     tx_root, count, ommers_hash, w_root = got
-    n = header.number
-    if (w_root is None) != (header.withdrawals_root is None):
-        raise VerificationError("body", f"block {n}: withdrawals present in body and header disagree", n)
-    if ommers_hash != header.ommers_hash:
-        raise VerificationError("body", f"block {n}: ommers hash mismatch", n)
-    if tx_root != header.transactions_root:
-        raise VerificationError("body", f"block {n}: transactions root mismatch", n)
-    if w_root != header.withdrawals_root:
-        raise VerificationError("body", f"block {n}: withdrawals root mismatch", n)
+    _check_body_roots(header, w_root is not None, ommers_hash, lambda: (tx_root, w_root))
     return count
 
 
