@@ -12,6 +12,7 @@ import pytest
 
 from ethp2p.crypto.keccak import keccak
 from ethp2p.store.blocks import BlockRecord, BlockStore, StoreError
+from ethp2p.trust.proof import Proof
 
 
 def _rec(n: int, body: bytes | None = b"\xc2\xc0\xc0", receipts: bytes | None = b"\xc0") -> BlockRecord:
@@ -128,9 +129,55 @@ def test_schema_1_store_is_migrated_on_open(tmp_path: Path) -> None:
             (r.number, r.hash, r.header, r.body, r.receipts) for r in recs
         ]
         assert store.complete_numbers(0, 2) == {0, 1}
-        assert store.get_meta("schema") == b"2"
+        assert store.get_meta("schema") == b"3"
+        # Nothing schema 1 stored was proven (its block 0 is not the genesis the meta names).
+        assert store.proofs(0, 2) == {0: Proof.UNPROVEN, 1: Proof.UNPROVEN, 2: Proof.UNPROVEN}
     tables = {r[0] for r in sqlite3.connect(path).execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert "blocks" not in tables
+
+
+def test_schema_2_store_is_migrated_with_every_block_unproven_but_the_genesis(tmp_path: Path) -> None:
+    """Schema 2 recorded no proofs: its blocks open as unproven until re-linked; the genesis is its own checkpoint."""
+    path = tmp_path / "v2.db"
+    recs = [_rec(0), _rec(1), _rec(2)]
+    con = sqlite3.connect(path)
+    con.executescript(
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);"
+        "CREATE TABLE headers (hash BLOB PRIMARY KEY, number INTEGER NOT NULL, header BLOB NOT NULL) WITHOUT ROWID;"
+        "CREATE TABLE bodies (hash BLOB PRIMARY KEY, body BLOB NOT NULL);"
+        "CREATE TABLE receipts (hash BLOB PRIMARY KEY, receipts BLOB NOT NULL);"
+        "CREATE TABLE canonical (number INTEGER PRIMARY KEY, hash BLOB NOT NULL);"
+    )
+    con.execute("INSERT INTO meta VALUES ('schema', ?)", (b"2",))
+    con.execute("INSERT INTO meta VALUES ('genesis', ?)", (recs[0].hash,))
+    for r in recs:
+        con.execute("INSERT INTO headers VALUES (?,?,?)", (r.hash, r.number, r.header))
+        con.execute("INSERT INTO bodies VALUES (?,?)", (r.hash, r.body))
+        con.execute("INSERT INTO receipts VALUES (?,?)", (r.hash, r.receipts))
+        con.execute("INSERT INTO canonical VALUES (?,?)", (r.number, r.hash))
+    con.commit()
+    con.close()
+    with BlockStore(path, genesis_hash=recs[0].hash) as store:
+        assert store.get_meta("schema") == b"3"
+        assert store.proofs(0, 2) == {0: Proof.CHECKPOINT, 1: Proof.UNPROVEN, 2: Proof.UNPROVEN}
+        assert store.complete_numbers(0, 2) == {0, 1, 2}
+        assert store.complete_numbers(0, 2, proven=True) == {0}
+        assert store.proof_counts() == {Proof.CHECKPOINT: 1, Proof.UNPROVEN: 2}
+        assert store.set_proofs([(1, Proof.ACCUMULATOR), (2, Proof.PEER_AGREEMENT)]) == 2
+        assert store.complete_numbers(0, 2, proven=True) == {0, 1, 2}
+        assert store.proof(2) is Proof.PEER_AGREEMENT and store.proof(3) is None
+
+
+def test_a_garbage_schema_value_is_a_store_error(tmp_path: Path) -> None:
+    path = tmp_path / "bad.db"
+    with BlockStore(path):
+        pass
+    con = sqlite3.connect(path)
+    con.execute("UPDATE meta SET value=? WHERE key='schema'", (b"\xff\x00garbage",))
+    con.commit()
+    con.close()
+    with pytest.raises(StoreError, match="unreadable schema"):
+        BlockStore(path)
 
 
 _RESIDENT = r"""

@@ -58,8 +58,7 @@ def store_head(store: BlockStore, spec: ChainSpec) -> ChainHead:
     if raw is None:
         return ChainHead.genesis(spec)
     h = Header(raw)
-    td_raw = store.get_meta(f"td:{hi}")
-    td = int.from_bytes(td_raw, "big") if td_raw else max(spec.genesis_difficulty, h.difficulty)
+    td = store.total_difficulty(hi) or max(spec.genesis_difficulty, h.difficulty)
     return ChainHead(h.number, h.hash, h.timestamp, td, lo)
 
 

@@ -11,6 +11,12 @@ bloom is derived from the logs when an eth/68 peer asks).
 Headers, bodies and receipts live in separate tables: a mainnet body or receipt
 list is hundreds of kilobytes (SQLite overflow pages), and reading a header must
 not walk them (schema 1 kept all three in one row; it is migrated on open).
+
+Each canonical block records how it is known to be on the canonical chain
+(:class:`~ethp2p.trust.proof.Proof`: checkpoint, accumulator, peer agreement,
+imported unanchored, or unproven). Schema 2 had no such record: its blocks are
+migrated as unproven (the genesis excepted) until ``ethp2p verify`` or a fetch
+links them to an anchor again.
 """
 
 from __future__ import annotations
@@ -22,7 +28,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-SCHEMA_VERSION = 2
+from ..chain.header import Header
+from ..trust.proof import Proof
+
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -45,7 +54,8 @@ CREATE TABLE IF NOT EXISTS receipts (
 );
 CREATE TABLE IF NOT EXISTS canonical (
     number INTEGER PRIMARY KEY,
-    hash   BLOB NOT NULL
+    hash   BLOB NOT NULL,
+    proof  INTEGER NOT NULL DEFAULT 0
 );
 """
 
@@ -56,6 +66,15 @@ INSERT OR IGNORE INTO bodies(hash, body) SELECT hash, body FROM blocks WHERE bod
 INSERT OR IGNORE INTO receipts(hash, receipts) SELECT hash, receipts FROM blocks WHERE receipts IS NOT NULL;
 DROP TABLE blocks;
 UPDATE meta SET value=CAST('2' AS BLOB) WHERE key='schema';
+"""
+
+#: Schema 2 -> 3: every canonical block records its proof; what was stored before is unproven
+#: (the genesis, which the store's own meta names, is its own checkpoint).
+_MIGRATE_2_TO_3 = f"""
+ALTER TABLE canonical ADD COLUMN proof INTEGER NOT NULL DEFAULT {int(Proof.UNPROVEN)};
+UPDATE canonical SET proof={int(Proof.CHECKPOINT)}
+    WHERE number=0 AND hash=(SELECT value FROM meta WHERE key='genesis');
+UPDATE meta SET value=CAST('3' AS BLOB) WHERE key='schema';
 """
 
 
@@ -76,13 +95,15 @@ class StoredBlock:
 
 @dataclass(frozen=True, slots=True)
 class BlockRecord:
-    """A block to write. ``body``/``receipts`` may be None when not (yet) known."""
+    """A block to write. ``body``/``receipts`` may be None when not (yet) known; ``proof`` says
+    how it is known to be canonical."""
 
     number: int
     hash: bytes
     header: bytes
     body: bytes | None = None
     receipts: bytes | None = None
+    proof: Proof = Proof.UNPROVEN
 
 
 #: SQLite page size of new stores (existing files keep theirs).
@@ -142,10 +163,17 @@ class BlockStore:
         row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
         if row is None:
             self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION).encode(),))
-        elif int(row[0]) == 1:
+            version = SCHEMA_VERSION
+        else:
+            version = _schema_number(row[0], self.path)
+        if version == 1:
             self._db.executescript("BEGIN IMMEDIATE;" + _MIGRATE_1_TO_2 + "COMMIT;")
-        elif int(row[0]) != SCHEMA_VERSION:
-            raise StoreError(f"store {self.path} has schema {int(row[0])}, this ethp2p needs {SCHEMA_VERSION}")
+            version = 2
+        if version == 2:
+            self._db.executescript("BEGIN IMMEDIATE;" + _MIGRATE_2_TO_3 + "COMMIT;")
+            version = 3
+        if version != SCHEMA_VERSION:
+            raise StoreError(f"store {self.path} has schema {version}, this ethp2p needs {SCHEMA_VERSION}")
         if genesis_hash is not None:
             row = self._db.execute("SELECT value FROM meta WHERE key='genesis'").fetchone()
             if row is None:
@@ -199,7 +227,8 @@ class BlockStore:
                     [(b.hash, b.receipts) for b in blocks if b.receipts is not None],
                 )
                 cur.executemany(
-                    "INSERT OR REPLACE INTO canonical(number, hash) VALUES (?,?)", [(b.number, b.hash) for b in blocks]
+                    "INSERT OR REPLACE INTO canonical(number, hash, proof) VALUES (?,?,?)",
+                    [(b.number, b.hash, int(b.proof)) for b in blocks],
                 )
                 cur.execute("COMMIT")
             except BaseException:
@@ -245,6 +274,16 @@ class BlockStore:
     def get_meta(self, key: str) -> bytes | None:
         row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
         return bytes(row[0]) if row else None
+
+    def total_difficulty(self, number: int) -> int | None:
+        """The total difficulty at block ``number``, if recorded (era1 imports and proven pre-merge epochs)."""
+        raw = self.get_meta(f"td:{number}")
+        return int.from_bytes(raw, "big") if raw else None
+
+    def set_total_difficulty(self, number: int, td: int) -> None:
+        """Record the total difficulty at block ``number`` (eth/68 Status announces it; the next epoch's
+        accumulator proof starts from it)."""
+        self.set_meta(f"td:{number}", td.to_bytes(32, "big"))
 
     # ---- reading ----------------------------------------------------------------------------
 
@@ -333,17 +372,83 @@ class BlockStore:
         ).fetchone()
         return lo, int(row[0])
 
-    def complete_numbers(self, start: int, end: int) -> set[int]:
-        """Numbers in [start, end] whose header, body and receipts are all stored."""
-        cur = self._db.execute(
+    def complete_numbers(self, start: int, end: int, *, proven: bool = False) -> set[int]:
+        """Numbers in [start, end] whose header, body and receipts are all stored
+        (with ``proven``, only those proven to be on the canonical chain)."""
+        sql = (
             "SELECT c.number FROM canonical c JOIN bodies b ON b.hash=c.hash JOIN receipts r ON r.hash=c.hash "
-            "WHERE c.number BETWEEN ? AND ?",
-            (start, end),
+            "WHERE c.number BETWEEN ? AND ?"
         )
-        return {int(r[0]) for r in cur}
+        if proven:
+            sql += f" AND c.proof IN ({_PROVEN_SQL})"
+        return {int(r[0]) for r in self._db.execute(sql, (start, end))}
+
+    # ---- proofs -----------------------------------------------------------------------------
+
+    def proof(self, number: int) -> Proof | None:
+        """How canonical block ``number`` is known to be canonical (None if it is not stored)."""
+        row = self._db.execute("SELECT proof FROM canonical WHERE number=?", (number,)).fetchone()
+        return _proof(row[0]) if row else None
+
+    def proofs(self, start: int, end: int) -> dict[int, Proof]:
+        """The proof of each stored canonical block in [start, end]."""
+        cur = self._db.execute("SELECT number, proof FROM canonical WHERE number BETWEEN ? AND ?", (start, end))
+        return {int(n): _proof(p) for n, p in cur}
+
+    def proof_counts(self, start: int = 0, end: int = (1 << 63) - 1) -> dict[Proof, int]:
+        """How many stored canonical blocks in [start, end] have each proof."""
+        cur = self._db.execute(
+            "SELECT proof, COUNT(*) FROM canonical WHERE number BETWEEN ? AND ? GROUP BY proof", (start, end)
+        )
+        return {_proof(p): int(c) for p, c in cur}
+
+    def set_proofs(self, proofs: Iterable[tuple[int, Proof]]) -> int:
+        """Record new proofs for stored canonical blocks, in one transaction; returns how many changed."""
+        rows = [(int(p), n) for n, p in proofs]
+        if not rows:
+            return 0
+        with self._lock:
+            cur = self._db.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                cur.executemany("UPDATE canonical SET proof=? WHERE number=?", rows)
+                changed = cur.rowcount
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+        return changed
+
+    def proven_link_above(self, number: int) -> tuple[int, bytes, Proof] | None:
+        """If block ``number + 1`` is stored and proven: (``number``, the hash it links to, its proof)."""
+        row = self._db.execute(
+            "SELECT h.header, c.proof FROM canonical c JOIN headers h ON h.hash=c.hash WHERE c.number=?",
+            (number + 1,),
+        ).fetchone()
+        if row is None or not _proof(row[1]).proven:
+            return None
+        return number, Header(bytes(row[0])).parent_hash, _proof(row[1])
 
     def count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM canonical").fetchone()[0])
+
+
+_PROVEN_SQL = ",".join(str(int(p)) for p in Proof if p.proven)
+
+
+def _proof(value: object) -> Proof:
+    """A stored proof code; an unknown one (a newer ethp2p, or damage) reads as unproven."""
+    try:
+        return Proof(int(value))  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return Proof.UNPROVEN
+
+
+def _schema_number(value: object, path: Path) -> int:
+    try:
+        return int(bytes(value))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise StoreError(f"store {path} has an unreadable schema version {value!r}") from None
 
 
 def _descriptor_of(real_path: str) -> int | None:

@@ -17,6 +17,7 @@ from ..chain.verify import VerificationError, verify_body, verify_header_chain, 
 from ..eth.chainspec import ChainSpec
 from ..formats.chainfile import ChainFileError, iter_chain_file
 from ..formats.era1 import Era1Error, read_era1
+from ..trust.proof import Proof
 from .blocks import BlockRecord, BlockStore
 
 BATCH = 2048
@@ -42,7 +43,7 @@ def ensure_genesis(store: BlockStore, spec: ChainSpec) -> None:
     """Store the genesis block (header, empty body, empty receipts) if the spec knows it."""
     if spec.genesis_header is None or store.canonical_hash(0) is not None:
         return
-    store.put_blocks([BlockRecord(0, spec.genesis_hash, spec.genesis_header, EMPTY_BODY, b"\xc0")])
+    store.put_blocks([BlockRecord(0, spec.genesis_hash, spec.genesis_header, EMPTY_BODY, b"\xc0", Proof.CHECKPOINT)])
 
 
 def _write(store: BlockStore, records: Iterable[BlockRecord], progress: Progress | None) -> int:
@@ -84,7 +85,7 @@ def import_era1(store: BlockStore, path: str | Path, spec: ChainSpec, progress: 
     n = _write(store, records(), progress)
     last = era.blocks[-1]
     # Total difficulty of the last block: eth/68 Status announces it.
-    store.set_meta(f"td:{last.number}", last.total_difficulty.to_bytes(32, "big"))
+    store.set_total_difficulty(last.number, last.total_difficulty)
     return ImportResult(str(path), "era1", n, era.blocks[0].number, last.number)
 
 
