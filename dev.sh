@@ -43,7 +43,9 @@ case "$cmd" in
         runner=()
         if [ "${ETHP2P_NO_NETNS:-0}" != 1 ] && command -v unshare >/dev/null && command -v ip >/dev/null \
             && unshare -n true 2>/dev/null; then
-            runner=(unshare -n sh -c 'ip link set lo up && exec "$@"' sh)
+            # ETHP2P_NETNS tells tests they may use other loopback addresses (127.0.0.2, ...): inside
+            # this namespace those reach nothing but the suite's own servers.
+            runner=(unshare -n sh -c 'ip link set lo up && ETHP2P_NETNS=private exec "$@"' sh)
         fi
         set +e
         "${runner[@]}" "$venv/bin/python" -m pytest -q "$@"

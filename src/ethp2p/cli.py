@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from .eth.chainspec import ChainSpec
     from .store.blocks import BlockStore
     from .fetch.verifier import InlineVerifier, ProcessVerifier, ThreadVerifier
+    from .sync.range import RangeStats
+    from .trust import Anchors
 
     Verifier = InlineVerifier | ThreadVerifier | ProcessVerifier
 
@@ -45,6 +47,35 @@ def _add_network_args(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--network", default="mainnet", help="mainnet (default), sepolia, holesky or hoodi")
     g.add_argument("--genesis", metavar="FILE", help="a geth-style genesis JSON file for any other chain")
+
+
+def _add_anchor_args(p: argparse.ArgumentParser, *, agreement: bool = True) -> None:
+    p.add_argument("--checkpoint", action="append", default=[], metavar="NUMBER:HASH",
+                   help="a block hash you trust from elsewhere (your consensus client, an explorer); "
+                        "blocks that link down from it are proven (repeatable)")
+    if agreement:
+        p.add_argument("--trust", choices=("agreement", "strict"), default="agreement",
+                       help="above every checkpoint, 'agreement' (default) accepts a head hash served by "
+                            "--agreement-peers peers on distinct networks, labelled peer-agreement; 'strict' refuses it")
+        p.add_argument("--agreement-peers", type=int, default=3, metavar="N",
+                       help="peers that must agree on a hash (default 3)")
+        p.add_argument("--agreement-prefix", type=int, default=16, metavar="BITS",
+                       help="agreeing peers' IPv4 addresses must differ in their first BITS bits (default 16)")
+
+
+def _anchors(args: argparse.Namespace, spec: "ChainSpec") -> "Anchors":
+    """The anchors for ``spec``'s chain plus ``--checkpoint``s, under ``--trust``."""
+    from .trust import AgreementRule, AnchorError, anchors_for, parse_checkpoint
+
+    try:
+        extra = [parse_checkpoint(c) for c in args.checkpoint]
+        rule = AgreementRule(
+            min_peers=getattr(args, "agreement_peers", 3), ipv4_prefix=getattr(args, "agreement_prefix", 16)
+        )
+        return anchors_for(spec.genesis_hash, extra, strict=getattr(args, "trust", "agreement") == "strict",
+                           agreement=rule)
+    except AnchorError as e:
+        raise UserError(str(e)) from None
 
 
 def _parse_enode(text: str) -> Enode:
@@ -109,6 +140,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     from .store.importer import ImportError_, ensure_genesis, import_file
 
     spec = _load_spec(args)
+    anchors = _anchors(args, spec)
     store = _open_store(args, spec, create=True)
     try:
         ensure_genesis(store, spec)
@@ -116,16 +148,49 @@ def cmd_import(args: argparse.Namespace) -> int:
         for name in args.files:
             with Progress(f"import {Path(name).name}", unit="blocks") as bar:
                 try:
-                    result = import_file(store, name, spec, bar.advance)
+                    result = import_file(store, name, spec, bar.advance, anchors=anchors)
                 except ImportError_ as e:
                     raise UserError(str(e)) from None
             total += result.blocks
-            print(f"{name}: {result.blocks} {result.kind} blocks ({result.first}..{result.last})")
+            print(f"{name}: {result.blocks} {result.kind} blocks ({result.first}..{result.last}): "
+                  f"{result.describe_proofs()}")
+            for note in result.notes:
+                print(f"  {note}")
         rng = store.block_range()
         print(f"store {args.store}: {store.count()} blocks, range {rng[0]}..{rng[1]}" if rng else "store is empty")
     finally:
         store.close()
     return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .store.blocks import BlockStore, StoreError
+    from .store.verify import verify_store
+
+    start, end = _parse_range(args.range) if args.range else (0, None)
+    path = Path(args.store)
+    if not path.exists():
+        raise UserError(f"store not found: {path}")
+    try:
+        store = BlockStore(path)
+    except StoreError as e:
+        raise UserError(str(e)) from None
+    try:
+        genesis = store.genesis_hash
+        if genesis is None:
+            raise UserError(f"store {path} names no genesis: it can't be checked against a chain's anchors")
+        from .trust import AnchorError, anchors_for, parse_checkpoint
+
+        try:
+            anchors = anchors_for(genesis, [parse_checkpoint(c) for c in args.checkpoint])
+        except AnchorError as e:
+            raise UserError(str(e)) from None
+        report = verify_store(store, anchors, start, end, write=not args.dry_run)
+    finally:
+        store.close()
+    for line in report.lines():
+        print(line)
+    return 0 if report.ok else 1
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -146,11 +211,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 misbehave = parse_misbehaviour(args.misbehave)
             except ValueError as e:
                 raise UserError(str(e)) from None
-        server = HistoryServer(
-            store, spec, key=key, host=args.host, port=args.port, max_inbound=args.max_inbound, misbehave=misbehave,
-            discovery=args.discovery, bootnodes=_bootnodes(args) or (),
-        )
+        if args.fork_block is not None:
+            from .serve.adversary import Misbehaviour
+
+            if misbehave is not Misbehaviour.FORK:
+                raise UserError("--fork-block is only for --misbehave fork")
+            if args.fork_block < 1:
+                raise UserError(f"--fork-block must be at least 1, got {args.fork_block}")
+        try:
+            server = HistoryServer(
+                store, spec, key=key, host=args.host, port=args.port, max_inbound=args.max_inbound, misbehave=misbehave,
+                fork_block=args.fork_block, discovery=args.discovery, bootnodes=_bootnodes(args) or (),
+            )
+        except ValueError as e:
+            from .serve.adversary import ForkError
+
+            if not isinstance(e, ForkError):
+                raise
+            raise UserError(str(e)) from None  # a fork block that does not fit the store
         await server.start()
+        if server.fork_block is not None:
+            print(f"misbehaving: serving a fork of the store from block {server.fork_block} on", flush=True)
         print(f"serving {spec.name} blocks {server.head.earliest}..{server.head.number} at {server.enode.url()}", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -209,19 +290,24 @@ def cmd_head(args: argparse.Namespace) -> int:
     from .peers.session import NoPeersError, connect
 
     spec = _load_spec(args)
+    anchors = _anchors(args, spec)
     boot = _bootnodes(args)
 
     async def run() -> int:
         async with connect(spec, store=args.store, bootnodes=boot, min_peers=args.peers, timeout=args.timeout,
                            limits=p2p_limits(peer_start_warmup=0.5), discovery=not args.no_discovery,
                            dns=_dns(args)) as session:
-            head = await discover_head_p2p(session.pool, args.baseline, probe_peers=args.probe_peers)
+            head = await discover_head_p2p(session.pool, args.baseline, probe_peers=args.probe_peers, anchors=anchors)
             if head.hash is None:
                 print(f"no peer served headers above block {args.baseline}")
                 return 1
-            print(f"head: #{head.number} 0x{head.hash.hex()} (proven by linked headers from "
-                  f"{len(head.per_peer)} peer(s); {head.requests} requests)")
-            return 0
+            how = head.proof.label if head.proof is not None else "NOT PROVEN"
+            print(f"head: #{head.number} 0x{head.hash.hex()} ({how}: {head.proof_note}; linked headers from "
+                  f"{len(head.per_peer)} peer(s), {head.requests} requests)")
+            if head.proof is None:
+                print("  anchor it with --checkpoint NUMBER:HASH (a hash you trust, e.g. from your consensus client), "
+                      "or connect to more peers on distinct networks (--peers)")
+            return 0 if head.proof is not None else 1
 
     try:
         return asyncio.run(run())
@@ -285,6 +371,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
     start, end = _parse_range(args.range)
     spec = _load_spec(args)
+    anchors = _anchors(args, spec)
     boot = _bootnodes(args)
     verifier = _verifier(args.verify_workers)
     from . import accel
@@ -316,7 +403,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
                 fetcher = RangeFetcher(
                     lambda: session.pool.snapshot(), store, start, end, on_blocks=bar.advance,
                     batch_limits=seeded, reprobe=lambda peer, n: re_probe_peer_head(session.pool, peer, n),
-                    verifier=verifier,
+                    verifier=verifier, anchors=anchors,
                 )
 
                 async def status() -> None:
@@ -361,8 +448,12 @@ def cmd_fetch(args: argparse.Namespace) -> int:
               + (f" (+ at most {workers_rss:.0f} MB in each of {getattr(verifier, 'workers', 0)} verify workers)"
                  if workers_rss else "")
               + f"; most blocks buffered: {s.max_buffered:,}")
-        for f in s.faults[:5]:
+        for f in [f for f in s.faults if ": wrong-chain: " not in f][:5]:
             print(f"  fault: {f[:160]}")
+        from .summary import proof_lines
+
+        for line in proof_lines(s):
+            print(line)
         return 130 if interrupted else (0 if not s.missing else 1)
 
     try:
@@ -440,7 +531,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", metavar="FILE", help=".era1, .json (derived set) or an RLP chain file")
     p.add_argument("--store", required=True, metavar="FILE", help="SQLite block store (created if missing)")
     _add_network_args(p)
+    _add_anchor_args(p, agreement=False)
     p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("verify", help="re-check a store offline: hashes, links, roots, checkpoints, accumulator roots")
+    p.add_argument("range", nargs="?", metavar="START..END", help="blocks to check (default: all)")
+    p.add_argument("--store", required=True, metavar="FILE", help="SQLite block store")
+    p.add_argument("--dry-run", action="store_true", help="report only: do not record re-linked proofs")
+    _add_anchor_args(p, agreement=False)
+    p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("serve", help="serve a block store to other peers over eth/68, 69 and 70")
     p.add_argument("--store", required=True, metavar="FILE", help="SQLite block store")
@@ -455,6 +554,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_network_args(p)
     t = p.add_argument_group("testing only (never for real use)")
     t.add_argument("--misbehave", metavar="KIND", help="break the protocol in one way; see ethp2p.serve.adversary")
+    t.add_argument("--fork-block", type=int, metavar="N",
+                   help="with --misbehave fork: serve a self-consistent fork from block N on "
+                        "(default: the middle of the store's range)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("fetch", help="fetch a block range from peers, verified, into a store (resumable)")
@@ -467,6 +569,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-page-cache", action="store_true",
                    help="leave the written blocks in the OS page cache (default: drop them every 64 MB, "
                         "so a long fetch does not evict other programs' data)")
+    _add_anchor_args(p)
     _session_args(p)
     p.set_defaults(func=cmd_fetch, store="ethp2p.db")
 
@@ -480,6 +583,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("head", help="find the chain head by fetching linked headers from peers")
     p.add_argument("--baseline", type=int, default=0, help="block to start from (default 0)")
     p.add_argument("--probe-peers", type=int, default=3, help="peers to ask (default 3)")
+    _add_anchor_args(p)
     _session_args(p)
     p.set_defaults(func=cmd_head)
 

@@ -23,6 +23,7 @@ from .peers.eth_peer import EthPeer, PeerError
 from .progress import Progress
 from .store.blocks import BlockStore
 from .store.importer import ensure_genesis, import_file
+from .summary import proof_lines
 from .sync.range import fetch_range_into_store
 from .transport.connection import TransportError
 
@@ -142,6 +143,9 @@ async def run_demo(workdir: str | Path = "ethp2p-demo", servers: int = 3, era1_d
     print(f"per stage:        {_stage_line(stats.stage)}")
     print("peers used:       " + ", ".join(f"{k}: {v:,}" for k, v in sorted(stats.blocks_by_peer.items())))
     print(f"faults seen:      {len(stats.faults)}" + (f" (first: {stats.faults[0]})" if stats.faults else ""))
+    for line in proof_lines(stats):
+        key, _, rest = line.partition(": ")
+        print(f"{key + ':':<18}{rest}" if not line.startswith(" ") else f"{'':<18}{line.strip()}")
     print(f"missing blocks:   {len(stats.missing)}")
     print(f"stored:           {count:,} blocks in {target}")
     print(f"export it:        ethp2p export --store {target} --format parquet --out {work / 'export'}")

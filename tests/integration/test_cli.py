@@ -76,6 +76,10 @@ def test_probe_of_a_closed_port_says_why(tmp_path: Path) -> None:
     assert r.returncode == 1 and "error:" in r.stdout and "cannot connect" in r.stdout
 
 
+#: The hash of block 600 of geth's test chain (tests/vectors/ethtest/headblock.json).
+HEAD_600 = "0x44e3809c9a3cda717f00aea3a9da336d149612c8d5657fbc0028176ef8d94d2a"
+
+
 def test_head_and_peers_commands(tmp_path: Path) -> None:
     from tests.support.servers import ETHTEST_GENESIS, ethtest_store, start_servers
 
@@ -84,9 +88,19 @@ def test_head_and_peers_commands(tmp_path: Path) -> None:
     try:
         boot = ",".join(s.enode for s in servers)
         net = ["--genesis", str(ETHTEST_GENESIS), "--bootnodes", boot, "--timeout", "20"]
+        # Two peers on one machine agree on nothing (3 on distinct /16 networks needed): served, not proven.
         r = _cli("head", *net, "--peers", "2")
-        assert r.returncode == 0, r.stderr
-        assert "head: #600 0x44e3809c" in r.stdout
+        assert r.returncode == 1, r.stderr
+        assert "head: #600 0x44e3809c" in r.stdout and "NOT PROVEN" in r.stdout and "--checkpoint" in r.stdout
+        # Lowering the bar to 2 peers does not help: they share one network.
+        r = _cli("head", *net, "--peers", "2", "--agreement-peers", "2")
+        assert r.returncode == 1 and "at most 1 peer(s)" in r.stdout, r.stdout
+        # A checkpoint the user trusts at the head proves it.
+        r = _cli("head", *net, "--peers", "2", "--checkpoint", f"600:{HEAD_600}")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "head: #600 0x44e3809c" in r.stdout and "(checkpoint: checkpoint #600" in r.stdout
+        r = _cli("head", *net, "--checkpoint", "600:0x12")
+        assert r.returncode == 2 and "bad checkpoint" in r.stderr
         r = _cli("peers", *net, "--peers", "2", "--rounds", "1")
         assert r.returncode == 0, r.stderr
         assert "--- 2 peers" in r.stdout and "head=600" in r.stdout and "established=2" in r.stdout

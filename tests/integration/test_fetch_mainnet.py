@@ -128,7 +128,9 @@ async def test_headers_against_the_wrong_fork_rules_are_invalid(server: HistoryS
 
 
 async def test_range_fetch_gives_up_on_blocks_no_peer_serves(server: HistoryServer, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """Blocks outside every peer's announced range are reported missing after the stall timeout, not waited on forever."""
+    """Blocks outside every peer's announced range are reported missing (and unproven: no peer has their
+    headers) within the wait for a peer, not waited on forever. The blocks it does serve are proven by
+    their epoch's accumulator root (the checkpoint above them, #21,930, is beyond the peer)."""
     from ethp2p.sync.range import fetch_range_into_store
 
     peer = await EthPeer.connect(server.enode, MAINNET, versions=(69,))
@@ -137,7 +139,9 @@ async def test_range_fetch_gives_up_on_blocks_no_peer_serves(server: HistoryServ
         with BlockStore(tmp_path / "o.db", genesis_hash=MAINNET.genesis_hash) as out:
             stats = await fetch_range_into_store([peer], 16380, 16390, out, stall_timeout=1.0)
         assert stats.verified_blocks == 4 and stats.missing == list(range(16384, 16391))
-        assert stats.stalls and "no peer serves" in stats.stalls[-1]
+        assert stats.unproven == stats.missing and "no peer served headers" in stats.proof.unprovable[0]
+        assert stats.proven == {"accumulator": 4}
+        assert stats.proof.anchors_used == {"accumulator root of epoch 1": 4}
     finally:
         await peer.disconnect()
 

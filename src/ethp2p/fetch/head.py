@@ -2,30 +2,48 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from dataclasses import dataclass, field
 
 from ..chain.header import Header
 from ..peers.eth_peer import PeerError
 from ..peers.pool import NetworkPeer, PeerPool
-from .requests import request_headers_batch
+from ..trust.agreement import Answer, agree
+from ..trust.anchors import Anchors
+from ..trust.proof import Proof
+from .requests import report, request_headers_batch
 from .types import InvalidResponse
+
+#: Most peers asked to agree on the head.
+MAX_AGREEMENT_PEERS = 16
 
 _rotation = itertools.count()
 
 
 @dataclass
 class DiscoveredHead:
-    """The highest block proven by linked headers, who proved it, and what each probed peer gave."""
+    """The highest block served as linked headers, who served it, and what each probed peer gave.
+
+    ``proof`` says how the head is known to be the canonical chain's: ``CHECKPOINT``
+    (it is a checkpoint the anchors hold), ``PEER_AGREEMENT`` (enough peers on
+    distinct networks serve the same hash at that height; then ``number`` may be a
+    little below the highest block one peer served), or None (only served, not
+    proven; ``proof_note`` says why).
+    """
 
     number: int
     hash: bytes | None
     peer_id: bytes | None
     per_peer: dict[bytes, int] = field(default_factory=dict)
     requests: int = 0
+    proof: Proof | None = None
+    proof_note: str = ""
 
 
-async def _walk(peer: NetworkPeer, baseline: int, probe_limit: int, max_rounds: int) -> tuple[Header | None, int]:
+async def _walk(
+    peer: NetworkPeer, baseline: int, probe_limit: int, max_rounds: int, anchors: Anchors | None = None
+) -> tuple[Header | None, int]:
     """Follow linked headers upward from ``baseline`` on one peer; returns the last one and the request count."""
     last: Header | None = None
     start = baseline
@@ -37,6 +55,12 @@ async def _walk(peer: NetworkPeer, baseline: int, probe_limit: int, max_rounds: 
             break
         if last is not None and headers[0].hash != last.hash:
             raise InvalidResponse("headers", f"header {start} changed between requests")
+        if anchors is not None:
+            for h in headers:
+                why = anchors.contradiction(h.number, h.hash, h.parent_hash)
+                if why is not None:
+                    report(peer, "wrong-chain", why)
+                    raise InvalidResponse("wrong-chain", why, number=h.number)
         last = headers[-1]
         if len(headers) < probe_limit:
             break
@@ -51,14 +75,21 @@ async def discover_head_p2p(
     probe_limit: int = 1024,
     *,
     max_rounds: int = 64,
+    anchors: Anchors | None = None,
 ) -> DiscoveredHead:
-    """The highest block number above ``baseline`` that peers actually serve, proven by linked headers.
+    """The highest block number above ``baseline`` that peers actually serve, and how it is proven.
 
     Asks up to ``probe_peers`` peers (a rotating start, so repeated calls spread the
     load) for headers from ``baseline`` on, ``probe_limit`` per request, following
     full answers upward. A peer's Status claim is never used. Each probed peer's
     head in the pool is updated to what it proved. If no peer serves even the
     baseline, the result's number is ``baseline`` with no hash.
+
+    With ``anchors``, headers that contradict a checkpoint are a ``wrong-chain``
+    fault, and the head is proven as :class:`DiscoveredHead` describes: a
+    checkpoint, or (unless the anchors are strict) the agreement of
+    ``anchors.agreement.min_peers`` peers on distinct networks at the highest height
+    that many serve.
     """
     peers = [p for p in pool.snapshot() if not p.closed]
     result = DiscoveredHead(baseline, None, None)
@@ -68,7 +99,7 @@ async def discover_head_p2p(
     chosen = (peers[offset:] + peers[:offset])[:probe_peers]
     for peer in chosen:
         try:
-            last, n = await _walk(peer, baseline, max(2, probe_limit), max_rounds)
+            last, n = await _walk(peer, baseline, max(2, probe_limit), max_rounds, anchors)
         except (PeerError, InvalidResponse):
             continue
         result.requests += n
@@ -80,7 +111,48 @@ async def discover_head_p2p(
             pool.update_peer_head(peer.peer_id, last.number, last.hash)
         if last.number > result.number or result.hash is None:
             result.number, result.hash, result.peer_id = last.number, last.hash, peer.peer_id
+    if anchors is not None and result.hash is not None:
+        await _prove_head(pool, result, anchors)
     return result
+
+
+async def _prove_head(pool: PeerPool, result: DiscoveredHead, anchors: Anchors) -> None:
+    """Fill in ``result.proof``: a checkpoint, else peer agreement at the highest height enough peers serve."""
+    cp = anchors.checkpoint(result.number)
+    if cp is not None and cp.hash == result.hash:
+        result.proof, result.proof_note = Proof.CHECKPOINT, f"checkpoint {cp}"
+        return
+    if anchors.strict:
+        result.proof_note = "not proven: no checkpoint at the head, and peer agreement is refused (strict)"
+        return
+    rule = anchors.agreement
+    peers = [p for p in pool.snapshot() if not p.closed][:MAX_AGREEMENT_PEERS]
+    heights = sorted({result.number, *result.per_peer.values()}, reverse=True)
+    note = f"fewer than {rule.min_peers} peers to agree"
+    for height in heights:
+        asked = [p for p in peers if p.head_number is None or p.head_number >= height]
+        if len(asked) < rule.min_peers:
+            continue
+
+        async def ask(p: NetworkPeer, height: int = height) -> Answer:
+            try:
+                got = await request_headers_batch(p, height, 1)
+            except (PeerError, InvalidResponse):
+                got = []
+            return Answer(p.peer_id, p.address[0] if p.address else None, got[0].hash if got else None)
+
+        answers = await asyncio.gather(*(ask(p) for p in asked))
+        result.requests += len(asked)
+        agreement = agree(answers, rule)
+        if agreement.block_hash is not None:
+            result.number, result.hash = height, agreement.block_hash
+            result.peer_id = agreement.servers[agreement.block_hash][0]
+            result.proof = Proof.PEER_AGREEMENT
+            result.proof_note = f"peer agreement: {agreement.support[agreement.block_hash]} peers on distinct " \
+                                f"/{rule.ipv4_prefix} networks serve it"
+            return
+        note = f"at #{height:,}: {agreement.reason}"
+    result.proof_note = f"not proven: {note}"
 
 
 async def re_probe_peer_head(pool: PeerPool, peer: NetworkPeer, probe_block: int) -> bool:

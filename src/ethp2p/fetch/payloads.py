@@ -14,14 +14,20 @@ Outcomes a caller can tell apart:
 * **partial**: blocks whose body or receipts were not delivered are in ``missing_blocks``;
 * **invalid bodies or receipts**: those blocks are in ``missing_blocks``, the fault is
   in ``outcome.faults`` and reported to the peer; no invalid byte reaches a payload.
+
+Payloads are checked against their headers, which is self-consistency, not proof
+that the blocks are mainnet's: that is what :mod:`ethp2p.sync` adds (headers proven
+by linkage to an anchor first, then passed in here as ``headers`` with
+``check_chain``: the peer must be on that chain, or it is a ``wrong-chain`` fault).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 
-from ..chain.header import Header
+from ..chain.header import Header, HeaderError
 from ..chain.trie import EMPTY_TRIE_ROOT
 from ..chain.verify import (
     VerificationError,
@@ -29,6 +35,7 @@ from ..chain.verify import (
     header_proves_empty_body,
     verify_fork_fields,
 )
+from ..peers.eth_peer import PeerError
 from .requests import (
     MAX_HEADERS_PER_REQUEST,
     report,
@@ -36,9 +43,17 @@ from .requests import (
     request_headers_chunked_with_stats,
     request_receipts_chunked_partial_with_stats,
 )
-from .types import InvalidResponse
+from .types import (
+    BlockPayload,
+    ChunkedResponse,
+    Fault,
+    FetchPeer,
+    FetchStageStats,
+    InvalidResponse,
+    PayloadFetchOutcome,
+    ReceiptsResult,
+)
 from .verifier import INLINE, BlockToVerify, BlockVerifier
-from .types import BlockPayload, ChunkedResponse, Fault, FetchPeer, FetchStageStats, PayloadFetchOutcome, ReceiptsResult
 
 EMPTY_RECEIPTS = b"\xc0"
 
@@ -55,12 +70,21 @@ async def fetch_payloads_for_peer(
     max_headers_per_request: int = MAX_HEADERS_PER_REQUEST,
     parent: Header | None = None,
     verifier: BlockVerifier = INLINE,
+    headers: Sequence[Header] | None = None,
+    check_chain: bool = False,
 ) -> PayloadFetchOutcome:
     """Fetch blocks ``start..end`` (inclusive) from ``peer``: headers, then bodies and receipts at once.
 
     ``verifier`` decides where bodies and receipts are checked (in this thread by
     default; a :class:`~ethp2p.fetch.verifier.ThreadVerifier` or
     :class:`~ethp2p.fetch.verifier.ProcessVerifier` uses other cores).
+
+    ``headers`` (blocks ``start..end``, already checked, e.g. proven by linkage) are
+    used instead of asking the peer for them. With ``check_chain`` the peer is asked
+    for header ``end`` alongside the bodies: another hash there means the peer is on
+    another chain (:class:`InvalidResponse` of kind ``wrong-chain``, with the block in
+    ``number``; the caller reports it); no such header means it can't serve the range
+    (every block missing).
     """
     if end < start:
         raise ValueError(f"empty range {start}..{end}")
@@ -68,24 +92,78 @@ async def fetch_payloads_for_peer(
     stats = FetchStageStats()
     outcome = PayloadFetchOutcome(fetch_stats=stats)
 
+    if headers is not None:
+        headers = list(headers)
+        if len(headers) != count or any(h.number != start + i for i, h in enumerate(headers)):
+            raise ValueError(f"headers given for {start}..{end} are not exactly those blocks")
+        spot = asyncio.ensure_future(_chain_check(peer, headers[-1])) if check_chain else None
+        try:
+            return await _fetch_payloads(peer, start, end, headers, stats, outcome, verifier, spot)
+        except (PeerError, InvalidResponse, OSError):
+            # A peer caught on another chain is dropped at once, which fails its other requests:
+            # the wrong chain is what to report, not the disconnect that followed it.
+            if spot is not None and spot.done() and not spot.cancelled():
+                wrong = spot.exception()
+                if isinstance(wrong, InvalidResponse):
+                    raise wrong from None
+            raise
+        finally:
+            if spot is not None and not spot.done():
+                spot.cancel()
+                await asyncio.gather(spot, return_exceptions=True)
+
     t0 = time.perf_counter()
     hres = await request_headers_chunked_with_stats(
         peer, start, count, max_per_request=max_headers_per_request, parent=parent
     )
     stats.headers_ms = _ms(t0)
     stats.headers_requests = hres.requests
-    headers = hres.headers
-    stats.headers_bytes = sum(len(h.raw) for h in headers)
+    stats.headers_bytes = sum(len(h.raw) for h in hres.headers)
     spec = getattr(peer, "spec", None)
     if spec is not None:
         # Field presence per fork (base fee from London, withdrawals root from Shanghai, ...).
-        for h in headers:
+        for h in hres.headers:
             try:
                 verify_fork_fields(h, spec)
             except VerificationError as e:
                 report(peer, e.kind, str(e))
                 raise InvalidResponse(e.kind, str(e)) from None
+    return await _fetch_payloads(peer, start, end, hres.headers, stats, outcome, verifier, None)
 
+
+async def _chain_check(peer: FetchPeer, proven: Header) -> bool:
+    """True if ``peer`` serves ``proven`` at its height; False if it has no header there.
+    Raises :class:`InvalidResponse` (``wrong-chain``) if it serves another: not reported to the
+    peer here, so the caller can still ask it where its chain leaves the proven one first."""
+    raw = await peer.request_headers(proven.number, 1)
+    if not raw:
+        return False
+    try:
+        got = Header(raw[0])
+    except HeaderError as e:
+        report(peer, "headers", f"malformed header {proven.number}: {e}")
+        raise InvalidResponse("headers", f"malformed header {proven.number}: {e}") from None
+    if got.number != proven.number:
+        report(peer, "headers", f"asked for header {proven.number}, got {got.number}")
+        raise InvalidResponse("headers", f"asked for header {proven.number}, got {got.number}")
+    if got.hash != proven.hash:
+        msg = (f"block {proven.number:,} is 0x{got.hash.hex()[:16]}… on this peer, "
+               f"0x{proven.hash.hex()[:16]}… on the proven chain")
+        raise InvalidResponse("wrong-chain", msg, number=proven.number)
+    return True
+
+
+async def _fetch_payloads(
+    peer: FetchPeer,
+    start: int,
+    end: int,
+    headers: list[Header],
+    stats: FetchStageStats,
+    outcome: PayloadFetchOutcome,
+    verifier: BlockVerifier,
+    spot: "asyncio.Future[bool] | None",
+) -> PayloadFetchOutcome:
+    """Bodies and receipts for ``headers`` (a prefix of ``start..end``), verified against them."""
     bodies: list[bytes | None] = [None] * len(headers)
     need_body: list[int] = []
     for i, h in enumerate(headers):
@@ -148,6 +226,11 @@ async def fetch_payloads_for_peer(
     t = time.perf_counter()
     ready: list[int] = []
     checks: list[BlockToVerify] = []
+    if spot is not None and not await spot:
+        # The peer has no header at the batch's end: it can't be checked against the chain, so
+        # nothing it sent is used (every block missing, to be fetched elsewhere).
+        outcome.missing_blocks = list(range(start, end + 1))
+        return outcome
     for i, (body, rec) in enumerate(zip(bodies, receipts)):
         if body is not None and rec is not None:
             ready.append(i)

@@ -32,11 +32,13 @@ class FetchError(Exception):
 
 
 class InvalidResponse(FetchError):
-    """The peer answered with data that cannot be right (wrong headers, more items than asked)."""
+    """The peer answered with data that cannot be right (wrong headers, more items than asked,
+    another chain than the proven one: kind ``wrong-chain``, with the block in ``number``)."""
 
-    def __init__(self, kind: str, message: str) -> None:
+    def __init__(self, kind: str, message: str, number: int | None = None) -> None:
         super().__init__(message)
         self.kind = kind
+        self.number = number
 
 
 class HeaderCountMismatch(FetchError):

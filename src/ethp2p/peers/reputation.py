@@ -20,6 +20,7 @@ PENALTIES: dict[str, int] = {
     "too-many-items": 16 * UNIT,
     "failed-dial": 25 * UNIT,
     "breach": BANNED_REPUTATION,  # protocol breaches ban at once
+    "wrong-chain": BANNED_REPUTATION,  # headers that contradict an anchor or the proven chain
 }
 
 

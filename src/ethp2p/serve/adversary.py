@@ -3,6 +3,11 @@
 A :class:`HistoryServer` given ``misbehave=KIND`` (or ``ethp2p serve --misbehave KIND``)
 breaks the protocol in exactly one way, so the fetch side can be tested against
 real sockets and real data. Nothing here is used by the normal serving path.
+
+``fork`` is the one that keeps to the protocol: it serves a :class:`ForkedStore`, a
+self-consistent fork of its store from a given block on (every root and parent link
+valid, same genesis), so only an anchor (a checkpoint or an accumulator root) tells
+it from the canonical chain.
 """
 
 from __future__ import annotations
@@ -11,13 +16,16 @@ import asyncio
 import dataclasses
 import enum
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from .. import rlp
+from ..chain.header import EXTRA_DATA, PARENT_HASH
+from ..crypto.keccak import keccak
 from ..eth import codec as eth_codec
 from ..eth import messages as m
 from ..eth.forkid import ForkId
 from ..rlpx import snappy
+from ..store.blocks import BlockStore, StoredBlock
 from .handler import StoreHandler
 
 #: How long the "slow" adversary waits before answering (longer than the 4 s default timeout).
@@ -44,6 +52,7 @@ class Misbehaviour(enum.Enum):
     LYING_HEAD = "lying-head"  # Status claims a head far above what it can serve
     TRUNCATE_EVERY_RECEIPTS = "truncate-receipts"  # eth/70: every Receipts answer cut, lastBlockIncomplete set
     OMIT_ONE = "omit-one"  # never serves the body of one block (the first with a body from block 1,000 on)
+    FORK = "fork"  # serves a self-consistent fork of its store from a given block on (see ForkedStore)
 
 
 def status_transform(kind: Misbehaviour) -> Callable[[m.Status], m.Status] | None:
@@ -202,6 +211,228 @@ def _tamper_receipts(list_raw: bytes) -> bytes:
     if not items:
         return rlp.encode_raw_list([rlp.encode([0, 1, 21000, []])])  # a receipt for a tx that doesn't exist
     return _drop_last(list_raw)
+
+
+# ---- the fork ------------------------------------------------------------------------------
+
+#: What a forged header's extraData starts with (the real extraData follows, cut to 32 bytes).
+FORK_MARKER = b"ethp2p-fork/"
+#: The most extraData a header may carry.
+MAX_EXTRA_DATA = 32
+#: Headers read from the real store per step while forging.
+_FORGE_CHUNK = 1024
+
+
+class ForkError(ValueError):
+    """The fork block does not fit the store (it must branch off a stored block, at or below its head)."""
+
+
+def fork_header(raw: bytes, parent_hash: bytes) -> bytes:
+    """``raw`` with ``parent_hash`` and a marked extraData; every other field's bytes are kept.
+
+    The transactions, ommers, receipts and withdrawals roots are untouched, so the real
+    block's body and receipts verify against the forged header.
+    """
+    fields = [bytes(f) for f in rlp.split_list(raw)]
+    extra = bytes(rlp.string_payload(fields[EXTRA_DATA]))
+    forged = (FORK_MARKER + extra)[:MAX_EXTRA_DATA]
+    if forged == extra:  # only for an extraData that is the marker over and over: differ anyway
+        forged = forged[:-1] + bytes([forged[-1] ^ 1])
+    fields[PARENT_HASH] = rlp.encode_bytes(parent_hash)
+    fields[EXTRA_DATA] = rlp.encode_bytes(forged)
+    return rlp.encode_raw_list(fields)
+
+
+def forge_chain(headers: Iterable[bytes], parent_hash: bytes) -> Iterator[tuple[bytes, bytes]]:
+    """(forged raw header, its hash) for consecutive real ``headers``, the first linked to ``parent_hash``
+    and each later one to the forged header before it."""
+    for raw in headers:
+        forged = fork_header(raw, parent_hash)
+        parent_hash = keccak(forged)
+        yield forged, parent_hash
+
+
+class ForkedStore:
+    """A read-only view of a :class:`BlockStore` serving a self-consistent fork from ``fork_block`` on.
+
+    Below ``fork_block`` it is the real chain. From ``fork_block`` up to the store's
+    contiguous head every header is :func:`fork_header` of the real one, linked to the
+    forged header before it (``fork_block`` itself to the real block ``fork_block - 1``),
+    and serves the real body and receipts. By hash, the forged blocks are found and the
+    real ones at or above ``fork_block`` are not (the liar does not have them); blocks
+    stored above the contiguous head (isolated) are not served either.
+
+    Forged headers are computed upward from ``fork_block`` as far as asked and cached;
+    announcing the head (and a lookup of an unknown hash) computes them all, which is
+    linear in ``head - fork_block`` (about 0.15 s for 10,000 blocks).
+    It has the reading methods the serving path uses (:class:`StoreHandler`,
+    :func:`~ethp2p.serve.server.store_head`), and no writing ones.
+    """
+
+    def __init__(self, store: BlockStore, fork_block: int) -> None:
+        rng = store.contiguous_range()
+        if fork_block < 1:
+            raise ForkError(f"fork block must be at least 1, got {fork_block}")
+        if rng is None or not rng[0] < fork_block <= rng[1]:
+            have = f"blocks {rng[0]}..{rng[1]}" if rng else "no blocks"
+            raise ForkError(f"fork block {fork_block} must be above the first stored block and at most the head "
+                            f"(the store has {have} in a row)")
+        base = store.canonical_hash(fork_block - 1)
+        assert base is not None  # inside the contiguous range
+        self.real = store
+        self.fork_block = fork_block
+        #: number -> (forged raw header, forged hash, real hash), for fork_block..self._top.
+        self._forked: dict[int, tuple[bytes, bytes, bytes]] = {}
+        #: forged hash -> number.
+        self._numbers: dict[bytes, int] = {}
+        self._top = fork_block - 1
+        self._top_hash = base
+        self._range: tuple[int, int] | None = rng
+
+    @classmethod
+    def default_fork_block(cls, store: BlockStore) -> int:
+        """The middle of the store's contiguous range (at least one above its first block)."""
+        rng = store.contiguous_range()
+        if rng is None:
+            raise ForkError("the store is empty: nothing to fork")
+        lo, hi = rng
+        return max(lo + 1, (lo + hi + 1) // 2)
+
+    # ---- forging ----------------------------------------------------------------------------
+
+    def _head(self) -> int:
+        """The contiguous head as last read (:meth:`contiguous_range`, which ``store_head`` calls, re-reads it)."""
+        return self._range[1] if self._range else -1
+
+    def _extend_to(self, number: int) -> None:
+        """Forge the headers up to ``number`` and a chunk beyond (at most the contiguous head)."""
+        stop = min(max(number, self._top + _FORGE_CHUNK), self._head())
+        while self._top < stop:
+            numbers = list(range(self._top + 1, min(stop, self._top + _FORGE_CHUNK) + 1))
+            run: list[bytes] = []
+            for raw in self.real.headers_by_numbers(numbers):
+                if raw is None:  # the run ends early (only if the store changed under us)
+                    break
+                run.append(raw)
+            for n, raw, (forged, h) in zip(numbers, run, forge_chain(run, self._top_hash)):
+                self._forked[n] = (forged, h, keccak(raw))
+                self._numbers[h] = n
+                self._top, self._top_hash = n, h
+            if len(run) != len(numbers):
+                return
+
+    def _entry(self, number: int) -> tuple[bytes, bytes, bytes] | None:
+        if number > self._top:
+            self._extend_to(number)
+        return self._forked.get(number)
+
+    def _fork_number(self, block_hash: bytes) -> int | None:
+        """The number of a forged block with this hash (forging the rest if the hash is unknown)."""
+        n = self._numbers.get(block_hash)
+        if n is None and self._top < self._head():
+            self._extend_to(self._head())
+            n = self._numbers.get(block_hash)
+        return n
+
+    def _real_below_fork(self, block_hash: bytes) -> int | None:
+        """The number of a real canonical block below the fork point with this hash."""
+        n = self.real.number_of(block_hash)
+        return n if n is not None and n < self.fork_block else None
+
+    def _source_hash(self, block_hash: bytes) -> bytes | None:
+        """The real hash whose body and receipts this view serves for ``block_hash``."""
+        if self._real_below_fork(block_hash) is not None:
+            return block_hash
+        n = self._fork_number(block_hash)
+        return self._forked[n][2] if n is not None else None
+
+    # ---- the store's reading methods --------------------------------------------------------
+
+    @property
+    def genesis_hash(self) -> bytes | None:
+        """The real store's genesis (the fork keeps it)."""
+        return self.real.genesis_hash
+
+    def get_meta(self, key: str) -> bytes | None:
+        """The real store's metadata."""
+        return self.real.get_meta(key)
+
+    def total_difficulty(self, number: int) -> int | None:
+        """As recorded in the real store: forged headers keep their difficulty, so totals are the same."""
+        if number >= self.fork_block and self._entry(number) is None:
+            return None
+        return self.real.total_difficulty(number)
+
+    def canonical_hash(self, number: int) -> bytes | None:
+        """The hash this view serves at ``number``."""
+        if number < self.fork_block:
+            return self.real.canonical_hash(number)
+        entry = self._entry(number)
+        return entry[1] if entry else None
+
+    def number_of(self, block_hash: bytes) -> int | None:
+        """The number of a served block with this hash (None for real blocks at or above the fork)."""
+        n = self._real_below_fork(block_hash)
+        return n if n is not None else self._fork_number(block_hash)
+
+    def header_by_number(self, number: int) -> bytes | None:
+        """The raw header served at ``number`` (forged from the fork block on)."""
+        if number < self.fork_block:
+            return self.real.header_by_number(number)
+        entry = self._entry(number)
+        return entry[0] if entry else None
+
+    def header_by_hash(self, block_hash: bytes) -> bytes | None:
+        """The raw header of a served block with this hash."""
+        if self._real_below_fork(block_hash) is not None:
+            return self.real.header_by_hash(block_hash)
+        n = self._fork_number(block_hash)
+        return self._forked[n][0] if n is not None else None
+
+    def headers_by_numbers(self, numbers: Sequence[int]) -> list[bytes | None]:
+        """Raw served headers for each number (None where missing), in order."""
+        low = [n for n in numbers if n < self.fork_block]
+        real = dict(zip(low, self.real.headers_by_numbers(low))) if low else {}
+        return [real[n] if n < self.fork_block else self.header_by_number(n) for n in numbers]
+
+    def body(self, block_hash: bytes) -> bytes | None:
+        """The real body of a served block (forged headers keep the roots it matches)."""
+        source = self._source_hash(block_hash)
+        return self.real.body(source) if source is not None else None
+
+    def receipts(self, block_hash: bytes) -> bytes | None:
+        """The real receipts (eth/69 form) of a served block."""
+        source = self._source_hash(block_hash)
+        return self.real.receipts(source) if source is not None else None
+
+    def block(self, block_hash: bytes) -> StoredBlock | None:
+        """A served block by hash."""
+        if self._real_below_fork(block_hash) is not None:
+            return self.real.block(block_hash)
+        n = self._fork_number(block_hash)
+        if n is None:
+            return None
+        forged, h, real_hash = self._forked[n]
+        return StoredBlock(n, h, forged, self.real.body(real_hash), self.real.receipts(real_hash))
+
+    def canonical_blocks(self, start: int, end: int) -> Iterator[StoredBlock]:
+        """Served blocks with start <= number <= end, in order."""
+        if start < self.fork_block:
+            yield from self.real.canonical_blocks(start, min(end, self.fork_block - 1))
+        for b in self.real.canonical_blocks(max(start, self.fork_block), min(end, self._head())):
+            entry = self._entry(b.number)
+            if entry is None or entry[2] != b.hash:
+                return
+            yield StoredBlock(b.number, entry[1], entry[0], b.body, b.receipts)
+
+    def contiguous_range(self) -> tuple[int, int] | None:
+        """The real store's run of consecutive blocks (forged from the fork block on), read again."""
+        self._range = self.real.contiguous_range()
+        return self._range
+
+    def block_range(self) -> tuple[int, int] | None:
+        """(lowest, highest) served: the contiguous range (isolated blocks above it are not served)."""
+        return self.contiguous_range()
 
 
 def parse_misbehaviour(text: str) -> Misbehaviour:

@@ -7,7 +7,7 @@ import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from ..chain.header import Header
 from ..crypto.keys import PrivateKey
@@ -85,6 +85,7 @@ class HistoryServer:
         handler: RequestHandler | None = None,
         range_update_interval: float = RANGE_UPDATE_INTERVAL,
         misbehave: "Misbehaviour | None" = None,
+        fork_block: int | None = None,
         discovery: bool = False,
         bootnodes: Sequence[str] = (),
     ) -> None:
@@ -98,11 +99,22 @@ class HistoryServer:
         self.versions = tuple(versions)
         self.handler = handler or StoreHandler(store)
         self.status_transform = None
+        #: A ``fork`` adversary's first forged block (None for every other server).
+        self.fork_block: int | None = None
         if misbehave is not None:  # test adversary: see ethp2p.serve.adversary
-            from .adversary import AdversarialHandler, status_transform
+            from .adversary import AdversarialHandler, ForkedStore, Misbehaviour, status_transform
 
-            self.handler = AdversarialHandler(store, misbehave)
+            if misbehave is Misbehaviour.FORK:
+                # It keeps to the protocol: only the chain it serves (and announces) is another one.
+                view = ForkedStore(store, ForkedStore.default_fork_block(store) if fork_block is None else fork_block)
+                self.fork_block = view.fork_block
+                self.store = store = cast(BlockStore, view)  # a read-only view with the reading methods
+                self.handler = StoreHandler(store)
+            else:
+                self.handler = AdversarialHandler(store, misbehave)
             self.status_transform = status_transform(misbehave)
+        if fork_block is not None and self.fork_block is None:
+            raise ValueError("fork_block is only for misbehave=Misbehaviour.FORK")
         self.range_update_interval = range_update_interval
         self.stats = ServerStats()
         self.peers: set[EthPeer] = set()

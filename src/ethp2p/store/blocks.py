@@ -106,6 +106,19 @@ class BlockRecord:
     proof: Proof = Proof.UNPROVEN
 
 
+@dataclass(frozen=True, slots=True)
+class CanonicalEntry:
+    """One row of the canonical index with its proof and raw header (None if that header is not
+    stored), and with ``data`` its body and receipts (None where not stored)."""
+
+    number: int
+    hash: bytes
+    proof: Proof
+    header: bytes | None
+    body: bytes | None = None
+    receipts: bytes | None = None
+
+
 #: SQLite page size of new stores (existing files keep theirs).
 PAGE_SIZE = 32768
 
@@ -352,6 +365,29 @@ class BlockStore:
         for row in cur:
             yield _stored(row)
 
+    def canonical_entries(
+        self, start: int, end: int, *, data: bool = False, descending: bool = False
+    ) -> list[CanonicalEntry]:
+        """Every canonical index row in [start, end], in order of number (``descending``: highest first),
+        including rows whose header is missing; with ``data`` also bodies and receipts. Read a bounded
+        range at a time (the rows are returned as a list)."""
+        cols = "c.number, c.hash, c.proof, h.header" + (", b.body, r.receipts" if data else "")
+        joins = "LEFT JOIN headers h ON h.hash=c.hash "
+        if data:
+            joins += "LEFT JOIN bodies b ON b.hash=c.hash LEFT JOIN receipts r ON r.hash=c.hash "
+        order = "DESC" if descending else "ASC"
+        rows = self._db.execute(
+            f"SELECT {cols} FROM canonical c {joins}WHERE c.number BETWEEN ? AND ? ORDER BY c.number {order}",
+            (start, end),
+        ).fetchall()
+        return [
+            CanonicalEntry(
+                int(r[0]), bytes(r[1]), _proof(r[2]), bytes(r[3]) if r[3] is not None else None,
+                *((bytes(r[4]) if r[4] is not None else None, bytes(r[5]) if r[5] is not None else None) if data else ()),
+            )
+            for r in rows
+        ]
+
     def block_range(self) -> tuple[int, int] | None:
         """(lowest, highest) canonical block numbers stored, or None if empty."""
         row = self._db.execute("SELECT MIN(number), MAX(number) FROM canonical").fetchone()
@@ -418,6 +454,13 @@ class BlockStore:
                 cur.execute("ROLLBACK")
                 raise
         return changed
+
+    def lowest_proven_above(self, number: int) -> int | None:
+        """The lowest stored proven canonical block above ``number`` (None if there is none)."""
+        row = self._db.execute(
+            f"SELECT MIN(number) FROM canonical WHERE number > ? AND proof IN ({_PROVEN_SQL})", (number,)
+        ).fetchone()
+        return int(row[0]) if row and row[0] is not None else None
 
     def proven_link_above(self, number: int) -> tuple[int, bytes, Proof] | None:
         """If block ``number + 1`` is stored and proven: (``number``, the hash it links to, its proof)."""

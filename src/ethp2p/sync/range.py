@@ -1,6 +1,13 @@
 """Fetching a block range from many peers at once into a store (resumable, bounded memory).
 
-* The range is cut into batches; each peer has ``in_flight`` workers taking batches
+* Headers come first and are proven before any body is asked for
+  (:mod:`ethp2p.sync.prove`): linked down from an anchor at or above them (a
+  checkpoint, a proven stored block, or a hash enough peers on distinct networks
+  agree on), or matched to their pre-merge epoch's accumulator root. A peer whose
+  headers contradict that is a ``wrong-chain`` fault: banned, dropped, its data
+  unused. Blocks no anchor proves are reported (``unproven``), never stored; every
+  stored block records how it was proven.
+* Proven blocks are cut into batches; each peer has ``in_flight`` workers taking batches
   sized by the peer's own AIMD limit (grows by a step after a complete answer,
   halves after a partial one or a failure; kept in the peer cache as
   ``aimd_batch_limit``).
@@ -15,7 +22,10 @@
   single writer that commits them to the store in batches: fetching slows down
   when writing can't keep up. Batches are also cut to an expected size in bytes,
   so memory stays flat whether blocks are 1 KB or 1 MB.
-* Blocks already complete in the store are skipped: a re-run fetches only what is missing.
+* Every body batch also asks the peer for the proven header at the batch's end, so a
+  peer on another chain is caught even when it was never asked for headers.
+* Blocks already complete and proven in the store are skipped: a re-run fetches only
+  what is missing (stored blocks that are not proven are fetched again).
 * A watchdog reports when nothing has been stored for ``stall_timeout`` seconds.
 """
 
@@ -29,11 +39,17 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from ..chain.header import Header
 from ..fetch import FetchStageStats, InvalidResponse, fetch_payloads_for_peer
-from ..fetch.verifier import INLINE, BlockVerifier
+from ..fetch.requests import report
 from ..fetch.types import BlockPayload, FetchPeer
+from ..fetch.verifier import INLINE, BlockVerifier
+from ..p2p.disconnect import DisconnectReason
 from ..peers.eth_peer import PeerError
 from ..store.blocks import BlockRecord, BlockStore
+from ..trust.anchors import Anchors, anchors_for
+from ..trust.proof import Proof
+from .prove import HeaderProver, ProofStats, plan_segments
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +68,36 @@ WRITE_BATCH = 1024
 MAX_BUFFERED_BYTES = 64 * 1024 * 1024
 #: A batch is cut so that its expected size (blocks x average block seen so far) stays under this.
 MAX_BATCH_BYTES = 16 * 1024 * 1024
+#: Proven headers waiting for their bodies (the prover pauses above this; ~1 KB each in memory).
+MAX_PROVEN_AHEAD = 32768
+
+
+@dataclass
+class WrongChain:
+    """A peer caught serving another chain than the proven one, and where its chain leaves it."""
+
+    peer: str
+    #: The block it was caught at (its hash there contradicts an anchor or the proven chain).
+    caught_at: int
+    reason: str
+    #: The first block whose hash differs from the proven chain, when known exactly.
+    first_diverging: int | None = None
+
+    def __str__(self) -> str:
+        where = (
+            f"first diverging block {self.first_diverging:,}"
+            if self.first_diverging is not None
+            else f"caught at block {self.caught_at:,}"
+        )
+        return f"{self.peer}: {where}: {self.reason}"
+
+
+#: Most peers whose headers are kept (as hashes) to find where their chain diverges.
+MAX_EVIDENCE_PEERS = 32
+#: Most headers kept per such peer.
+MAX_EVIDENCE = 8192
+#: Most single-header requests spent finding where a peer caught on another chain diverges.
+MAX_BISECT_STEPS = 32
 
 
 @dataclass
@@ -73,6 +119,14 @@ class RangeStats:
     peers_used: int = 0
     max_buffered: int = 0
     batch_limits: dict[str, int] = field(default_factory=dict)
+    #: Stored blocks by how they were proven (``Proof.label`` -> count).
+    proven: dict[str, int] = field(default_factory=dict)
+    #: Wanted blocks no anchor proved (not stored; also in ``missing``).
+    unproven: list[int] = field(default_factory=list)
+    #: Every peer caught on another chain: who, where it diverges, why (it was banned and dropped).
+    wrong_chain: list[WrongChain] = field(default_factory=list)
+    #: What proving the headers cost and which anchors it used.
+    proof: ProofStats = field(default_factory=ProofStats)
 
 
 def _name(peer: object) -> str:
@@ -113,9 +167,14 @@ class RangeFetcher:
         reprobe: Callable[[FetchPeer, int], object] | None = None,
         numbers: Sequence[int] | None = None,
         verifier: BlockVerifier = INLINE,
+        anchors: Anchors | None = None,
+        peer_wait: float | None = None,
     ) -> None:
         """``numbers`` restricts the fetch to those blocks within ``start..end`` (e.g. isolated blocks);
-        ``verifier`` is where bodies and receipts are checked (see :mod:`ethp2p.fetch.verifier`)."""
+        ``verifier`` is where bodies and receipts are checked (see :mod:`ethp2p.fetch.verifier`);
+        ``anchors`` what headers are proven against (default: those of the store's chain, from its
+        genesis: for mainnet the shipped checkpoints and accumulator roots); ``peer_wait`` how long
+        proving waits for a peer that can serve some headers (default ``min(stall_timeout, 10)``)."""
         if end < start:
             raise ValueError(f"empty range {start}..{end}")
         self.peers = peers
@@ -128,6 +187,11 @@ class RangeFetcher:
         self.on_blocks = on_blocks
         self.reprobe = reprobe
         self.verifier = verifier
+        if anchors is None:
+            genesis = store.genesis_hash
+            anchors = anchors_for(genesis) if genesis is not None else Anchors()
+        self.anchors = anchors
+        self.peer_wait = min(stall_timeout, 10.0) if peer_wait is None else peer_wait
         self.numbers = sorted(set(numbers)) if numbers is not None else None
         self.stats = RangeStats()
         #: Learned batch limit per peer id (seeded from the peer cache).
@@ -148,6 +212,16 @@ class RangeFetcher:
         self._space = asyncio.Condition()
         self._last_progress = time.monotonic()
         self._inflight: dict[str, list[tuple[int, int]]] = {}
+        self._unservable_since: float | None = None
+        #: Proven headers (raw, hash) and how they were proven, of blocks not yet stored or given up
+        #: on (raw bytes: a third of a parsed Header's memory; parsed again per batch, hash kept).
+        self._headers: dict[int, tuple[bytes, bytes]] = {}
+        self._proofs: dict[int, Proof] = {}
+        self._ahead = asyncio.Condition()
+        self._banned: set[str] = set()
+        self._liars: dict[str, WrongChain] = {}
+        self._evidence: dict[str, list[tuple[int, bytes]]] = {}
+        self._tasks: set[asyncio.Task] = set()
 
     # ---- queue --------------------------------------------------------------------------------
 
@@ -221,6 +295,7 @@ class RangeFetcher:
             tried[name] = now + backoff * min(2 ** (self._attempts[n] - 1), 64)
             if self._attempts[n] >= MAX_ATTEMPTS:
                 self.stats.missing.append(n)
+                self._forget([n])
                 self._finish(1)
             elif len(tried) >= ESCALATE_AFTER and n not in self._priority:
                 self._priority.append(n)
@@ -234,6 +309,135 @@ class RangeFetcher:
         if self._outstanding <= 0:
             self._done.set()
 
+    # ---- proofs -------------------------------------------------------------------------------
+
+    def _on_proven(self, headers: list[Header], proof: Proof) -> None:
+        for h in headers:
+            self._headers[h.number] = (h.raw, h.hash)
+            self._proofs[h.number] = proof
+        self._push([h.number for h in headers])
+
+    def _on_unprovable(self, numbers: list[int], reason: str) -> None:
+        log.warning("not proven: %d blocks from %d: %s", len(numbers), numbers[0], reason)
+        self.stats.unproven.extend(numbers)
+        self._finish(len(numbers))
+
+    def _header(self, number: int) -> Header:
+        raw, block_hash = self._headers[number]
+        h = Header(raw)
+        h.__dict__["hash"] = block_hash  # proven already: no second keccak
+        return h
+
+    def _forget(self, numbers: Sequence[int]) -> None:
+        """Drop the proven headers of blocks stored or given up on (room for the prover)."""
+        for n in numbers:
+            self._headers.pop(n, None)
+            self._proofs.pop(n, None)
+        self._spawn(self._notify_room())
+
+    async def _notify_room(self) -> None:
+        async with self._ahead:
+            self._ahead.notify_all()
+
+    async def _room(self) -> None:
+        async with self._ahead:
+            await self._ahead.wait_for(lambda: len(self._headers) < MAX_PROVEN_AHEAD or self._done.is_set())
+
+    def _is_banned(self, peer: FetchPeer) -> bool:
+        return _name(peer) in self._banned
+
+    def _wrong_chain(
+        self, peer: FetchPeer, number: int, message: str, evidence: Sequence[Header] = (), *,
+        first: int | None = None, reported: bool = False,
+    ) -> None:
+        """``peer`` is on another chain: ban it from this fetch, drop it, report why (once)."""
+        name = _name(peer)
+        self._banned.add(name)
+        if name in self._liars:
+            return
+        record = WrongChain(name, number, message, first)
+        self._liars[name] = record
+        self.stats.wrong_chain.append(record)
+        self.stats.faults.append(f"{name}: block {number}: wrong-chain: {message}")
+        if evidence and len(self._evidence) < MAX_EVIDENCE_PEERS:
+            self._evidence[name] = [(h.number, h.hash) for h in evidence[-MAX_EVIDENCE:]]
+        log.warning("peer %s is on another chain (caught at block %d): %s", name, number, message)
+        if not reported:
+            report(peer, "wrong-chain", message)  # a pool peer is banned by its session too
+        disconnect = getattr(peer, "disconnect", None)
+        if disconnect is not None and not getattr(peer, "closed", False):
+            self._spawn(_quietly(disconnect(DisconnectReason.BREACH_OF_PROTOCOL)))
+
+    async def _caught(self, peer: FetchPeer, number: int, message: str) -> None:
+        """A peer served another header than the proven one at ``number``: find where its chain
+        diverges (a few single-header requests, bounded in count and time), then ban and drop it."""
+        name = _name(peer)
+        if name in self._liars:
+            return
+        self._banned.add(name)  # no more work for it meanwhile
+        first = None
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(10.0):
+                first = await self._bisect(peer, number)
+        self._wrong_chain(peer, number, message, first=first)
+
+    def _proven_hash(self, number: int) -> bytes | None:
+        h = self._headers.get(number)
+        if h is not None:
+            return h[1]
+        proof = self.store.proof(number)
+        return self.store.canonical_hash(number) if proof is not None and proof.proven else None
+
+    async def _bisect(self, peer: FetchPeer, caught: int) -> int | None:
+        """The first block at which ``peer``'s chain leaves the proven one (None if it can't be told).
+
+        Two linked chains agree below the block where they part and differ from it on, so a
+        bisection over blocks whose proven hash is known finds it."""
+        lo, hi, exact = self.start, caught, True
+        for _ in range(MAX_BISECT_STEPS):
+            if lo >= hi:
+                break
+            mid = (lo + hi) // 2
+            want = await asyncio.to_thread(self._proven_hash, mid)
+            if want is None:
+                lo, exact = mid + 1, False  # not proven (yet): only what lies above can be told
+                continue
+            raw = await peer.request_headers(mid, 1)
+            if not raw:
+                return None
+            if Header(raw[0]).hash == want:
+                lo = mid + 1
+            else:
+                hi = mid
+        return hi if lo >= hi and exact and hi > self.start else None
+
+    def _refine_divergence(self) -> None:
+        """For peers caught on headers they sent: the first of those that differs from the proven chain,
+        when the one below it matches (else the divergence is below what they sent)."""
+        for name, evidence in self._evidence.items():
+            record = self._liars[name]
+            if record.first_diverging is not None:
+                continue
+            matched_below = False
+            for n, h in sorted(evidence):
+                want = self._proven_hash(n)
+                if want is None:
+                    matched_below = False
+                elif want == h:
+                    matched_below = True
+                else:
+                    if matched_below:
+                        record.first_diverging = n
+                    break
+
+    def _spawn(self, coro) -> None:  # type: ignore[no-untyped-def]
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _record_td(self, number: int, td: int) -> None:
+        await asyncio.to_thread(self.store.set_total_difficulty, number, td)
+
     # ---- writer -------------------------------------------------------------------------------
 
     async def _writer(self) -> None:
@@ -245,8 +449,13 @@ class RangeFetcher:
                 pending.extend(item[0])
                 pending_bytes += item[1]
             if pending and (item is None or len(pending) >= WRITE_BATCH or self._buffer.empty()):
-                rows = [BlockRecord(p.number, p.hash, p.header, p.body, p.receipts) for p in pending]
+                rows = [
+                    BlockRecord(p.number, p.hash, p.header, p.body, p.receipts, self._proofs[p.number]) for p in pending
+                ]
                 await asyncio.to_thread(self.store.put_blocks, rows)
+                for r in rows:
+                    self.stats.proven[r.proof.label] = self.stats.proven.get(r.proof.label, 0) + 1
+                self._forget([r.number for r in rows])
                 n, size = len(pending), pending_bytes
                 pending, pending_bytes = [], 0
                 async with self._space:
@@ -278,7 +487,7 @@ class RangeFetcher:
         name = _name(peer)
         idle = 0.05
         while not self._done.is_set():
-            if getattr(peer, "closed", False):
+            if getattr(peer, "closed", False) or name in self._banned:
                 return
             batch = self._take(peer, name)
             if batch is None:
@@ -295,13 +504,19 @@ class RangeFetcher:
             self._inflight.setdefault(name, []).append(batch)
             self.stats.batches += 1
             try:
-                outcome = await fetch_payloads_for_peer(peer, a, b, verifier=self.verifier)
+                outcome = await fetch_payloads_for_peer(
+                    peer, a, b, verifier=self.verifier, headers=[self._header(n) for n in range(a, b + 1)],
+                    check_chain=True,
+                )
             except (PeerError, InvalidResponse, OSError) as e:
                 self.stats.failed_batches += 1
-                self.stats.faults.append(f"{name}: blocks {a}..{b}: {type(e).__name__}: {e}")
+                if isinstance(e, InvalidResponse) and e.kind == "wrong-chain" and e.number is not None:
+                    await self._caught(peer, e.number, str(e))
+                else:
+                    self.stats.faults.append(f"{name}: blocks {a}..{b}: {type(e).__name__}: {e}")
                 self._adjust(peer, complete=False)
                 self._failed(list(range(a, b + 1)), name, backoff=2.0)
-                if getattr(peer, "closed", False):
+                if getattr(peer, "closed", False) or name in self._banned:
                     return
                 await asyncio.sleep(0.5)
                 continue
@@ -334,7 +549,7 @@ class RangeFetcher:
                 self.stats.stalls.append(msg)
                 self._last_progress = time.monotonic()
 
-    def _unservable(self, since: float) -> bool:
+    def _unservable(self) -> bool:
         """True once, for ``stall_timeout`` seconds, no live peer's window covers any waiting block."""
         waiting = set(self._todo) | set(self._priority)
         if not waiting or any(v for v in self._inflight.values()):
@@ -342,14 +557,16 @@ class RangeFetcher:
             return False
         lo_w, hi_w = min(waiting), max(waiting)
         for peer in self.peers():
+            if self._is_banned(peer):
+                continue
             lo, hi = self._peer_window(peer)
             if lo <= hi and not (hi < lo_w or lo > hi_w) and any(lo <= n <= hi for n in waiting):
                 self._unservable_since = None
                 return False
         now = time.monotonic()
-        if getattr(self, "_unservable_since", None) is None:
+        if self._unservable_since is None:
             self._unservable_since = now
-        if now - self._unservable_since >= self.stall_timeout:  # type: ignore[operator]
+        if now - self._unservable_since >= self.stall_timeout:
             self.stats.stalls.append(f"no peer serves blocks {lo_w}..{hi_w} ({len(waiting)} waiting); giving up on them")
             return True
         return False
@@ -357,15 +574,22 @@ class RangeFetcher:
     async def run(self) -> RangeStats:
         """Fetch until every block is stored or given up on; returns the stats."""
         t0 = time.monotonic()
-        have = await asyncio.to_thread(self.store.complete_numbers, self.start, self.end)
+        have = await asyncio.to_thread(self.store.complete_numbers, self.start, self.end, proven=True)
         wanted = self.numbers if self.numbers is not None else range(self.start, self.end + 1)
         todo = [n for n in wanted if self.start <= n <= self.end and n not in have]
         self.stats.skipped_present = len(have)
         self._outstanding = len(todo)
-        self._push(todo)
         if not todo:
             self.stats.seconds = time.monotonic() - t0
             return self.stats
+        segments = await asyncio.to_thread(plan_segments, todo, self.anchors, _StoreFacts(self.store))
+        prover = HeaderProver(
+            self.peers, self.anchors, _StoreFacts(self.store),
+            on_proven=self._on_proven, on_unprovable=self._on_unprovable, on_wrong_chain=self._wrong_chain,
+            banned=self._is_banned, room=self._room, record_td=self._record_td, peer_wait=self.peer_wait,
+        )
+        self.stats.proof = prover.stats
+        proving = asyncio.create_task(prover.run(segments))
         writer = asyncio.create_task(self._writer())
         watchdog = asyncio.create_task(self._watchdog())
         workers: dict[int, list[asyncio.Task]] = {}
@@ -377,36 +601,70 @@ class RangeFetcher:
                     if key not in workers and not getattr(peer, "closed", False):
                         workers[key] = [asyncio.create_task(self._worker(peer)) for _ in range(self.in_flight)]
                         used.add(_name(peer))
-                for t in (t for ts in workers.values() for t in ts if t.done() and not t.cancelled()):
-                    if t.exception() is not None:
+                for t in [proving] + [t for ts in workers.values() for t in ts]:
+                    if t.done() and not t.cancelled() and t.exception() is not None:
                         # Peer faults are handled inside the worker; anything else is a bug
                         # (in a verifier, say): end the fetch with it instead of stalling.
                         raise t.exception()  # type: ignore[misc]
                 alive = [t for ts in workers.values() for t in ts if not t.done()]
-                if not alive and not self.peers():
+                if not alive and proving.done() and not [p for p in self.peers() if not self._is_banned(p)]:
                     await asyncio.sleep(0.5)
-                    if not self.peers():
+                    if not [p for p in self.peers() if not self._is_banned(p)]:
                         break
-                if self._unservable(since=t0):
+                if proving.done() and self._unservable():
                     break
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(0.25):
                         await self._done.wait()
         finally:
             self._done.set()  # a worker that missed its cancellation still stops at its next turn
+            proving.cancel()
             for ts in workers.values():
                 for t in ts:
                     t.cancel()
-            await asyncio.gather(*(t for ts in workers.values() for t in ts), return_exceptions=True)
+            await asyncio.gather(proving, *(t for ts in workers.values() for t in ts), return_exceptions=True)
+            await asyncio.gather(*self._tasks, return_exceptions=True)
             await self._buffer.put(None)
             await writer
             watchdog.cancel()
             await asyncio.gather(watchdog, return_exceptions=True)
-        leftover = sorted(set(self._todo) | set(self._priority))
-        self.stats.missing = sorted(set(self.stats.missing) | set(leftover))
+        # Missing: every wanted block not in the store now (given up on, never proven, or still queued
+        # when the fetch ended), whatever the reason; ``unproven`` says which of them no anchor proved.
+        self._refine_divergence()
+        # The headers came from the prover: its requests are the fetch's header stage.
+        self.stats.stage.headers_requests += prover.stats.header_requests
+        self.stats.stage.headers_bytes += prover.stats.header_bytes
+        self.stats.stage.headers_ms += prover.stats.seconds * 1000.0
+        now = await asyncio.to_thread(self.store.complete_numbers, self.start, self.end, proven=True)
+        self.stats.missing = [n for n in todo if n not in now]
+        self.stats.unproven = sorted(self.stats.unproven)
         self.stats.peers_used = len(used)
         self.stats.seconds = time.monotonic() - t0
         return self.stats
+
+
+class _StoreFacts:
+    """What planning needs from the store about its proven blocks (see :class:`~ethp2p.sync.prove.ChainFacts`)."""
+
+    def __init__(self, store: BlockStore) -> None:
+        self.store = store
+
+    def link_above(self, number: int) -> tuple[int, bytes, Proof] | None:
+        return self.store.proven_link_above(number)
+
+    def lowest_proven_above(self, number: int) -> int | None:
+        return self.store.lowest_proven_above(number)
+
+    def proven_td(self, number: int) -> tuple[int, bytes] | None:
+        td = self.store.total_difficulty(number)
+        proof = self.store.proof(number)
+        h = self.store.canonical_hash(number)
+        return (td, h) if td is not None and proof is not None and proof.proven and h is not None else None
+
+
+async def _quietly(coro) -> None:  # type: ignore[no-untyped-def]
+    with contextlib.suppress(Exception):
+        await coro
 
 
 async def fetch_range_into_store(
