@@ -20,7 +20,15 @@ def test_demo_fetches_all_blocks(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stdout + r.stderr
     assert "verified blocks:  16,384" in r.stdout
     assert "missing blocks:   0" in r.stdout
+    # Every block says how it is proven: the shipped accumulator roots of epochs 0 and 1.
+    assert ("proven:           16,384 by accumulator (accumulator root of epoch 0: 8,192; "
+            "accumulator root of epoch 1: 8,192)") in r.stdout, r.stdout
     assert (tmp_path / "demo/fetched.db").exists()
+    from ethp2p.store.blocks import BlockStore
+    from ethp2p.trust.proof import Proof
+
+    with BlockStore(tmp_path / "demo/fetched.db", readonly=True) as s:
+        assert s.proof_counts() == {Proof.ACCUMULATOR: 16_384}
 
 
 def test_import_reports_and_rejects_bad_files(tmp_path: Path) -> None:
