@@ -163,18 +163,25 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_verify(args: argparse.Namespace) -> int:
+def _existing_store(args: argparse.Namespace, *, readonly: bool) -> "BlockStore":
+    """The store ``args.store`` names, which must exist (for commands that only read or re-check it)."""
     from .store.blocks import BlockStore, StoreError
-    from .store.verify import verify_store
 
-    start, end = _parse_range(args.range) if args.range else (0, None)
     path = Path(args.store)
     if not path.exists():
         raise UserError(f"store not found: {path}")
     try:
-        store = BlockStore(path)
+        return BlockStore(path, readonly=readonly)
     except StoreError as e:
         raise UserError(str(e)) from None
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .store.verify import verify_store
+
+    start, end = _parse_range(args.range) if args.range else (0, None)
+    store = _existing_store(args, readonly=False)
+    path = Path(args.store)
     try:
         genesis = store.genesis_hash
         if genesis is None:
@@ -488,16 +495,9 @@ def _verifier_name(verifier: "Verifier") -> str:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from .export import ExportError, export
-    from .store.blocks import BlockStore, StoreError
 
     start, end = _parse_range(args.range) if args.range else (0, None)
-    path = Path(args.store)
-    if not path.exists():
-        raise UserError(f"store not found: {path}")
-    try:
-        store = BlockStore(path, readonly=True)
-    except StoreError as e:
-        raise UserError(str(e)) from None
+    store = _existing_store(args, readonly=True)
     try:
         result = export(store, args.out, fmt=args.format, start=start, end=end)
     except ExportError as e:
