@@ -17,7 +17,7 @@ def proof_lines(s: RangeStats, *, indent: str = "") -> list[str]:
     out: list[str] = []
     if s.proven:
         kinds = ", ".join(f"{n:,} by {kind}" for kind, n in sorted(s.proven.items(), key=lambda kv: -kv[1]))
-        used = "; ".join(f"{src}: {n:,}" for src, n in s.proof.anchors_used.items())
+        used = "; ".join(f"{src}: {n:,}" for src, n in sorted(s.proven_by.items()))
         out.append(f"proven: {kinds} ({used})")
     p = s.proof
     if p.header_requests:

@@ -141,7 +141,7 @@ async def test_range_fetch_gives_up_on_blocks_no_peer_serves(server: HistoryServ
         assert stats.verified_blocks == 4 and stats.missing == list(range(16384, 16391))
         assert stats.unproven == stats.missing and "no peer served headers" in stats.proof.unprovable[0]
         assert stats.proven == {"accumulator": 4}
-        assert stats.proof.anchors_used == {"accumulator root of epoch 1": 4}
+        assert stats.proof.anchors_used == stats.proven_by == {"accumulator root of epoch 1": 4}
     finally:
         await peer.disconnect()
 
@@ -192,5 +192,39 @@ async def test_cancelling_a_request_whose_answer_just_arrived_still_cancels(serv
         with pytest.raises(asyncio.CancelledError):
             await task
         assert await peer.ping(5) >= 0  # the session is still usable
+    finally:
+        await peer.disconnect()
+
+
+async def test_proven_blocks_no_peer_serves_bodies_for_are_given_up_without_stalling_the_prover(
+    server: HistoryServer, tmp_path, monkeypatch  # type: ignore[no-untyped-def]
+) -> None:
+    """A peer that announces (eth/69) it keeps bodies only from block 10,000 on, as history-expiring
+    nodes do, still serves the headers that prove blocks below it: those are proven but can't be
+    fetched. With room for only 2,048 proven headers waiting, the fetch must give them up (missing)
+    and go on proving and fetching the rest, not wait for room forever. (The announcement is the one
+    thing changed here: a wrapper around a real session says it, since an ethp2p server announces
+    its whole store.)"""
+    import asyncio
+
+    from ethp2p.sync import range as range_mod
+
+    class Expiring:
+        def __init__(self, peer: EthPeer) -> None:
+            self.peer = peer
+            self.block_range = (10_000, 16_383)
+
+        def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+            return getattr(self.peer, name)
+
+    monkeypatch.setattr(range_mod, "MAX_PROVEN_AHEAD", 2048)
+    peer = await EthPeer.connect(server.enode, MAINNET, versions=(69,))
+    try:
+        with BlockStore(tmp_path / "o.db", genesis_hash=MAINNET.genesis_hash) as out:
+            async with asyncio.timeout(120):
+                stats = await range_mod.fetch_range_into_store([Expiring(peer)], 1, 16_383, out, stall_timeout=1.0)
+            assert stats.missing == list(range(1, 10_000)) and not stats.unproven
+            assert out.complete_numbers(1, 16_383, proven=True) == set(range(10_000, 16_384))
+            assert any("giving up" in s for s in stats.stalls)
     finally:
         await peer.disconnect()

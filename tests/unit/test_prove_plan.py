@@ -94,3 +94,36 @@ def test_user_checkpoints_and_stored_proven_blocks_are_anchors() -> None:
     segs = plan_segments(list(range(601, 701)), anchors, facts)
     assert segs[0].routes[0] == LinkRoute(700, b"\x08" * 32, Proof.PEER_AGREEMENT, segs[0].routes[0].source)  # type: ignore[union-attr]
     assert segs[0].extra == 0
+
+
+def test_isolated_blocks_of_one_epoch_share_its_proof() -> None:
+    segs = plan_segments([100, 200, 300], MAIN, Facts())
+    assert [(s.lo, s.hi, s.wanted) for s in segs] == [(100, 300, [100, 200, 300])]
+    assert segs[0].routes[0] == EpochRoute(0) and segs[0].extra == 8192 - 3
+
+
+def test_a_stored_block_proven_by_peer_agreement_yields_to_checkpoints_and_strictness() -> None:
+    lo, hi = 22_000_000, 22_000_009
+    facts = Facts({22_000_500: (b"\x05" * 32, b"\x06" * 32, Proof.PEER_AGREEMENT)})
+    (seg,) = plan_segments(list(range(lo, hi + 1)), MAIN, facts)
+    assert seg.routes[0].source.startswith("stored block #22,000,500") and len(seg.routes) == 2  # type: ignore[union-attr]
+    # A checkpoint the user gives above it wins: the weaker stored proof is not used.
+    cp = Checkpoint(22_001_000, b"\x07" * 32)
+    (seg,) = plan_segments(list(range(lo, hi + 1)), MAIN.with_checkpoints([cp]), facts)
+    assert [r.top for r in seg.routes] == [22_001_000]  # type: ignore[union-attr]
+    # Strict: peer agreement proves nothing, stored or fresh.
+    strict = anchors_for(MAINNET.genesis_hash, strict=True)
+    (seg,) = plan_segments(list(range(lo, hi + 1)), strict, facts)
+    assert seg.routes == []
+    # A block stored with a strong proof is used, with the checkpoint above as the fallback.
+    strong = Facts({22_000_500: (b"\x05" * 32, b"\x06" * 32, Proof.CHECKPOINT)})
+    (seg,) = plan_segments(list(range(lo, hi + 1)), MAIN.with_checkpoints([cp]), strong)
+    assert [r.top for r in seg.routes] == [22_000_499, 22_001_000]  # type: ignore[union-attr]
+
+
+def test_runs_above_every_checkpoint_share_one_agreement_when_close() -> None:
+    wanted = list(range(22_000_000, 22_000_010)) + list(range(22_000_100, 22_000_110))
+    (seg,) = plan_segments(wanted, MAIN, Facts())
+    assert seg.routes[0] == LinkRoute(22_000_109, None, Proof.PEER_AGREEMENT, "peer agreement at #22,000,109")
+    far = list(range(22_000_000, 22_000_010)) + list(range(23_000_000, 23_000_010))
+    assert len(plan_segments(far, MAIN, Facts())) == 2

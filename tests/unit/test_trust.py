@@ -176,3 +176,14 @@ def test_linkage_from_above(era1_blocks) -> None:  # type: ignore[no-untyped-def
     # A wrong hash at a checkpoint's height is a contradiction too.
     linker = DownwardLinker(anchors)
     assert "checkpoint" in (linker.step(10_965, b"\x01" * 32, b"\x02" * 32).problem or "")
+
+
+def test_spreading_over_networks_keeps_a_crowd_from_one_network_out() -> None:
+    from ethp2p.trust.agreement import networks_among, spread_over_networks
+
+    rule = AgreementRule()
+    crowd = [f"10.1.0.{i}" for i in range(20)] + ["10.2.0.1", "10.3.0.1", None]
+    picked = spread_over_networks(crowd, lambda a: a, rule, 4)
+    assert picked == ["10.1.0.0", "10.2.0.1", "10.3.0.1", "10.1.0.1"]
+    assert networks_among(crowd, lambda a: a, rule) == 3
+    assert spread_over_networks(crowd, lambda a: a, rule, 30)[-1] is None

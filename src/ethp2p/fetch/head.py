@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from ..chain.header import Header
 from ..peers.eth_peer import PeerError
 from ..peers.pool import NetworkPeer, PeerPool
-from ..trust.agreement import Answer, agree
+from ..trust.agreement import Answer, agree, spread_over_networks
 from ..trust.anchors import Anchors
 from ..trust.proof import Proof
 from .requests import report, request_headers_batch
@@ -126,7 +126,8 @@ async def _prove_head(pool: PeerPool, result: DiscoveredHead, anchors: Anchors) 
         result.proof_note = "not proven: no checkpoint at the head, and peer agreement is refused (strict)"
         return
     rule = anchors.agreement
-    peers = [p for p in pool.snapshot() if not p.closed][:MAX_AGREEMENT_PEERS]
+    live = [p for p in pool.snapshot() if not p.closed]
+    peers = spread_over_networks(live, lambda p: p.address[0] if p.address else None, rule, MAX_AGREEMENT_PEERS)
     heights = sorted({result.number, *result.per_peer.values()}, reverse=True)
     note = f"fewer than {rule.min_peers} peers to agree"
     for height in heights:

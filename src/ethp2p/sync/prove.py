@@ -37,7 +37,7 @@ from ..fetch.requests import MAX_HEADERS_PER_REQUEST, report, request_headers_ba
 from ..fetch.types import FetchPeer, InvalidResponse
 from ..peers.eth_peer import PeerError
 from ..trust.accumulator import epoch_records
-from ..trust.agreement import Answer, agree
+from ..trust.agreement import Answer, agree, networks_among, spread_over_networks
 from ..trust.anchors import Anchors
 from ..trust.proof import Proof
 
@@ -53,6 +53,8 @@ MAX_PREREQUISITE_EPOCHS = 2
 NONE_SERVES_WAIT = 2.0
 #: Most peers asked for the block a peer-agreement anchor sits on.
 MAX_AGREEMENT_PEERS = 16
+#: Most heights tried for peer agreement (the range's end, then the highest heads peers report).
+MAX_AGREEMENT_HEIGHTS = 4
 
 
 class RouteFailed(Exception):
@@ -148,19 +150,23 @@ def _cut_at_checkpoints(piece: list[int], anchors: Anchors) -> list[list[int]]:
     return out
 
 
-def _link_route(hi: int, anchors: Anchors, facts: ChainFacts) -> LinkRoute | None:
-    """The nearest anchor at or above ``hi`` to link down from."""
+def _link_routes(hi: int, anchors: Anchors, facts: ChainFacts) -> list[LinkRoute]:
+    """The anchors at or above ``hi`` to link down from, best first: the nearest proven stored block
+    (one proven by peer agreement only where no checkpoint lies above and agreement is allowed),
+    the nearest checkpoint, else (unless strict) the hash peers agree on at ``hi``."""
+    out: list[LinkRoute] = []
     cp = anchors.checkpoint_at_or_above(hi)
     stored = facts.lowest_proven_above(hi)
     if stored is not None and (cp is None or stored <= cp.number):
         link = facts.link_above(stored - 1)
-        if link is not None:
-            return LinkRoute(stored - 1, link[1], link[2], f"stored block #{stored:,} ({link[2].label})")
+        weak = link is not None and link[2] is Proof.PEER_AGREEMENT
+        if link is not None and not (weak and (cp is not None or anchors.strict)):
+            out.append(LinkRoute(stored - 1, link[1], link[2], f"stored block #{stored:,} ({link[2].label})"))
     if cp is not None:
-        return LinkRoute(cp.number, cp.hash, Proof.CHECKPOINT, f"checkpoint {cp}")
-    if anchors.strict:
-        return None
-    return LinkRoute(hi, None, Proof.PEER_AGREEMENT, f"peer agreement at #{hi:,}")
+        out.append(LinkRoute(cp.number, cp.hash, Proof.CHECKPOINT, f"checkpoint {cp}"))
+    elif not anchors.strict:
+        out.append(LinkRoute(hi, None, Proof.PEER_AGREEMENT, f"peer agreement at #{hi:,}"))
+    return out
 
 
 def _epoch_route(epoch: int, anchors: Anchors, facts: ChainFacts, planned: set[int]) -> tuple[EpochRoute, int] | None:
@@ -191,13 +197,21 @@ def plan_segments(wanted: Sequence[int], anchors: Anchors, facts: ChainFacts) ->
     out: list[Segment] = []
     for piece in _pieces(wanted, anchors):
         lo, hi = piece[0], piece[-1]
+        epoch = acc.epoch_of(lo) if acc is not None else None
+        prev = out[-1] if out else None
+        if (
+            epoch is not None and prev is not None and prev.routes
+            and isinstance(prev.routes[0], EpochRoute) and prev.routes[0].epoch == epoch
+        ):
+            # Another run in an epoch already proven by its root: its headers come with it.
+            prev.hi, prev.wanted, prev.extra = hi, prev.wanted + piece, prev.extra - len(piece)
+            continue
         parts = _cut_at_checkpoints(piece, anchors)
-        links = [_link_route(part[-1], anchors, facts) for part in parts]
-        top_link = links[-1]
+        links = [_link_routes(part[-1], anchors, facts) for part in parts]
+        top_link = links[-1][0] if links[-1] else None
         link_cost = top_link.top - hi if top_link is not None else None
         epoch_route: EpochRoute | None = None
         epoch_cost = 0
-        epoch = acc.epoch_of(lo) if acc is not None else None
         if epoch is not None and acc is not None:
             got = _epoch_route(epoch, anchors, facts, planned_epochs)
             if got is not None:
@@ -205,15 +219,18 @@ def plan_segments(wanted: Sequence[int], anchors: Anchors, facts: ChainFacts) ->
                 size = sum(acc.bounds(e)[1] - acc.bounds(e)[0] + 1 for e in (*epoch_route.prerequisites, epoch))
                 epoch_cost = size - len(piece)
         if epoch_route is not None and (link_cost is None or epoch_cost <= link_cost):
-            fallback: list[Route] = [top_link] if top_link is not None else []
-            out.append(Segment(lo, hi, list(piece), [epoch_route, *fallback], epoch_cost))
+            out.append(Segment(lo, hi, list(piece), [epoch_route, *links[-1]], epoch_cost))
             planned_epochs.add(epoch_route.epoch)
             continue
-        for part, link in zip(parts, links):
-            routes: list[Route] = [r for r in (link, epoch_route) if r is not None]
+        for part, part_links in zip(parts, links):
+            routes: list[Route] = [*part_links, *([epoch_route] if epoch_route is not None else [])]
+            link = part_links[0] if part_links else None
             extra = link.top - part[-1] if link is not None else epoch_cost
             prev = out[-1] if out else None
-            if link is not None and prev is not None and prev.routes and prev.routes[0] == link:
+            if link is not None and prev is not None and prev.routes and _same_anchor(prev, link, part):
+                if link.anchor_hash is None:  # agreement: one round, at the higher block
+                    link = LinkRoute(part[-1], None, Proof.PEER_AGREEMENT, f"peer agreement at #{part[-1]:,}")
+                    prev.routes[0] = link
                 prev.hi = part[-1]
                 prev.wanted += part
                 prev.routes += [r for r in routes[1:] if r not in prev.routes]
@@ -221,6 +238,17 @@ def plan_segments(wanted: Sequence[int], anchors: Anchors, facts: ChainFacts) ->
                 continue
             out.append(Segment(part[0], part[-1], list(part), routes, extra))
     return out
+
+
+def _same_anchor(prev: Segment, link: LinkRoute, part: list[int]) -> bool:
+    """Whether ``part`` can join ``prev``: both link down from the same anchor, or both from peer
+    agreement with at most :data:`CHUNK` x 8 blocks between them (fetched as a bridge)."""
+    first = prev.routes[0]
+    if not isinstance(first, LinkRoute):
+        return False
+    if link.anchor_hash is None:
+        return first.anchor_hash is None and part[0] - prev.hi <= CHUNK * 8
+    return first == link
 
 
 @dataclass
@@ -242,7 +270,8 @@ class ProofStats:
 class HeaderProver:
     """Runs the routes of planned segments against the peers ``peers()`` returns.
 
-    ``on_proven(headers, proof)`` receives proven headers of wanted blocks;
+    ``on_proven(headers, proof, source)`` receives proven headers of wanted blocks and the
+    anchor they were proven from;
     ``on_unprovable(numbers, reason)`` the wanted blocks no route proved;
     ``on_wrong_chain(peer, number, message, evidence)`` every peer caught on another
     chain at block ``number``, with the headers it sent (the caller bans it, and can
@@ -256,7 +285,7 @@ class HeaderProver:
         anchors: Anchors,
         facts: ChainFacts,
         *,
-        on_proven: Callable[[list[Header], Proof], None],
+        on_proven: Callable[[list[Header], Proof, str], None],
         on_unprovable: Callable[[list[int], str], None],
         on_wrong_chain: Callable[[FetchPeer, int, str, Sequence[Header]], None],
         banned: Callable[[FetchPeer], bool],
@@ -279,6 +308,8 @@ class HeaderProver:
         self.stats = ProofStats()
         self._busy: dict[int, int] = {}  # id(peer) -> prover requests in flight
         self._epochs: dict[int, asyncio.Future[tuple[int, bytes]]] = {}
+        #: Heights peer-agreement anchors were found at (blocks just below them may still reorg).
+        self.agreed_heights: set[int] = set()
         self._wanted: set[int] = set()
 
     # ---- peers --------------------------------------------------------------------------------
@@ -345,7 +376,7 @@ class HeaderProver:
         for h in mine:
             remaining.discard(h.number)
         self.stats.anchors_used[source] = self.stats.anchors_used.get(source, 0) + len(mine)
-        self.on_proven(mine, proof)
+        self.on_proven(mine, proof, source)
 
     # ---- link routes --------------------------------------------------------------------------
 
@@ -363,45 +394,67 @@ class HeaderProver:
             if len(got) == y - x + 1:
                 return got, peer
 
-    async def _agree(self, number: int) -> bytes:
-        """The hash of block ``number`` that enough peers on distinct networks serve."""
+    async def _agree(self, number: int) -> tuple[int, bytes]:
+        """(height, hash): the highest block at most ``number`` whose hash enough peers on distinct
+        networks serve (``number`` itself, else a lower head some peers report), or RouteFailed."""
         rule = self.anchors.agreement
         deadline = time.monotonic() + self.peer_wait
-        while True:
-            peers = self._usable(number, set())[:MAX_AGREEMENT_PEERS]
-            if len(peers) >= rule.min_peers or time.monotonic() >= deadline:
+
+        def address(p: FetchPeer) -> str | None:
+            addr = getattr(p, "address", None)
+            return addr[0] if addr else None
+
+        while networks_among(self._usable(number, set()), address, rule) < rule.min_peers:
+            if time.monotonic() >= deadline:
                 break
             await asyncio.sleep(0.25)
+        heights = [number] + sorted({h for h in (_top_of(p) for p in self._usable(0, set())) if h is not None and h < number},
+                                    reverse=True)[:MAX_AGREEMENT_HEIGHTS - 1]
+        reason = ""
+        for height in heights:
+            peers = spread_over_networks(self._usable(height, set()), address, rule, MAX_AGREEMENT_PEERS)
 
-        async def ask(p: FetchPeer) -> Answer:
-            addr = getattr(p, "address", None)
-            pid = getattr(p, "peer_id", b"") or b""
-            try:
-                got = await self._headers(p, number, 1)
-            except (PeerError, InvalidResponse, OSError):
-                got = []
-            return Answer(pid, addr[0] if addr else None, got[0].hash if got else None)
+            async def ask(p: FetchPeer, height: int = height) -> Answer:
+                try:
+                    got = await self._headers(p, height, 1)
+                except (PeerError, InvalidResponse, OSError):
+                    got = []
+                return Answer(getattr(p, "peer_id", b"") or b"", address(p), got[0].hash if got else None)
 
-        answers = await asyncio.gather(*(ask(p) for p in peers))
-        result = agree(answers, rule)
-        if result.block_hash is None:
-            raise RouteFailed(f"peer agreement on block {number:,} failed: {result.reason}")
-        by_id = {getattr(p, "peer_id", b""): p for p in peers}
-        agreed = result.block_hash
-        for pid in result.dissenters():
-            other = next(a.block_hash for a in answers if a.peer_id == pid and a.block_hash is not None)
-            self.on_wrong_chain(
-                by_id[pid], number,
-                f"block {number:,} is 0x{other.hex()[:16]}… on this peer; {result.support[agreed]} peers on "
-                f"distinct networks agree on 0x{agreed.hex()[:16]}…",
-                (),
-            )
-        return agreed
+            answers = await asyncio.gather(*(ask(p) for p in peers))
+            result = agree(answers, rule)
+            if result.block_hash is None:
+                reason = reason or f"peer agreement on block {height:,} failed: {result.reason}"
+                continue
+            by_id = {getattr(p, "peer_id", b""): p for p in peers}
+            agreed = result.block_hash
+            for pid in result.dissenters():
+                other = next(a.block_hash for a in answers if a.peer_id == pid and a.block_hash is not None)
+                self.on_wrong_chain(
+                    by_id[pid], height,
+                    f"block {height:,} is 0x{other.hex()[:16]}… on this peer; {result.support[agreed]} peers on "
+                    f"distinct networks agree on 0x{agreed.hex()[:16]}…",
+                    (),
+                )
+            self.agreed_heights.add(height)
+            return height, agreed
+        raise RouteFailed(reason)
 
     async def _link(self, seg: Segment, route: LinkRoute, remaining: set[int]) -> None:
-        expect = route.anchor_hash if route.anchor_hash is not None else await self._agree(route.top)
+        top, expect = route.top, route.anchor_hash
+        if expect is None:
+            top, expect = await self._agree(route.top)
+            above = sorted(n for n in remaining if n > top)
+            if above:
+                # Beyond what enough peers serve (a range past the head): not proven, said so.
+                remaining.difference_update(above)
+                reason = f"above block {top:,}, the highest block enough peers on distinct networks agree on"
+                self.stats.unprovable.append(f"{describe_span(above)}: {reason}")
+                self.on_unprovable(above, reason)
+            if top < seg.lo:
+                return
         spans: list[tuple[int, int]] = []
-        y = route.top
+        y = top
         while y >= seg.lo:
             x = max(seg.lo, y - CHUNK + 1)
             spans.append((x, y))
@@ -425,6 +478,10 @@ class HeaderProver:
                     )
                     liars.add(id(peer))
                     headers, peer = await self._chunk(x, y, liars)
+                for h in headers:
+                    why = self.anchors.contradiction(h.number, h.hash, h.parent_hash)
+                    if why is not None:
+                        raise RouteFailed(f"the chain linked down from {route.source} contradicts an anchor: {why}")
                 expect = headers[0].parent_hash
                 self.stats.extra_headers += sum(1 for h in headers if h.number not in self._wanted)
                 self._emit(headers, route.proof, route.source, remaining)
@@ -446,13 +503,14 @@ class HeaderProver:
         if epoch == 0:
             return 0, None
         first = acc.bounds(epoch)[0]
-        if epoch - 1 in self._epochs:
-            return await self._epoch(epoch - 1, allowed, set())
+        fut = self._epochs.get(epoch - 1)
+        if fut is not None and not (fut.done() and fut.exception() is not None):
+            return await self._epoch(epoch - 1, allowed, set())  # proven, or being proven, elsewhere
         known = self.facts.proven_td(first - 1)
         if known is not None:
             return known
-        if epoch - 1 in allowed:
-            return await self._epoch(epoch - 1, allowed, set())
+        if epoch - 1 in allowed:  # a prerequisite of this route: proven here, at most once
+            return await self._epoch(epoch - 1, allowed - {epoch - 1}, set())
         raise RouteFailed(f"the total difficulty before epoch {epoch} is not known")
 
     async def _epoch(self, epoch: int, allowed: set[int], remaining: set[int]) -> tuple[int, bytes]:
@@ -556,6 +614,13 @@ class HeaderProver:
                 if not fut.done():
                     fut.cancel()
             self.stats.seconds += time.monotonic() - t0
+
+
+def _top_of(peer: FetchPeer) -> int | None:
+    """The highest block a peer is known to hold (its proven head, or the end of its eth/69 range)."""
+    tops = [t for t in (getattr(peer, "head_number", None), (getattr(peer, "block_range", None) or (None, None))[1])
+            if t is not None]
+    return min(tops) if tops else None
 
 
 def describe_span(numbers: Sequence[int]) -> str:

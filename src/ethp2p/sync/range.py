@@ -49,7 +49,7 @@ from ..peers.eth_peer import PeerError
 from ..store.blocks import BlockRecord, BlockStore
 from ..trust.anchors import Anchors, anchors_for
 from ..trust.proof import Proof
-from .prove import HeaderProver, ProofStats, plan_segments
+from .prove import HeaderProver, ProofStats, describe_span, plan_segments
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +93,11 @@ class WrongChain:
 
 
 #: Most peers whose headers are kept (as hashes) to find where their chain diverges.
-MAX_EVIDENCE_PEERS = 32
+MAX_EVIDENCE_PEERS = 8
 #: Most headers kept per such peer.
 MAX_EVIDENCE = 8192
+#: Blocks below a peer-agreement anchor within which a peer's other hash may be a reorg, not a lie.
+REORG_DEPTH = 64
 #: Most single-header requests spent finding where a peer caught on another chain diverges.
 MAX_BISECT_STEPS = 32
 
@@ -119,8 +121,9 @@ class RangeStats:
     peers_used: int = 0
     max_buffered: int = 0
     batch_limits: dict[str, int] = field(default_factory=dict)
-    #: Stored blocks by how they were proven (``Proof.label`` -> count).
+    #: Stored blocks by how they were proven (``Proof.label`` -> count), and by the anchor they rest on.
     proven: dict[str, int] = field(default_factory=dict)
+    proven_by: dict[str, int] = field(default_factory=dict)
     #: Wanted blocks no anchor proved (not stored; also in ``missing``).
     unproven: list[int] = field(default_factory=list)
     #: Every peer caught on another chain: who, where it diverges, why (it was banned and dropped).
@@ -213,10 +216,14 @@ class RangeFetcher:
         self._last_progress = time.monotonic()
         self._inflight: dict[str, list[tuple[int, int]]] = {}
         self._unservable_since: float | None = None
+        self._giving_up = False
+        self._prover: HeaderProver | None = None
+        #: One byte per block of the range: 1 once proven (what ended unproven is told apart at the end).
+        self._ever_proven = bytearray(end - start + 1)
         #: Proven headers (raw, hash) and how they were proven, of blocks not yet stored or given up
         #: on (raw bytes: a third of a parsed Header's memory; parsed again per batch, hash kept).
         self._headers: dict[int, tuple[bytes, bytes]] = {}
-        self._proofs: dict[int, Proof] = {}
+        self._proofs: dict[int, tuple[Proof, str]] = {}
         self._ahead = asyncio.Condition()
         self._banned: set[str] = set()
         self._liars: dict[str, WrongChain] = {}
@@ -311,10 +318,11 @@ class RangeFetcher:
 
     # ---- proofs -------------------------------------------------------------------------------
 
-    def _on_proven(self, headers: list[Header], proof: Proof) -> None:
+    def _on_proven(self, headers: list[Header], proof: Proof, source: str) -> None:
         for h in headers:
+            self._ever_proven[h.number - self.start] = 1
             self._headers[h.number] = (h.raw, h.hash)
-            self._proofs[h.number] = proof
+            self._proofs[h.number] = (proof, source)
         self._push([h.number for h in headers])
 
     def _on_unprovable(self, numbers: list[int], reason: str) -> None:
@@ -380,6 +388,13 @@ class RangeFetcher:
             async with asyncio.timeout(10.0):
                 first = await self._bisect(peer, number)
         self._wrong_chain(peer, number, message, first=first)
+
+    def _near_agreed_tip(self, number: int) -> bool:
+        """True for a block proven by peer agreement within :data:`REORG_DEPTH` of the agreed block."""
+        got = self._proofs.get(number)
+        if got is None or got[0] is not Proof.PEER_AGREEMENT or self._prover is None:
+            return False
+        return any(0 <= h - number <= REORG_DEPTH for h in self._prover.agreed_heights)
 
     def _proven_hash(self, number: int) -> bytes | None:
         h = self._headers.get(number)
@@ -449,12 +464,15 @@ class RangeFetcher:
                 pending.extend(item[0])
                 pending_bytes += item[1]
             if pending and (item is None or len(pending) >= WRITE_BATCH or self._buffer.empty()):
+                proofs = [self._proofs[p.number] for p in pending]
                 rows = [
-                    BlockRecord(p.number, p.hash, p.header, p.body, p.receipts, self._proofs[p.number]) for p in pending
+                    BlockRecord(p.number, p.hash, p.header, p.body, p.receipts, proof)
+                    for p, (proof, _) in zip(pending, proofs)
                 ]
                 await asyncio.to_thread(self.store.put_blocks, rows)
-                for r in rows:
-                    self.stats.proven[r.proof.label] = self.stats.proven.get(r.proof.label, 0) + 1
+                for proof, source in proofs:
+                    self.stats.proven[proof.label] = self.stats.proven.get(proof.label, 0) + 1
+                    self.stats.proven_by[source] = self.stats.proven_by.get(source, 0) + 1
                 self._forget([r.number for r in rows])
                 n, size = len(pending), pending_bytes
                 pending, pending_bytes = [], 0
@@ -511,7 +529,12 @@ class RangeFetcher:
             except (PeerError, InvalidResponse, OSError) as e:
                 self.stats.failed_batches += 1
                 if isinstance(e, InvalidResponse) and e.kind == "wrong-chain" and e.number is not None:
-                    await self._caught(peer, e.number, str(e))
+                    if self._near_agreed_tip(e.number):
+                        # Just below a hash peers agreed on, an honest peer may have reorged since:
+                        # not proof of another chain. Its blocks are fetched elsewhere.
+                        self.stats.faults.append(f"{name}: blocks {a}..{b}: disagrees near the agreed head: {e}")
+                    else:
+                        await self._caught(peer, e.number, str(e))
                 else:
                     self.stats.faults.append(f"{name}: blocks {a}..{b}: {type(e).__name__}: {e}")
                 self._adjust(peer, complete=False)
@@ -549,32 +572,60 @@ class RangeFetcher:
                 self.stats.stalls.append(msg)
                 self._last_progress = time.monotonic()
 
-    def _unservable(self) -> bool:
-        """True once, for ``stall_timeout`` seconds, no live peer's window covers any waiting block."""
-        waiting = set(self._todo) | set(self._priority)
+    def _unservable(self) -> list[int]:
+        """Waiting blocks to give up on: none while a live peer's window covers any of them; all of
+        them once none has for ``stall_timeout`` seconds (and from then on at once, until one does)."""
+        waiting = sorted(set(self._todo) | set(self._priority))
         if not waiting or any(v for v in self._inflight.values()):
-            self._unservable_since = None
-            return False
-        lo_w, hi_w = min(waiting), max(waiting)
+            return []
+        lo_w, hi_w = waiting[0], waiting[-1]
         for peer in self.peers():
-            if self._is_banned(peer):
+            if self._is_banned(peer) or getattr(peer, "closed", False):
                 continue
             lo, hi = self._peer_window(peer)
             if lo <= hi and not (hi < lo_w or lo > hi_w) and any(lo <= n <= hi for n in waiting):
                 self._unservable_since = None
-                return False
+                self._giving_up = False
+                return []
         now = time.monotonic()
         if self._unservable_since is None:
             self._unservable_since = now
-        if now - self._unservable_since >= self.stall_timeout:
-            self.stats.stalls.append(f"no peer serves blocks {lo_w}..{hi_w} ({len(waiting)} waiting); giving up on them")
-            return True
-        return False
+        if self._giving_up or now - self._unservable_since >= self.stall_timeout:
+            if not self._giving_up:
+                self.stats.stalls.append(f"no peer serves blocks {lo_w}..{hi_w} ({len(waiting)} waiting); giving up on them")
+            self._giving_up = True
+            return waiting
+        return []
+
+    def _give_up(self, numbers: Sequence[int]) -> None:
+        """Report ``numbers`` (proven, waiting for bodies no peer serves) missing, making room for more."""
+        lost = set(numbers)
+        self._todo = [n for n in self._todo if n not in lost]
+        heapq.heapify(self._todo)
+        self._priority = [n for n in self._priority if n not in lost]
+        self._queued -= lost
+        self.stats.missing.extend(numbers)
+        self._forget(numbers)
+        self._finish(len(numbers))
+
+    def _present(self) -> set[int]:
+        """Blocks of the range already stored, complete and proven well enough for these anchors: under
+        ``strict`` not by peer agreement; and at a checkpoint's height, with its hash."""
+        have = self.store.complete_numbers(self.start, self.end, proven=True)
+        if self.anchors.strict and have:
+            weak = {n for n, p in self.store.proofs(self.start, self.end).items() if p is Proof.PEER_AGREEMENT}
+            have -= weak
+        for cp in self.anchors.checkpoints_in(self.start, self.end):
+            if cp.number in have and self.store.canonical_hash(cp.number) != cp.hash:
+                log.warning("the stored block %d contradicts checkpoint %s: fetching it again "
+                            "(run 'ethp2p verify' with that checkpoint to re-check the store)", cp.number, cp)
+                have.discard(cp.number)
+        return have
 
     async def run(self) -> RangeStats:
         """Fetch until every block is stored or given up on; returns the stats."""
         t0 = time.monotonic()
-        have = await asyncio.to_thread(self.store.complete_numbers, self.start, self.end, proven=True)
+        have = await asyncio.to_thread(self._present)
         wanted = self.numbers if self.numbers is not None else range(self.start, self.end + 1)
         todo = [n for n in wanted if self.start <= n <= self.end and n not in have]
         self.stats.skipped_present = len(have)
@@ -589,6 +640,7 @@ class RangeFetcher:
             banned=self._is_banned, room=self._room, record_td=self._record_td, peer_wait=self.peer_wait,
         )
         self.stats.proof = prover.stats
+        self._prover = prover
         proving = asyncio.create_task(prover.run(segments))
         writer = asyncio.create_task(self._writer())
         watchdog = asyncio.create_task(self._watchdog())
@@ -601,18 +653,19 @@ class RangeFetcher:
                     if key not in workers and not getattr(peer, "closed", False):
                         workers[key] = [asyncio.create_task(self._worker(peer)) for _ in range(self.in_flight)]
                         used.add(_name(peer))
-                for t in [proving] + [t for ts in workers.values() for t in ts]:
+                for t in [proving, writer] + [t for ts in workers.values() for t in ts]:
                     if t.done() and not t.cancelled() and t.exception() is not None:
                         # Peer faults are handled inside the worker; anything else is a bug
                         # (in a verifier, say): end the fetch with it instead of stalling.
                         raise t.exception()  # type: ignore[misc]
                 alive = [t for ts in workers.values() for t in ts if not t.done()]
-                if not alive and proving.done() and not [p for p in self.peers() if not self._is_banned(p)]:
+                if not alive and not [p for p in self.peers() if not self._is_banned(p)]:
                     await asyncio.sleep(0.5)
                     if not [p for p in self.peers() if not self._is_banned(p)]:
                         break
-                if proving.done() and self._unservable():
-                    break
+                lost = self._unservable()
+                if lost:
+                    self._give_up(lost)
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(0.25):
                         await self._done.wait()
@@ -624,19 +677,27 @@ class RangeFetcher:
                     t.cancel()
             await asyncio.gather(proving, *(t for ts in workers.values() for t in ts), return_exceptions=True)
             await asyncio.gather(*self._tasks, return_exceptions=True)
-            await self._buffer.put(None)
-            await writer
+            if not writer.done():
+                await self._buffer.put(None)
+            await asyncio.gather(writer, return_exceptions=True)
             watchdog.cancel()
             await asyncio.gather(watchdog, return_exceptions=True)
         # Missing: every wanted block not in the store now (given up on, never proven, or still queued
         # when the fetch ended), whatever the reason; ``unproven`` says which of them no anchor proved.
-        self._refine_divergence()
+        await asyncio.to_thread(self._refine_divergence)
         # The headers came from the prover: its requests are the fetch's header stage.
         self.stats.stage.headers_requests += prover.stats.header_requests
         self.stats.stage.headers_bytes += prover.stats.header_bytes
         self.stats.stage.headers_ms += prover.stats.seconds * 1000.0
         now = await asyncio.to_thread(self.store.complete_numbers, self.start, self.end, proven=True)
         self.stats.missing = [n for n in todo if n not in now]
+        told = set(self.stats.unproven)
+        cut = [n for n in self.stats.missing if not self._ever_proven[n - self.start] and n not in told]
+        if cut:
+            # The fetch ended (no peer left, or interrupted) before these were proven.
+            self.stats.unproven += cut
+            self.stats.proof.unprovable.append(f"{describe_span(cut)}: the fetch ended before they were proven "
+                                               "(no peer left to serve their headers)")
         self.stats.unproven = sorted(self.stats.unproven)
         self.stats.peers_used = len(used)
         self.stats.seconds = time.monotonic() - t0

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from .anchors import AgreementRule
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,3 +103,26 @@ def agree(answers: Iterable[Answer], rule: AgreementRule) -> Agreement:
         None, support, servers,
         f"at most {best} peer(s) from {nets} served the same hash; {rule.min_peers} needed",
     )
+
+
+def spread_over_networks(
+    items: Sequence[T], address_of: Callable[[T], str | None], rule: AgreementRule, limit: int
+) -> list[T]:
+    """Up to ``limit`` of ``items``, one per network first (then a second per network, ...), so that
+    many peers from a few networks cannot crowd out the others; items without an address come last."""
+    by_net: dict[str | None, list[T]] = {}
+    for item in items:
+        by_net.setdefault(network_of(address_of(item), rule), []).append(item)
+    queues = [q for net, q in by_net.items() if net is not None]
+    out: list[T] = []
+    while len(out) < limit and any(queues):
+        for q in queues:
+            if q and len(out) < limit:
+                out.append(q.pop(0))
+    out += by_net.get(None, [])[: max(0, limit - len(out))]
+    return out
+
+
+def networks_among(items: Iterable[T], address_of: Callable[[T], str | None], rule: AgreementRule) -> int:
+    """How many distinct networks the items' addresses fall in."""
+    return len({n for n in (network_of(address_of(i), rule) for i in items) if n is not None})
