@@ -380,11 +380,11 @@ class HeaderProver:
 
     # ---- link routes --------------------------------------------------------------------------
 
-    async def _chunk(self, x: int, y: int, banned_here: set[int]) -> tuple[list[Header], FetchPeer]:
-        """Headers ``x..y`` whole from one peer (trying peers until one has them all)."""
-        tried = set(banned_here)
+    async def _whole(self, x: int, y: int, tried: set[int], what: str | None = None) -> tuple[list[Header], FetchPeer]:
+        """Headers ``x..y`` whole from one peer, trying peers not in ``tried`` (which it adds to) until
+        one has them all; RouteFailed (saying ``what`` was wanted) when none is left."""
         while True:
-            peer = await self._pick(y, tried, f"headers {x:,}..{y:,}")
+            peer = await self._pick(y, tried, what or f"headers {x:,}..{y:,}")
             tried.add(id(peer))
             try:
                 got = await self._headers(peer, x, y - x + 1)
@@ -460,13 +460,13 @@ class HeaderProver:
             spans.append((x, y))
             y = x - 1
         liars: set[int] = set()
-        tasks: dict[int, asyncio.Task[tuple[list[Header], FetchPeer]]] = {}
+        tasks: dict[int, asyncio.Task[tuple[list[Header], FetchPeer]]] = {}  # chunk index -> its fetch
         launched = 0
         try:
             for i, (x, y) in enumerate(spans):
                 while launched < len(spans) and launched < i + MAX_PARALLEL_CHUNKS:
                     await self.room()
-                    tasks[launched] = asyncio.create_task(self._chunk(*spans[launched], liars))
+                    tasks[launched] = asyncio.create_task(self._whole(*spans[launched], set(liars)))
                     launched += 1
                 headers, peer = await tasks.pop(i)
                 while headers[-1].hash != expect:
@@ -477,7 +477,7 @@ class HeaderProver:
                         headers,
                     )
                     liars.add(id(peer))
-                    headers, peer = await self._chunk(x, y, liars)
+                    headers, peer = await self._whole(x, y, set(liars))
                 for h in headers:
                     why = self.anchors.contradiction(h.number, h.hash, h.parent_hash)
                     if why is not None:
@@ -543,15 +543,7 @@ class HeaderProver:
         tried: set[int] = set()
         await self.room()
         while True:
-            peer = await self._pick(last, tried, f"the headers of epoch {epoch} ({first:,}..{last:,})")
-            tried.add(id(peer))
-            try:
-                headers = await self._headers(peer, first, last - first + 1)
-            except (PeerError, InvalidResponse, OSError) as e:
-                log.debug("epoch %d from %r: %s", epoch, peer, e)
-                continue
-            if len(headers) != last - first + 1:
-                continue
+            headers, peer = await self._whole(first, last, tried, f"the headers of epoch {epoch} ({first:,}..{last:,})")
             if prev is not None and headers[0].parent_hash != prev:
                 why = f"block {first:,} does not link to the proven block {first - 1:,}"
             elif prev is None and genesis is not None and headers[0].hash != genesis.hash:

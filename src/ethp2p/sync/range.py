@@ -633,9 +633,10 @@ class RangeFetcher:
         if not todo:
             self.stats.seconds = time.monotonic() - t0
             return self.stats
-        segments = await asyncio.to_thread(plan_segments, todo, self.anchors, _StoreFacts(self.store))
+        facts = _StoreFacts(self.store)
+        segments = await asyncio.to_thread(plan_segments, todo, self.anchors, facts)
         prover = HeaderProver(
-            self.peers, self.anchors, _StoreFacts(self.store),
+            self.peers, self.anchors, facts,
             on_proven=self._on_proven, on_unprovable=self._on_unprovable, on_wrong_chain=self._wrong_chain,
             banned=self._is_banned, room=self._room, record_td=self._record_td, peer_wait=self.peer_wait,
         )
