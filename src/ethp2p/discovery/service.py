@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 ALPHA = 3
 #: How often a random-walk lookup refreshes the table, and liveness checks run.
 REFRESH_INTERVAL = 30.0
+#: The first refresh after bootstrap; the gap doubles up to REFRESH_INTERVAL, so a node that
+#: started before its neighbours had bonded with the boot node still finds them within seconds.
+FIRST_REFRESH = 1.0
 
 
 class _Protocol(asyncio.DatagramProtocol):
@@ -126,8 +129,10 @@ class DiscoveryService:
 
     async def _run(self) -> None:
         await self.bootstrap()
+        delay = min(FIRST_REFRESH, self.refresh_interval)
         while True:
-            await asyncio.sleep(self.refresh_interval)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.refresh_interval)
             with contextlib.suppress(Exception):
                 await self.check_liveness()
                 await self.lookup(os.urandom(64))
@@ -297,6 +302,13 @@ class DiscoveryService:
         return [n for n in sorted(seen.values(), key=dist) if n.node_id in self.table][:16]
 
     async def _query(self, node: Node, target: bytes) -> list[w.NodeRecord]:
+        assert self.core is not None
+        fresh = not self.core.is_bonded(node.node_id, node.ip, time.time())
         if not await self._ensure_bond(node):
             return []
-        return await self.find_node(node, target)
+        found = await self.find_node(node, target)
+        if not found and fresh:
+            # A node we just bonded with may not yet have had our Pong to its own Ping (a busy
+            # host) and ignores the FindNode; ask once more.
+            found = await self.find_node(node, target)
+        return found
