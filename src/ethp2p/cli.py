@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from .eth.chainspec import ChainSpec
     from .store.blocks import BlockStore
     from .fetch.verifier import InlineVerifier, ProcessVerifier, ThreadVerifier
+    from .export import ExportOptions
     from .sync.range import RangeStats
     from .trust import Anchors
 
@@ -387,6 +388,17 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         print(f"ethp2p: warning: verifying in pure Python, about 3x slower ({accel.reason})", file=sys.stderr)
     store = _open_store(args, spec, create=True)
     ensure_genesis(store, spec)
+    follower = None
+    if args.export:
+        from .export import ExportError
+        from .export.follow import ExportFollower
+
+        follower = ExportFollower(args.store, _export_options(args, args.export, start, end))
+        try:
+            follower.check()
+        except ExportError as e:
+            store.close()
+            raise UserError(str(e)) from None
 
     async def run() -> int:
         import signal
@@ -422,6 +434,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
                             metrics.update(st, session)
 
                 ticker = asyncio.create_task(status())
+                exporting = asyncio.create_task(follower.run()) if follower is not None else None
                 interrupted = False
                 try:
                     stats = await fetcher.run()
@@ -430,6 +443,10 @@ def cmd_fetch(args: argparse.Namespace) -> int:
                     stats = fetcher.stats
                 finally:
                     ticker.cancel()
+                if exporting is not None and follower is not None:
+                    follower.finish()
+                    bar.extra = "writing the last export chunks"
+                    await asyncio.shield(exporting)
             if session.peer_cache is not None:
                 for peer in session.pool.snapshot():
                     limit = fetcher.limits.get(peer.peer_id)
@@ -461,6 +478,11 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
         for line in proof_lines(s):
             print(line)
+        if follower is not None:
+            for line in follower.result.lines():
+                print(line)
+            if follower.error:
+                print(f"export stopped: {follower.error}")
         return 130 if interrupted else (0 if not s.missing else 1)
 
     try:
@@ -493,21 +515,61 @@ def _verifier_name(verifier: "Verifier") -> str:
     return f"{impl}, {verifier.describe()}"
 
 
-def cmd_export(args: argparse.Namespace) -> int:
-    from .export import ExportError, export
+def _names(text: str | None) -> frozenset[str] | None:
+    return None if text is None else frozenset(n.strip() for n in text.split(",") if n.strip())
 
-    start, end = _parse_range(args.range) if args.range else (0, None)
+
+def _export_options(args: argparse.Namespace, out: str, start: int | None, end: int | None, **extra: object) -> "ExportOptions":
+    """The export options ``export`` and ``fetch --export`` share."""
+    from .export import DEFAULT_TABLES, ExportOptions
+
+    if args.compression is not None and args.format == "jsonl":
+        raise UserError("--compression is for Parquet; JSON Lines files are written uncompressed")
+    tables = tuple(t.strip() for t in args.tables.split(",") if t.strip()) if args.tables else DEFAULT_TABLES
+    return ExportOptions(
+        Path(out), start, end, fmt=args.format, tables=tables, include_columns=_names(args.include_columns),
+        exclude_columns=_names(args.exclude_columns) or frozenset(), hex=args.hex,
+        compression=args.compression or "zstd", chunk_size=args.chunk_size, **extra,  # type: ignore[arg-type]
+    )
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import ExportError, plan_export, run_export
+    from .progress import Progress
+
+    start, end = _parse_range(args.range) if args.range else (None, None)
+    opts = _export_options(args, args.out, start, end, allow_missing=args.allow_missing)
     store = _existing_store(args, readonly=True)
     try:
-        result = export(store, args.out, fmt=args.format, start=start, end=end)
+        plan = plan_export(store, opts, estimate=args.dry)
+        if args.dry:
+            for line in plan.lines():
+                print(line)
+            return 0
+        with Progress("export", total=sum(c.blocks for c in plan.chunks), unit="blocks") as bar:
+            result = run_export(store, opts, on_blocks=bar.advance, plan=plan)
     except ExportError as e:
         raise UserError(str(e)) from None
     finally:
         store.close()
-    print(f"exported {result.blocks:,} blocks, {result.transactions:,} transactions, {result.logs:,} logs:")
-    for f in result.files:
-        print(f"  {f}")
+    for line in result.lines():
+        print(line)
     return 0
+
+
+def _add_export_args(p: argparse.ArgumentParser, *, title: str = "what and how to write") -> None:
+    from .export import COMPRESSIONS, DEFAULT_TABLES, TABLES
+
+    g = p.add_argument_group(title)
+    g.add_argument("--format", choices=("parquet", "jsonl"), default="parquet", help="file format (default parquet)")
+    g.add_argument("--tables", metavar="NAMES",
+                   help=f"comma-separated, of {', '.join(TABLES)} (default: {','.join(DEFAULT_TABLES)})")
+    g.add_argument("--include-columns", metavar="NAMES", help="write only these columns (comma-separated)")
+    g.add_argument("--exclude-columns", metavar="NAMES", help="leave these columns out (comma-separated)")
+    g.add_argument("--hex", action="store_true", help="hashes, addresses and bytes as 0x strings (default: binary)")
+    g.add_argument("--compression", choices=COMPRESSIONS, default=None, help="Parquet compression (default zstd)")
+    g.add_argument("--chunk-size", type=int, default=1000, metavar="N",
+                   help="blocks per file, aligned to multiples of N (default 1000)")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -569,15 +631,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-page-cache", action="store_true",
                    help="leave the written blocks in the OS page cache (default: drop them every 64 MB, "
                         "so a long fetch does not evict other programs' data)")
+    p.add_argument("--export", metavar="DIR",
+                   help="also write export chunk files into DIR as their blocks are stored (options below)")
+    _add_export_args(p, title="with --export")
     _add_anchor_args(p)
     _session_args(p)
     p.set_defaults(func=cmd_fetch, store="ethp2p.db")
 
-    p = sub.add_parser("export", help="write blocks, transactions and logs tables (Parquet or JSON Lines)")
-    p.add_argument("range", nargs="?", metavar="START..END", help="blocks to export (default: all)")
+    p = sub.add_parser("export", help="write blocks, transactions, receipts, logs, withdrawals and ommers tables "
+                                      "in chunk files (Parquet or JSON Lines; resumable)")
+    p.add_argument("range", nargs="?", metavar="START..END", help="blocks to export (default: all the store holds)")
     p.add_argument("--store", required=True, metavar="FILE", help="SQLite block store")
-    p.add_argument("--format", choices=("parquet", "jsonl"), default="parquet")
-    p.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory (chunks already there are kept)")
+    p.add_argument("--dry", action="store_true", help="print the plan (chunks, rows and size estimate) and stop")
+    p.add_argument("--allow-missing", action="store_true",
+                   help="export the blocks the store holds when some of the range is missing (default: an error)")
+    _add_export_args(p)
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("head", help="find the chain head by fetching linked headers from peers")

@@ -70,7 +70,16 @@ def _split_payload(mv: memoryview, pos: int, stop: int, max_items: int | None) -
 def string_payload(item: bytes | bytearray | memoryview) -> memoryview:
     """The payload of one encoded RLP string (the whole of ``item``)."""
     mv = _as_view(item)
-    is_list, start, length = _read_header(mv, 0, len(mv))
+    n = len(mv)
+    if n:
+        # The short forms, checked here as _read_header would (hot in transaction and log decoding).
+        b0 = mv[0]
+        if b0 < 0x80:
+            if n == 1:
+                return mv
+        elif b0 < 0xB8 and n == b0 - 0x7F and (b0 != 0x81 or mv[1] >= 0x80):
+            return mv[1:]
+    is_list, start, length = _read_header(mv, 0, n)
     if is_list:
         raise RLPDecodeError("expected an RLP string, got a list")
     if start + length != len(mv):

@@ -419,6 +419,25 @@ class BlockStore:
             sql += f" AND c.proof IN ({_PROVEN_SQL})"
         return {int(r[0]) for r in self._db.execute(sql, (start, end))}
 
+    def complete_runs(self, start: int, end: int) -> Iterator[tuple[int, int]]:
+        """Runs ``(first, last)`` of consecutive numbers in [start, end] whose header, body and
+        receipts are all stored, in order (streamed: memory does not grow with the range)."""
+        cur = self._db.execute(
+            "SELECT c.number FROM canonical c JOIN bodies b ON b.hash=c.hash JOIN receipts r ON r.hash=c.hash "
+            "WHERE c.number BETWEEN ? AND ? ORDER BY c.number",
+            (start, end),
+        )
+        first = last = None
+        for (n,) in cur:
+            if last is not None and n == last + 1:
+                last = n
+                continue
+            if first is not None:
+                yield first, last  # type: ignore[misc]
+            first = last = int(n)
+        if first is not None:
+            yield first, last  # type: ignore[misc]
+
     # ---- proofs -----------------------------------------------------------------------------
 
     def proof(self, number: int) -> Proof | None:

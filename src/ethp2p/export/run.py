@@ -1,0 +1,430 @@
+"""Planning and running an export: which chunks to write, then each chunk's table files.
+
+An export is resumable: chunk files that exist are skipped, a chunk is written under a hidden
+temporary name and renamed when complete, and a lock keeps two exports out of one directory.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..eth.chainspec import NETWORKS
+from ..store.blocks import BlockStore
+from ..trust import Proof
+from .chunks import Chunk, existing_chunks, file_name, overlap, parse_file_name, plan_chunks, temp_name
+from .rows import SENDER_COLUMNS, Row, RowError, RowReader
+from .schema import DEFAULT_TABLES, TABLES, Column, column_names, select_columns
+from .writers import COMPRESSIONS, JsonlTableWriter, ParquetTableWriter, TableWriter, WriteError
+
+FORMATS = ("parquet", "jsonl")
+#: Blocks read from the store at a time while a chunk is written.
+READ_BATCH = 64
+#: Blocks sampled for ``--dry``'s row and size estimate.
+SAMPLE_BLOCKS = 32
+LOCK_NAME = ".ethp2p-export.lock"
+
+
+class ExportError(Exception):
+    """The export cannot be done as asked (bad options, blocks missing, unwritable directory)."""
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """What to export and how (the ``ethp2p export`` options)."""
+
+    out: Path
+    start: int | None = None
+    end: int | None = None
+    fmt: str = "parquet"
+    tables: tuple[str, ...] = DEFAULT_TABLES
+    include_columns: frozenset[str] | None = None
+    exclude_columns: frozenset[str] = frozenset()
+    hex: bool = False
+    compression: str = "zstd"
+    chunk_size: int = 1000
+    #: Export the blocks that are stored when some of the range is missing (else an error).
+    allow_missing: bool = False
+    #: Write only chunks whose blocks are all stored, quietly leaving the rest (``fetch --export``).
+    complete_chunks_only: bool = False
+    #: The network part of file names (default: from the store's genesis).
+    network: str | None = None
+
+
+@dataclass
+class PlannedChunk:
+    """One chunk of the plan: the tables to write, those already written, what it supersedes."""
+
+    chunk: Chunk
+    blocks: int
+    write: tuple[str, ...]
+    done: tuple[str, ...]
+    supersedes: dict[str, tuple[Chunk, ...]] = field(default_factory=dict)
+
+
+@dataclass
+class ExportPlan:
+    """Everything an export will do, worked out before any file is touched."""
+
+    network: str
+    out: Path
+    fmt: str
+    start: int
+    end: int
+    chunk_size: int
+    columns: dict[str, tuple[Column, ...]]
+    chunks: list[PlannedChunk]
+    stored: int
+    missing: int
+    missing_spans: list[tuple[int, int]]
+    unproven: dict[Proof, int]
+    estimate: dict[str, float] = field(default_factory=dict)
+    estimate_bytes: float = 0.0
+    estimate_sample: int = 0
+
+    @property
+    def to_write(self) -> list[PlannedChunk]:
+        return [c for c in self.chunks if c.write]
+
+    def lines(self) -> list[str]:
+        """The plan as ``--dry`` prints it."""
+        todo = self.to_write
+        blocks = sum(c.blocks for c in todo)
+        out = [
+            f"export plan: {self.network} blocks {self.start:,}..{self.end:,} into {self.out} ({self.fmt}, "
+            f"{self.chunk_size:,} blocks per chunk)",
+            f"  tables: " + "; ".join(f"{t} ({len(cols)} columns)" for t, cols in self.columns.items()),
+            f"  chunks: {len(self.chunks):,} ({len(todo):,} to write, {len(self.chunks) - len(todo):,} already written); "
+            f"blocks to export: {blocks:,}",
+        ]
+        if self.missing:
+            out.append(f"  missing from the store: {self.missing:,} blocks ({describe_spans(self.missing_spans)})")
+        if self.estimate_sample:
+            rows = ", ".join(f"{t} {n:,.0f}" for t, n in self.estimate.items())
+            out.append(f"  estimate (from {self.estimate_sample} sampled blocks): rows {rows}; "
+                       f"about {self.estimate_bytes / 1e6:,.1f} MB")
+        return out
+
+
+@dataclass
+class ExportResult:
+    """What an export wrote."""
+
+    plan: ExportPlan
+    blocks: int = 0
+    rows: dict[str, int] = field(default_factory=dict)
+    chunks_written: int = 0
+    chunks_skipped: int = 0
+    files: list[Path] = field(default_factory=list)
+    superseded: list[Path] = field(default_factory=list)
+    bytes: int = 0
+    seconds: float = 0.0
+
+    def lines(self) -> list[str]:
+        """The summary ``ethp2p export`` prints."""
+        p = self.plan
+        total = sum(self.rows.values())
+        rate = total / self.seconds if self.seconds else 0.0
+        out = [
+            f"exported {self.blocks:,} blocks ({p.network} {p.start:,}..{p.end:,}) in {self.chunks_written:,} chunks, "
+            f"{self.chunks_skipped:,} already written; {len(self.files):,} files, {self.bytes / 1e6:,.1f} MB, "
+            f"in {self.seconds:.1f} s ({rate:,.0f} rows/s)",
+            "rows: " + ", ".join(f"{t} {n:,}" for t, n in self.rows.items()),
+        ]
+        if self.superseded:
+            out.append(f"replaced {len(self.superseded)} shorter chunk file(s) the new chunks contain")
+        if p.missing:
+            out.append(f"not exported, missing from the store: {p.missing:,} blocks ({describe_spans(p.missing_spans)})")
+        weak = sum(p.unproven.values())
+        if weak:
+            kinds = ", ".join(f"{n:,} {k.name.lower()}" for k, n in p.unproven.items())
+            out.append(f"not proven canonical: {weak:,} exported blocks ({kinds}); the blocks table's proof column says which")
+        out.append(f"into {p.out}")
+        return out
+
+
+def describe_spans(spans: list[tuple[int, int]], limit: int = 5) -> str:
+    """``a..b, c, ...`` for the first ``limit`` spans."""
+    parts = [f"{a:,}" if a == b else f"{a:,}..{b:,}" for a, b in spans[:limit]]
+    return ", ".join(parts) + (f", ... ({len(spans):,} spans)" if len(spans) > limit else "")
+
+
+def network_name(genesis_hash: bytes | None) -> str:
+    """The network a store's genesis names (``chain-<hash prefix>`` for other chains)."""
+    for name, spec in NETWORKS.items():
+        if spec.genesis_hash == genesis_hash:
+            return name
+    return "chain-" + genesis_hash.hex()[:8] if genesis_hash else "chain-unknown"
+
+
+def _columns(opts: ExportOptions) -> dict[str, tuple[Column, ...]]:
+    unknown = [t for t in opts.tables if t not in TABLES]
+    if unknown or not opts.tables:
+        raise ExportError(f"unknown table {', '.join(unknown) or '(none)'}; tables: {', '.join(TABLES)}")
+    names = {n for t in opts.tables for n in column_names(t)}
+    asked = (opts.include_columns or frozenset()) | opts.exclude_columns
+    stray = sorted(asked - names)
+    if stray:
+        raise ExportError(f"no table exported has column {', '.join(stray)} (columns are listed in the README)")
+    out: dict[str, tuple[Column, ...]] = {}
+    for t in dict.fromkeys(opts.tables):
+        cols = select_columns(t, opts.include_columns, opts.exclude_columns)
+        if not cols:
+            raise ExportError(f"no column of table {t} is selected; leave it out of --tables or include one of its columns")
+        out[t] = cols
+    return out
+
+
+def _check_options(opts: ExportOptions) -> None:
+    if opts.fmt not in FORMATS:
+        raise ExportError(f"unknown format {opts.fmt!r} ({' or '.join(FORMATS)})")
+    if opts.compression not in COMPRESSIONS:
+        raise ExportError(f"unknown compression {opts.compression!r} ({', '.join(COMPRESSIONS)})")
+    if opts.chunk_size < 1:
+        raise ExportError(f"chunk size must be at least 1, got {opts.chunk_size}")
+    if opts.fmt == "parquet":
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise ExportError("Parquet export needs pyarrow: pip install 'ethp2p[export]' (or use --format jsonl)") from None
+
+
+def plan_export(store: BlockStore, opts: ExportOptions, *, estimate: bool = False) -> ExportPlan:
+    """Work out the chunks, what is missing and what is already written (nothing is written)."""
+    _check_options(opts)
+    columns = _columns(opts)
+    start, end = opts.start, opts.end
+    if start is None or end is None:
+        rng = store.block_range()
+        if rng is None:
+            raise ExportError("the store holds no blocks")
+        start = rng[0] if start is None else start
+        end = rng[1] if end is None else end
+    if end < start:
+        raise ExportError(f"bad range {start}..{end}")
+    runs = list(store.complete_runs(start, end))
+    stored = sum(b - a + 1 for a, b in runs)
+    spans = _gaps(runs, start, end)
+    missing = sum(b - a + 1 for a, b in spans)
+    if missing and not (opts.allow_missing or opts.complete_chunks_only):
+        raise ExportError(
+            f"the store lacks {missing:,} of the {end - start + 1:,} blocks in {start:,}..{end:,} "
+            f"({describe_spans(spans)}); fetch them first (ethp2p fetch START..END), or export what is there "
+            "with --allow-missing"
+        )
+    network = opts.network or network_name(store.genesis_hash)
+    ext = "parquet" if opts.fmt == "parquet" else "jsonl"
+    have = existing_chunks(opts.out, network, ext)
+    planned: list[PlannedChunk] = []
+    chunks = plan_chunks(start, end, opts.chunk_size)
+    counts = _blocks_per_chunk(runs, chunks)
+    for chunk, n in zip(chunks, counts):
+        write, done, supersedes = [], [], {}
+        for table in columns:
+            o = overlap(have.get(table, []), chunk)
+            if o.covered:
+                done.append(table)
+                continue
+            if o.crossing:
+                c = o.crossing[0]
+                raise ExportError(
+                    f"{opts.out} already holds {table} for blocks {c.start:,}..{c.end:,}, across chunk "
+                    f"{chunk.start:,}..{chunk.end:,}: it was written with another chunk size; export to another "
+                    "directory or use that chunk size"
+                )
+            write.append(table)
+            if o.inside:
+                supersedes[table] = o.inside
+        if opts.complete_chunks_only and n < chunk.blocks:
+            write = []
+        planned.append(PlannedChunk(chunk, n, tuple(write), tuple(done), supersedes))
+    proofs = store.proof_counts(start, end)
+    plan = ExportPlan(
+        network, opts.out, opts.fmt, start, end, opts.chunk_size, columns, planned, stored, missing, spans,
+        {p: n for p, n in proofs.items() if not p.proven},
+    )
+    if estimate:
+        _estimate(store, opts, plan)
+    return plan
+
+
+def _gaps(runs: list[tuple[int, int]], start: int, end: int) -> list[tuple[int, int]]:
+    gaps = []
+    nxt = start
+    for a, b in runs:
+        if a > nxt:
+            gaps.append((nxt, a - 1))
+        nxt = b + 1
+    if nxt <= end:
+        gaps.append((nxt, end))
+    return gaps
+
+
+def _blocks_per_chunk(runs: list[tuple[int, int]], chunks: list[Chunk]) -> list[int]:
+    out = []
+    i = 0
+    for c in chunks:
+        n = 0
+        while i < len(runs) and runs[i][1] < c.start:
+            i += 1
+        j = i
+        while j < len(runs) and runs[j][0] <= c.end:
+            n += min(runs[j][1], c.end) - max(runs[j][0], c.start) + 1
+            j += 1
+        out.append(n)
+    return out
+
+
+def _reader(columns: dict[str, tuple[Column, ...]]) -> RowReader:
+    senders = any((t, c.name) in SENDER_COLUMNS for t, cols in columns.items() for c in cols)
+    return RowReader(frozenset(columns), senders=senders)
+
+
+def stored_blocks(store: BlockStore, chunk: Chunk) -> Iterator[tuple[bytes, bytes, bytes, Proof]]:
+    """The chunk's complete stored blocks, read a bounded batch at a time."""
+    a = chunk.start
+    while a <= chunk.end:
+        b = min(a + READ_BATCH - 1, chunk.end)
+        for e in store.canonical_entries(a, b, data=True):
+            if e.header is not None and e.body is not None and e.receipts is not None:
+                yield e.header, e.body, e.receipts, e.proof
+        a = b + 1
+
+
+def _estimate(store: BlockStore, opts: ExportOptions, plan: ExportPlan) -> None:
+    """Rows and bytes of the plan's chunks to write, from up to SAMPLE_BLOCKS stored blocks."""
+    todo = [c for c in plan.to_write if c.blocks]
+    if not todo:
+        return
+    reader = RowReader(frozenset(plan.columns), senders=False)
+    step = max(1, len(todo) // SAMPLE_BLOCKS)
+    rows: dict[str, list[Row]] = {t: [] for t in plan.columns}
+    sampled = 0
+    for pc in todo[::step][:SAMPLE_BLOCKS]:
+        for blk in stored_blocks(store, Chunk(pc.chunk.start, min(pc.chunk.end, pc.chunk.start + 4 * READ_BATCH))):
+            for t, r in reader.block_rows(*blk).items():
+                rows[t].extend(r)
+            sampled += 1
+            break
+    if not sampled:
+        return
+    scale = sum(c.blocks for c in todo) / sampled
+    plan.estimate = {t: len(r) * scale for t, r in rows.items()}
+    plan.estimate_sample = sampled
+    # The sample written for real (same writers, same compression) into a scratch directory.
+    with tempfile.TemporaryDirectory() as scratch:
+        sizes = 0
+        for t, cols in plan.columns.items():
+            w = _writer(Path(scratch) / f"{t}.sample", cols, t, opts)
+            w.add(rows[t])
+            sizes += w.commit()
+    plan.estimate_bytes = sizes * scale
+
+
+def _writer(path: Path, cols: tuple[Column, ...], table: str, opts: ExportOptions) -> TableWriter:
+    if opts.fmt == "parquet":
+        return ParquetTableWriter(path, cols, column_names(table), hex=opts.hex, compression=opts.compression)
+    return JsonlTableWriter(path, cols, column_names(table))
+
+
+@contextmanager
+def _locked(out: Path) -> Iterator[None]:
+    """Hold the export lock of ``out`` (another export writing there is an error)."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd = os.open(out / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise ExportError(f"cannot write to {out}: {e.strerror or e}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ExportError(f"another export is writing to {out}") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def _remove_stale_temps(out: Path, network: str) -> None:
+    """Delete temporary chunk files an interrupted export left (the lock says none is running)."""
+    for p in out.iterdir():
+        if p.name.startswith(".") and p.name.endswith(".tmp"):
+            f = parse_file_name(p.name[1:-4])
+            if f is not None and f.network == network:
+                p.unlink(missing_ok=True)
+
+
+def run_export(
+    store: BlockStore, opts: ExportOptions, *, on_blocks: Callable[[int], None] | None = None,
+    plan: ExportPlan | None = None,
+) -> ExportResult:
+    """Write every chunk the plan has to write; complete chunk files are never rewritten."""
+    t0 = time.monotonic()
+    with _locked(opts.out):
+        plan = plan_export(store, opts) if plan is None else plan
+        _remove_stale_temps(opts.out, plan.network)
+        result = ExportResult(plan, rows={t: 0 for t in plan.columns})
+        reader = _reader(plan.columns)
+        ext = "parquet" if plan.fmt == "parquet" else "jsonl"
+        for pc in plan.chunks:
+            if not pc.write:
+                result.chunks_skipped += 1 if pc.done else 0
+                if on_blocks is not None and pc.done:
+                    on_blocks(pc.blocks)
+                continue
+            _write_chunk(store, opts, plan, pc, reader, ext, result, on_blocks)
+    result.seconds = time.monotonic() - t0
+    return result
+
+
+def _write_chunk(
+    store: BlockStore, opts: ExportOptions, plan: ExportPlan, pc: PlannedChunk, reader: RowReader, ext: str,
+    result: ExportResult, on_blocks: Callable[[int], None] | None,
+) -> None:
+    writers: dict[str, TableWriter] = {}
+    committed: set[str] = set()
+    try:
+        for t in pc.write:
+            writers[t] = _writer(opts.out / file_name(plan.network, t, pc.chunk, ext), plan.columns[t], t, opts)
+        only = frozenset(pc.write)
+        chunk_reader = reader if only == reader.tables else RowReader(only, senders=reader.senders)
+        pending = 0
+        for blk in stored_blocks(store, pc.chunk):
+            try:
+                tables = chunk_reader.block_rows(*blk)
+            except RowError as e:
+                raise ExportError(f"a stored block in {pc.chunk.start:,}..{pc.chunk.end:,} is malformed: {e}") from None
+            for t, rows in tables.items():
+                writers[t].add(rows)
+            result.blocks += 1
+            pending += 1
+            if on_blocks is not None and pending >= 16:
+                on_blocks(pending)
+                pending = 0
+        if on_blocks is not None and pending:
+            on_blocks(pending)
+        for t, w in writers.items():
+            result.bytes += w.commit()
+            committed.add(t)
+            result.rows[t] += w.rows
+            result.files.append(w.path)
+    except WriteError as e:
+        raise ExportError(f"chunk {pc.chunk.start:,}..{pc.chunk.end:,}: {e}") from None
+    except OSError as e:
+        raise ExportError(f"cannot write chunk {pc.chunk.start:,}..{pc.chunk.end:,}: {e.strerror or e}") from None
+    finally:
+        for t, w in writers.items():
+            if t not in committed:
+                w.abort()
+    result.chunks_written += 1
+    for t, olds in pc.supersedes.items():
+        for old in olds:
+            p = opts.out / file_name(plan.network, t, old, ext)
+            p.unlink(missing_ok=True)
+            result.superseded.append(p)
