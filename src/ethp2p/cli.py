@@ -11,7 +11,9 @@ from pathlib import Path
 
 from typing import TYPE_CHECKING
 
+from . import __version__
 from .enode import Enode, EnodeError
+from .logs import FORMATS, configure as configure_logging
 
 if TYPE_CHECKING:
     from .crypto.keys import PrivateKey
@@ -518,7 +520,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ethp2p", description="Fetch verified Ethereum history straight from devp2p peers.")
+    parser.add_argument("--version", action="version", version=f"ethp2p {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--log-format", choices=FORMATS, default="text",
+                        help="logs on stderr as timestamped 'text' (default) or one 'json' object per line")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("probe", help="connect to one peer and print what it says about itself")
@@ -604,9 +609,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    import logging
-
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(verbose=args.verbose, fmt=args.log_format)
     try:
         return args.func(args)
     except UserError as e:
