@@ -398,14 +398,13 @@ def _parse_range(text: str) -> tuple[int, int]:
 
 def cmd_fetch(args: argparse.Namespace) -> int:
     from .fetch import re_probe_peer_head
+    from .metrics import FetchMetrics
     from .peers.limits import p2p_limits
     from .peers.session import NoPeersError, connect
     from .progress import Progress
     from .store.importer import ensure_genesis
     from .store.peers import StoredPeer, format_addr, now_ms
     from .sync.range import RangeFetcher
-
-    from .metrics import FetchMetrics
 
     start, end = _parse_range(args.range)
     spec = _load_spec(args)

@@ -543,7 +543,8 @@ class RangeFetcher:
                     else:
                         await self._caught(peer, e.number, str(e))
                 else:
-                    self._fault(type(e).__name__, f"{name}: blocks {a}..{b}: {type(e).__name__}: {e}")
+                    kind = e.kind if isinstance(e, InvalidResponse) else type(e).__name__
+                    self._fault(kind, f"{name}: blocks {a}..{b}: {type(e).__name__}: {e}")
                 self._adjust(peer, complete=False)
                 self._failed(list(range(a, b + 1)), name, backoff=2.0)
                 if getattr(peer, "closed", False) or name in self._banned:
