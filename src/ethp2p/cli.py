@@ -9,9 +9,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
+from . import __version__
 from .enode import Enode, EnodeError
+from .logs import FORMATS, configure as configure_logging
 
 if TYPE_CHECKING:
     from .crypto.keys import PrivateKey
@@ -19,10 +21,13 @@ if TYPE_CHECKING:
     from .store.blocks import BlockStore
     from .fetch.verifier import InlineVerifier, ProcessVerifier, ThreadVerifier
     from .export import ExportOptions
+    from .metrics import Metrics
+    from .peers.session import NetworkSession
     from .sync.range import RangeStats
     from .trust import Anchors
 
     Verifier = InlineVerifier | ThreadVerifier | ProcessVerifier
+    M = TypeVar("M", bound=Metrics)
 
 
 class UserError(Exception):
@@ -201,9 +206,30 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _start_metrics(args: argparse.Namespace, kind: "type[M]") -> "M | None":
+    """The ``--metrics HOST:PORT`` endpoint, listening (None without the option); a bad address or a
+    port that can't be bound is a :class:`UserError`, before the command touches the network."""
+    if not args.metrics:
+        return None
+    from .metrics import MetricsAddressError, parse_address
+
+    try:
+        host, port = parse_address(args.metrics)
+    except MetricsAddressError as e:
+        raise UserError(str(e)) from None
+    metrics = kind()
+    try:
+        metrics.listen(host, port)
+    except OSError as e:
+        raise UserError(f"cannot serve --metrics at {args.metrics}: {e.strerror or e}") from None
+    return metrics
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
+    from .metrics import ServeMetrics
     from .serve.server import HistoryServer
 
+    metrics = _start_metrics(args, ServeMetrics)
     spec = _load_spec(args)
     store = _open_store(args, spec, create=False)
     key = _node_key(args)
@@ -238,6 +264,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 raise
             raise UserError(str(e)) from None  # a fork block that does not fit the store
         await server.start()
+        watcher = asyncio.create_task(metrics.run(lambda: metrics.update(server))) if metrics is not None else None
         if server.fork_block is not None:
             print(f"misbehaving: serving a fork of the store from block {server.fork_block} on", flush=True)
         print(f"serving {spec.name} blocks {server.head.earliest}..{server.head.number} at {server.enode.url()}", flush=True)
@@ -247,6 +274,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
         await server.close()
+        if watcher is not None:
+            watcher.cancel()
         reasons = ", ".join(f"{k}: {v}" for k, v in sorted(server.stats.disconnect_reasons.items())) or "none"
         print(f"stopped; sessions served: {server.stats.sessions}; endings: {reasons}", flush=True)
 
@@ -370,6 +399,7 @@ def _parse_range(text: str) -> tuple[int, int]:
 
 def cmd_fetch(args: argparse.Namespace) -> int:
     from .fetch import re_probe_peer_head
+    from .metrics import FetchMetrics
     from .peers.limits import p2p_limits
     from .peers.session import NoPeersError, connect
     from .progress import Progress
@@ -381,6 +411,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     spec = _load_spec(args)
     anchors = _anchors(args, spec)
     boot = _bootnodes(args)
+    metrics = _start_metrics(args, FetchMetrics)
     verifier = _verifier(args.verify_workers)
     from . import accel
 
@@ -403,56 +434,67 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     async def run() -> int:
         import signal
 
-        metrics = None
-        if args.metrics:
-            from .metrics import Metrics
-
-            metrics = Metrics.serve(args.metrics)
         task = asyncio.current_task()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, task.cancel)  # type: ignore[union-attr]
-        async with connect(spec, store=str(args.store), bootnodes=boot, min_peers=args.peers, timeout=args.timeout,
-                           limits=p2p_limits(peer_start_warmup=args.warmup), discovery=not args.no_discovery,
-                           dns=_dns(args)) as session:
-            seeded = {}
-            if session.cache_load is not None:
-                seeded = {p.peer_id: p.aimd_batch_limit for p in session.cache_load.peers if p.aimd_batch_limit}
-            with Progress("fetch", total=end - start + 1, unit="blocks") as bar:
-                fetcher = RangeFetcher(
-                    lambda: session.pool.snapshot(), store, start, end, on_blocks=bar.advance,
-                    batch_limits=seeded, reprobe=lambda peer, n: re_probe_peer_head(session.pool, peer, n),
-                    verifier=verifier, anchors=anchors,
-                )
+        running: list[RangeFetcher] = []  # the fetcher, once the session has its peers
+        watchers: list[asyncio.Task[None]] = []
 
-                async def status() -> None:
-                    while True:
-                        await asyncio.sleep(1)
-                        st = fetcher.stats
-                        bar.extra = f"peers {len(session.pool)}  faults {len(st.faults)}"
+        def update_metrics(session: "NetworkSession") -> None:
+            assert metrics is not None
+            metrics.update(session, running[0].stats if running else None)
+
+        def watch(session: "NetworkSession") -> None:
+            """Keep the metrics live from the session's start (peers connect during the warm-up)."""
+            if metrics is not None:
+                watchers.append(asyncio.create_task(metrics.run(lambda: update_metrics(session))))
+
+        try:
+            async with connect(spec, store=str(args.store), bootnodes=boot, min_peers=args.peers, timeout=args.timeout,
+                               limits=p2p_limits(peer_start_warmup=args.warmup), discovery=not args.no_discovery,
+                               dns=_dns(args), on_start=watch) as session:
+                seeded = {}
+                if session.cache_load is not None:
+                    seeded = {p.peer_id: p.aimd_batch_limit for p in session.cache_load.peers if p.aimd_batch_limit}
+                with Progress("fetch", total=end - start + 1, unit="blocks") as bar:
+                    fetcher = RangeFetcher(
+                        lambda: session.pool.snapshot(), store, start, end, on_blocks=bar.advance,
+                        batch_limits=seeded, reprobe=lambda peer, n: re_probe_peer_head(session.pool, peer, n),
+                        verifier=verifier, anchors=anchors,
+                    )
+                    running.append(fetcher)
+
+                    async def status() -> None:
+                        while True:
+                            await asyncio.sleep(1)
+                            bar.extra = f"peers {len(session.pool)}  faults {len(fetcher.stats.faults)}"
+
+                    ticker = asyncio.create_task(status())
+                    exporting = asyncio.create_task(follower.run()) if follower is not None else None
+                    interrupted = False
+                    try:
+                        stats = await fetcher.run()
+                    except asyncio.CancelledError:
+                        interrupted = True
+                        stats = fetcher.stats
+                    finally:
+                        ticker.cancel()
                         if metrics is not None:
-                            metrics.update(st, session)
-
-                ticker = asyncio.create_task(status())
-                exporting = asyncio.create_task(follower.run()) if follower is not None else None
-                interrupted = False
-                try:
-                    stats = await fetcher.run()
-                except asyncio.CancelledError:
-                    interrupted = True
-                    stats = fetcher.stats
-                finally:
-                    ticker.cancel()
-                if exporting is not None and follower is not None:
-                    follower.finish()
-                    bar.extra = "writing the last export chunks"
-                    await asyncio.shield(exporting)
-            if session.peer_cache is not None:
-                for peer in session.pool.snapshot():
-                    limit = fetcher.limits.get(peer.peer_id)
-                    if peer.address and peer.direction == "outbound" and limit:
-                        session.peer_cache.upsert_peer(
-                            StoredPeer(peer.peer_id, format_addr(*peer.address), None, now_ms(), limit))
+                            update_metrics(session)  # the final counts, for a scrape after the fetch
+                    if exporting is not None and follower is not None:
+                        follower.finish()
+                        bar.extra = "writing the last export chunks"
+                        await asyncio.shield(exporting)
+                if session.peer_cache is not None:
+                    for peer in session.pool.snapshot():
+                        limit = fetcher.limits.get(peer.peer_id)
+                        if peer.address and peer.direction == "outbound" and limit:
+                            session.peer_cache.upsert_peer(
+                                StoredPeer(peer.peer_id, format_addr(*peer.address), None, now_ms(), limit))
+        finally:
+            for w in watchers:
+                w.cancel()
         s = stats
         rate = s.verified_blocks / s.seconds if s.seconds else 0.0
         print(("interrupted; everything fetched so far is stored\n" if interrupted else "")
@@ -580,7 +622,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ethp2p", description="Fetch verified Ethereum history straight from devp2p peers.")
+    parser.add_argument("--version", action="version", version=f"ethp2p {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--log-format", choices=FORMATS, default="text",
+                        help="logs on stderr as timestamped 'text' (default) or one 'json' object per line")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("probe", help="connect to one peer and print what it says about itself")
@@ -609,6 +654,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=30303, help="TCP port (default 30303; 0 picks one)")
     p.add_argument("--max-inbound", type=int, default=200, help="most inbound peers at once (default 200)")
     p.add_argument("--discovery", action="store_true", help="also run discv4 on the same port (UDP)")
+    p.add_argument("--metrics", metavar="HOST:PORT", help="serve Prometheus metrics at http://HOST:PORT/metrics")
     p.add_argument("--bootnodes", metavar="ENODES", help="discv4 boot nodes, comma-separated (with --discovery)")
     kg = p.add_mutually_exclusive_group()
     kg.add_argument("--key", metavar="HEX", help="node key (32 bytes hex); default: a new random key")
@@ -624,7 +670,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("fetch", help="fetch a block range from peers, verified, into a store (resumable)")
     p.add_argument("range", metavar="START..END", help="inclusive block range, e.g. 0..16383")
     p.add_argument("--warmup", type=float, default=2.0, help="seconds to let more peers join before starting (default 2)")
-    p.add_argument("--metrics", metavar="HOST:PORT", help="serve Prometheus metrics at HOST:PORT")
+    p.add_argument("--metrics", metavar="HOST:PORT", help="serve Prometheus metrics at http://HOST:PORT/metrics")
     p.add_argument("--verify-workers", type=int, default=None, metavar="N",
                    help="threads (with the C extension; processes without it) that verify bodies and receipts "
                         "(default: one per core; 0: in the event loop's thread)")
@@ -673,9 +719,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    import logging
-
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(verbose=args.verbose, fmt=args.log_format)
     try:
         return args.func(args)
     except UserError as e:

@@ -128,3 +128,42 @@ def test_fetch_keeps_or_drops_the_page_cache_as_asked(tmp_path: Path) -> None:
         store = _open_store(args, _load_spec(args), create=True)
         assert store._drop_page_cache is drops
         store.close()
+
+
+def test_version_prints_the_package_version() -> None:
+    from ethp2p import __version__
+
+    r = _cli("--version")
+    assert r.returncode == 0 and r.stdout == f"ethp2p {__version__}\n", r.stdout + r.stderr
+
+
+def test_logs_carry_utc_timestamps_as_text_or_json_lines(tmp_path: Path) -> None:
+    """-v logs at DEBUG on stderr; --log-format json makes every log line a JSON object."""
+    import json
+    import re
+
+    from tests.support.servers import ETHTEST_GENESIS, ethtest_store, start_servers
+
+    ts = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+    [server] = start_servers(1, ethtest_store(tmp_path / "e.db"), tmp_path, network_args=["--genesis", str(ETHTEST_GENESIS)])
+    try:
+        probe = ["probe", "--genesis", str(ETHTEST_GENESIS), server.enode]
+        r = _cli("-v", "--log-format", "json", *probe)
+        assert r.returncode == 0, r.stdout + r.stderr
+        lines = r.stderr.splitlines()
+        assert lines, "no debug logs with -v"
+        for line in lines:
+            entry = json.loads(line)
+            assert {"ts", "level", "logger", "msg"} <= entry.keys(), entry
+            assert ts.match(entry["ts"]), entry
+        assert any(json.loads(line)["level"] == "DEBUG" for line in lines)
+        r = _cli("-v", *probe)
+        assert r.returncode == 0, r.stdout + r.stderr
+        first = r.stderr.splitlines()[0].split(" ")
+        assert ts.match(first[0]) and first[1] == "DEBUG", r.stderr
+        r = _cli(*probe)  # without -v: warnings and errors only
+        assert r.returncode == 0 and "DEBUG" not in r.stderr, r.stderr
+    finally:
+        server.stop()
+    r = _cli("--log-format", "xml", "--version")
+    assert r.returncode == 2 and "invalid choice" in r.stderr

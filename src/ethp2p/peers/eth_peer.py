@@ -15,7 +15,7 @@ import itertools
 import logging
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -129,7 +129,23 @@ class PeerCounters:
     timeouts: int = 0
     unsolicited: int = 0
     requests_served: int = 0
+    #: Requests answered, by kind: ``headers``, ``bodies``, ``receipts``.
+    served_by_kind: dict[str, int] = field(default_factory=dict)
     ignored_announcements: int = 0
+
+
+#: The kind of each request a peer may send us (the ``kind`` of :attr:`PeerCounters.served_by_kind`).
+REQUEST_KINDS: dict[type, str] = {m.GetBlockHeaders: "headers", m.GetBlockBodies: "bodies", m.GetReceipts: "receipts"}
+
+
+def traffic(peers: Iterable["EthPeer"]) -> tuple[int, int]:
+    """Bytes received and sent so far on the connections of ``peers`` (live ones count as they go)."""
+    received = sent = 0
+    for peer in peers:
+        core = peer.conn.core
+        received += core.bytes_in
+        sent += core.bytes_out
+    return received, sent
 
 
 def eth_message_count(name: str, version: int) -> int:
@@ -444,6 +460,8 @@ class EthPeer:
             self._on_response(msg)
         elif isinstance(msg, (m.GetBlockHeaders, m.GetBlockBodies, m.GetReceipts)):
             self.counters.requests_served += 1
+            kind = REQUEST_KINDS[type(msg)]
+            self.counters.served_by_kind[kind] = self.counters.served_by_kind.get(kind, 0) + 1
             hook = getattr(self.handler, "serve_request", None)
             if hook is not None and await hook(self, msg):
                 return  # the handler answered (or chose not to) itself

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +34,7 @@ from .eth_peer import (
     PeerError,
     RequestHandler,
     refuse_inbound,
+    traffic,
 )
 from ..eth.forkid import ForkId, ForkIdMismatch
 from .limits import P2pLimits, P2pStats, inbound_handshake_slots
@@ -104,6 +105,8 @@ class NetworkSession:
         self.cache_load = None
         self._candidates: dict[bytes, _Candidate] = {}
         self._dialing: set[bytes] = set()
+        #: Admitted peers whose session has not ended (some may have left the pool already).
+        self._live: set[NetworkPeer] = set()
         self._handshakes_in = 0
         self._probe_sem = asyncio.Semaphore(self.limits.max_concurrent_probes)
         self._dial_sem = asyncio.Semaphore(self.limits.max_concurrent_dials)
@@ -413,6 +416,7 @@ class NetworkSession:
             P2pStats.bump(self.p2p_stats.disconnects_sent, "already_connected")
             await session.disconnect(DisconnectReason.ALREADY_CONNECTED)
             return
+        self._live.add(peer)
         s = self.p2p_stats
         s.sessions_established += 1
         s.pool_size = len(self.pool)
@@ -453,6 +457,15 @@ class NetworkSession:
         self.pool.update_peer_head(peer.peer_id, header.number, header.hash)
         return header.number
 
+    def traffic(self) -> tuple[int, int]:
+        """Bytes received and sent by admitted peers' sessions so far: the ended ones' and the live ones'.
+
+        ``p2p_stats.bytes_in``/``bytes_out`` count ended sessions only; this adds what live
+        sessions have moved until now (and never drops, as a session's bytes move over when it ends).
+        """
+        received, sent = traffic(p.session for p in self._live)
+        return self.p2p_stats.bytes_in + received, self.p2p_stats.bytes_out + sent
+
     async def _watch(self, peer: NetworkPeer) -> None:
         try:
             await peer.wait_closed()
@@ -463,9 +476,10 @@ class NetworkSession:
             ev = peer.session.closed_event
             if ev is not None and ev.by_peer:
                 P2pStats.bump(self.p2p_stats.disconnects_received, reason_name(ev.reason))
-            conn = peer.session.conn.core
-            self.p2p_stats.bytes_in += conn.bytes_in
-            self.p2p_stats.bytes_out += conn.bytes_out
+            self._live.discard(peer)
+            received, sent = traffic([peer.session])
+            self.p2p_stats.bytes_in += received
+            self.p2p_stats.bytes_out += sent
             if self.peer_cache is not None and peer.direction == "outbound" and peer.address:
                 from ..store.peers import StoredPeer, format_addr, now_ms
 
@@ -491,6 +505,7 @@ async def connect(
     discovery: bool = True,
     dns: Sequence[str] | None = None,
     dns_resolver: object | None = None,
+    on_start: Callable[[NetworkSession], object] | None = None,
 ):  # type: ignore[no-untyped-def]
     """A started :class:`NetworkSession` with at least ``min_peers`` peers, after the warm-up.
 
@@ -498,7 +513,8 @@ async def connect(
     ``bootnodes`` defaults to the network's own list; they are dialled and, with
     ``discovery`` (on by default), used as discv4 boot nodes. ``dns`` lists EIP-1459
     trees (default: the network's). Without ``timeout`` it waits as long as it takes
-    (like the seed); with one, :class:`NoPeersError` says what was tried.
+    (like the seed); with one, :class:`NoPeersError` says what was tried. ``on_start`` is
+    called with the session once it has started, before the wait for peers (to watch it live).
     """
     spec = _resolve(network)
     boot = list(spec.bootnodes if bootnodes is None else bootnodes)
@@ -510,6 +526,8 @@ async def connect(
     )
     await session.start()
     try:
+        if on_start is not None:
+            on_start(session)
         session.add_candidates(boot, "bootnode")
         await session.wait_for_peers(min_peers, timeout)
         yield session

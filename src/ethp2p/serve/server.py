@@ -15,7 +15,9 @@ from ..enode import Enode
 from ..eth import messages as m
 from ..eth.chainspec import ChainSpec
 from ..p2p.disconnect import DisconnectReason
-from ..peers.eth_peer import DEFAULT_ETH_VERSIONS, ChainHead, EthPeer, PeerError, RequestHandler, refuse_inbound
+from ..peers.eth_peer import (
+    DEFAULT_ETH_VERSIONS, ChainHead, EthPeer, PeerError, RequestHandler, refuse_inbound, traffic,
+)
 from ..peers.limits import inbound_handshake_slots
 from ..store.blocks import BlockStore
 from ..transport.connection import TransportError
@@ -43,6 +45,11 @@ class ServerStats:
     sessions: int = 0
     disconnect_reasons: dict[str, int] = field(default_factory=dict)
     range_updates_sent: int = 0
+    #: Of ended sessions (:meth:`HistoryServer.traffic` and :meth:`~HistoryServer.requests_served`
+    #: add the live ones): bytes received and sent, and requests answered by kind.
+    bytes_in: int = 0
+    bytes_out: int = 0
+    requests_by_kind: dict[str, int] = field(default_factory=dict)
 
 
 def store_head(store: BlockStore, spec: ChainSpec) -> ChainHead:
@@ -232,10 +239,28 @@ class HistoryServer:
             await peer.wait_closed()
         finally:
             self.peers.discard(peer)
+            received, sent = traffic([peer])
+            self.stats.bytes_in += received
+            self.stats.bytes_out += sent
+            for kind, n in peer.counters.served_by_kind.items():
+                self.stats.requests_by_kind[kind] = self.stats.requests_by_kind.get(kind, 0) + n
             ev = peer.closed_event
             text = ev.describe() if ev else "connection lost"
             self._count_reason(text)
             log.info("peer %s left: %s", peer.peer_id.hex()[:16], text)
+
+    def traffic(self) -> tuple[int, int]:
+        """Bytes received and sent by served sessions so far, ended and live."""
+        received, sent = traffic(self.peers)
+        return self.stats.bytes_in + received, self.stats.bytes_out + sent
+
+    def requests_served(self) -> dict[str, int]:
+        """Requests answered so far (ended and live sessions), by kind: headers, bodies, receipts."""
+        total = dict(self.stats.requests_by_kind)
+        for peer in self.peers:
+            for kind, n in peer.counters.served_by_kind.items():
+                total[kind] = total.get(kind, 0) + n
+        return total
 
     async def announce_range(self) -> int:
         """Re-read the store's range; if it changed, send BlockRangeUpdate to eth/69+ peers."""

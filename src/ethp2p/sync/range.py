@@ -114,6 +114,8 @@ class RangeStats:
     stage: FetchStageStats = field(default_factory=FetchStageStats)
     blocks_by_peer: dict[str, int] = field(default_factory=dict)
     faults: list[str] = field(default_factory=list)
+    #: The faults by kind (``timeout``, ``wrong-chain``, ``near-agreed-head``, a check's or an error's name).
+    fault_kinds: dict[str, int] = field(default_factory=dict)
     missing: list[int] = field(default_factory=list)
     seconds: float = 0.0
     escalated: int = 0
@@ -354,6 +356,11 @@ class RangeFetcher:
     def _is_banned(self, peer: FetchPeer) -> bool:
         return _name(peer) in self._banned
 
+    def _fault(self, kind: str, text: str) -> None:
+        """Record a peer's fault: its description, and one more of its ``kind``."""
+        self.stats.faults.append(text)
+        self.stats.fault_kinds[kind] = self.stats.fault_kinds.get(kind, 0) + 1
+
     def _wrong_chain(
         self, peer: FetchPeer, number: int, message: str, evidence: Sequence[Header] = (), *,
         first: int | None = None, reported: bool = False,
@@ -366,7 +373,7 @@ class RangeFetcher:
         record = WrongChain(name, number, message, first)
         self._liars[name] = record
         self.stats.wrong_chain.append(record)
-        self.stats.faults.append(f"{name}: block {number}: wrong-chain: {message}")
+        self._fault("wrong-chain", f"{name}: block {number}: wrong-chain: {message}")
         if evidence and len(self._evidence) < MAX_EVIDENCE_PEERS:
             self._evidence[name] = [(h.number, h.hash) for h in evidence[-MAX_EVIDENCE:]]
         log.warning("peer %s is on another chain (caught at block %d): %s", name, number, message)
@@ -532,11 +539,12 @@ class RangeFetcher:
                     if self._near_agreed_tip(e.number):
                         # Just below a hash peers agreed on, an honest peer may have reorged since:
                         # not proof of another chain. Its blocks are fetched elsewhere.
-                        self.stats.faults.append(f"{name}: blocks {a}..{b}: disagrees near the agreed head: {e}")
+                        self._fault("near-agreed-head", f"{name}: blocks {a}..{b}: disagrees near the agreed head: {e}")
                     else:
                         await self._caught(peer, e.number, str(e))
                 else:
-                    self.stats.faults.append(f"{name}: blocks {a}..{b}: {type(e).__name__}: {e}")
+                    kind = e.kind if isinstance(e, InvalidResponse) else type(e).__name__
+                    self._fault(kind, f"{name}: blocks {a}..{b}: {type(e).__name__}: {e}")
                 self._adjust(peer, complete=False)
                 self._failed(list(range(a, b + 1)), name, backoff=2.0)
                 if getattr(peer, "closed", False) or name in self._banned:
@@ -547,7 +555,7 @@ class RangeFetcher:
                 self._inflight[name].remove(batch)
             self.stats.stage.add(outcome.fetch_stats)
             for f in outcome.faults:
-                self.stats.faults.append(f"{name}: block {f.number}: {f.kind}: {f.message}")
+                self._fault(f.kind, f"{name}: block {f.number}: {f.kind}: {f.message}")
             if outcome.payloads:
                 self.stats.verified_blocks += len(outcome.payloads)
                 size = sum(len(p.header) + len(p.body) + len(p.receipts) for p in outcome.payloads)
