@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import sys
 from typing import Any
 
 _ALLOWED_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
@@ -19,6 +20,18 @@ _ALLOWED_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 
 class PublicAddressBlocked(PermissionError):
     """A README example tried to reach something other than loopback."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        # Said once per kind of attempt on stderr too: the program may swallow the error (a dial
+        # that fails is just a failed dial), and the test's failure report should still show why.
+        if message not in _said:
+            _said.add(message)
+            sys.stderr.write(message + "\n")
+            sys.stderr.flush()
+
+
+_said: set[str] = set()
 
 
 def _check_host(host: object, what: str) -> None:
