@@ -286,6 +286,15 @@ def _tail(text: str, limit: int = 6000) -> str:
     return text if len(text) <= limit else "...\n" + text[-limit:]
 
 
+@dataclass
+class Finished:
+    """How a foreground command ended: its status (None when it timed out and was killed) and output."""
+
+    returncode: int | None
+    stdout: str
+    stderr: str
+
+
 class Run:
     """One pass over the README: its working directory and the background processes it started."""
 
@@ -300,18 +309,29 @@ class Run:
             self._start_background(block, cmd)
             return
         t0 = time.monotonic()
-        try:
-            out = subprocess.run(["bash", "-c", cmd.text], cwd=self.work, env=self.env, capture_output=True,
-                                 text=True, timeout=COMMAND_TIMEOUT)
-        except subprocess.TimeoutExpired as e:
-            pytest.fail(f"{block.where}: command at README.md:{cmd.line} still running after {COMMAND_TIMEOUT:.0f} s:"
-                        f"\n  $ {cmd.text}\n--- output ---\n{_tail(_text(e.stdout) + _text(e.stderr))}")
+        out = self._run(["bash", "-c", cmd.text])
+        if out.returncode is None:
+            pytest.fail(f"{block.where}: command at README.md:{cmd.line} still running after {COMMAND_TIMEOUT:.0f} s "
+                        f"(killed):\n  $ {cmd.text}\n--- stdout ---\n{_tail(out.stdout)}\n--- stderr ---\n"
+                        f"{_tail(out.stderr)}")
         took = time.monotonic() - t0
         print(f"README.md:{cmd.line}: exit {out.returncode} in {took:.1f} s: {cmd.text[:100]}\n" + _indent(out.stdout))
         if out.returncode != cmd.expect:
             pytest.fail(f"{block.where}: command at README.md:{cmd.line} exited {out.returncode} "
                         f"(expected {cmd.expect}) after {took:.1f} s:\n  $ {cmd.text}\n"
                         f"--- stdout ---\n{_tail(out.stdout)}\n--- stderr ---\n{_tail(out.stderr)}")
+
+    def _run(self, args: list[str]) -> "Finished":
+        """Run ``args`` in the working directory, in its own process group (killed whole on timeout)."""
+        proc = subprocess.Popen(args, cwd=self.work, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, start_new_session=True)
+        try:
+            stdout, stderr = proc.communicate(timeout=COMMAND_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            stdout, stderr = proc.communicate()
+            return Finished(None, stdout, stderr)
+        return Finished(proc.returncode, stdout, stderr)
 
     def _start_background(self, block: Block, cmd: Command) -> None:
         log_path = self.scratch / f"background-{cmd.line}.log"
@@ -336,12 +356,10 @@ class Run:
         script = self.scratch / f"readme_{block.line}.py"
         script.write_text(block.code)
         t0 = time.monotonic()
-        try:
-            out = subprocess.run([sys.executable, str(script)], cwd=self.work, env=self.env, capture_output=True,
-                                 text=True, timeout=COMMAND_TIMEOUT)
-        except subprocess.TimeoutExpired as e:
-            pytest.fail(f"{block.where}: still running after {COMMAND_TIMEOUT:.0f} s\n--- output ---\n"
-                        f"{_tail(_text(e.stdout) + _text(e.stderr))}")
+        out = self._run([sys.executable, str(script)])
+        if out.returncode is None:
+            pytest.fail(f"{block.where}: still running after {COMMAND_TIMEOUT:.0f} s (killed)\n--- stdout ---\n"
+                        f"{_tail(out.stdout)}\n--- stderr ---\n{_tail(out.stderr)}")
         took = time.monotonic() - t0
         print(f"{block.where}: exit {out.returncode} in {took:.1f} s\n" + _indent(out.stdout))
         if out.returncode != 0:
@@ -373,12 +391,6 @@ def _indent(text: str, lines: int = 12) -> str:
     """The first ``lines`` lines of an example's output, indented, for the -s / failure log."""
     head = text.splitlines()[:lines]
     return "".join(f"    | {line[:160]}\n" for line in head)
-
-
-def _text(data: str | bytes | None) -> str:
-    if data is None:
-        return ""
-    return data.decode(errors="replace") if isinstance(data, bytes) else data
 
 
 @pytest.fixture
