@@ -15,10 +15,10 @@ The convention (also summed up in an HTML comment in README.md, above the first 
   paths relative to a checkout work. Nothing else is prepared: what a later example uses (a store,
   a running server) an earlier example makes. The tutorial near the top of the README imports the
   shipped era1 archives into ``history.db`` and starts two ``ethp2p serve`` processes with fixed
-  test keys on 127.0.0.1:30303 and :30304, so later examples name literal enode URLs. By the
-  tutorial the directory also holds ``mainnet.db`` (blocks 0..2047 fetched from them) and
-  ``export/``, and after the library's range example ``proven.db`` (0..2047). A new example that serves takes the next free
-  port (30305 is the ``HistoryServer`` example's).
+  test keys on 127.0.0.1:30303 and :30304, so later examples name literal enode URLs. After the
+  tutorial the directory also holds ``mainnet.db`` (blocks 0..2047, fetched from them) and
+  ``export/``; after the library's range example, ``proven.db`` (0..2047). A new example that
+  serves takes the next free port (30305 is the ``HistoryServer`` example's).
 * Shell blocks. Each command (a line, with ``\\`` continuations joined; ``#`` comment lines are
   ignored) must start with ``ethp2p `` and runs through ``bash -c`` with the venv's ``ethp2p`` first
   on PATH. It must exit 0 within ``COMMAND_TIMEOUT`` seconds, or with the status a trailing
