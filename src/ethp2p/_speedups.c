@@ -1112,6 +1112,214 @@ static PyObject *py_receipts69_to_68(PyObject *self, PyObject *arg)
     return res;
 }
 
+/* ---- export: transaction fields and receipt logs as Python objects -------------------------- */
+
+/* Count the items of the list payload b[pos:stop) (each header checked); 0 ok, -1 malformed. */
+static int count_items(const uint8_t *b, size_t pos, size_t stop, size_t *count)
+{
+    size_t n = 0;
+    while (pos < stop) {
+        int is_list;
+        size_t ps, pe;
+        if (read_header(b, pos, stop, &is_list, &ps, &pe) < 0 || ++n > MAX_TRANSACTIONS)
+            return -1;
+        pos = pe;
+    }
+    *count = n;
+    return 0;
+}
+
+/* The string at pos (payload in [pos, stop)) as bytes; NULL with *bad = 1 if it is not a string. */
+static PyObject *string_at(const uint8_t *b, size_t pos, size_t stop, size_t *next, int *bad)
+{
+    int is_list;
+    size_t ps, pe;
+    if (read_header(b, pos, stop, &is_list, &ps, &pe) < 0 || is_list) {
+        *bad = 1;
+        return NULL;
+    }
+    *next = pe;
+    return PyBytes_FromStringAndSize((const char *)b + ps, (Py_ssize_t)(pe - ps));
+}
+
+/* tx_fields(encoding) -> (type, fields, payload_start, signature_start) or None.
+   ``fields``: each item of the transaction's RLP list, a string as its payload (bytes), a list as
+   its item count (int); ``payload_start``/``signature_start``: offsets of the list's payload and
+   of its third-from-last item (v), so the unsigned fields are encoding[payload_start:signature_start]. */
+static PyObject *py_tx_fields(PyObject *self, PyObject *arg)
+{
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    const uint8_t *b = view.buf;
+    size_t n = (size_t)view.len, ps, pe;
+    PyObject *fields = NULL, *res = NULL;
+    size_t starts[16];
+    if (n == 0)
+        goto bad;
+    int type = b[0] >= 0xc0 ? 0 : b[0];
+    size_t off = type ? 1 : 0;
+    if (list_at(b, off, n, &ps, &pe) < 0 || pe != n)
+        goto bad;
+    fields = PyList_New(0);
+    if (!fields)
+        goto fail;
+    size_t pos = ps, count = 0;
+    while (pos < pe) {
+        int is_list;
+        size_t s, e;
+        if (count >= 16 || read_header(b, pos, pe, &is_list, &s, &e) < 0)
+            goto bad;
+        starts[count++] = pos;
+        PyObject *item;
+        if (is_list) {
+            size_t items;
+            if (count_items(b, s, e, &items) < 0)
+                goto bad;
+            item = PyLong_FromSize_t(items);
+        } else {
+            item = PyBytes_FromStringAndSize((const char *)b + s, (Py_ssize_t)(e - s));
+        }
+        if (!item || PyList_Append(fields, item) < 0) {
+            Py_XDECREF(item);
+            goto fail;
+        }
+        Py_DECREF(item);
+        pos = e;
+    }
+    if (count < 3)
+        goto bad;
+    res = Py_BuildValue("(iOnn)", type, fields, (Py_ssize_t)ps, (Py_ssize_t)starts[count - 3]);
+    Py_DECREF(fields);
+    PyBuffer_Release(&view);
+    return res;
+bad:
+    Py_XDECREF(fields);
+    PyBuffer_Release(&view);
+    Py_RETURN_NONE;
+fail:
+    Py_XDECREF(fields);
+    PyBuffer_Release(&view);
+    return NULL;
+}
+
+/* One log [address, [topics...], data] at pos as (address, (topic, ...), data); NULL with *bad. */
+static PyObject *log_at(const uint8_t *b, size_t pos, size_t stop, size_t *next, int *bad)
+{
+    size_t ps, pe, q, tps, tpe;
+    if (list_at(b, pos, stop, &ps, &pe) < 0) {
+        *bad = 1;
+        return NULL;
+    }
+    PyObject *addr = NULL, *topics = NULL, *data = NULL, *res = NULL;
+    addr = string_at(b, ps, pe, &q, bad);
+    if (!addr)
+        goto out;
+    if (list_at(b, q, pe, &tps, &tpe) < 0) {
+        *bad = 1;
+        goto out;
+    }
+    topics = PyList_New(0);
+    if (!topics)
+        goto out;
+    size_t t = tps;
+    while (t < tpe) {
+        PyObject *topic = string_at(b, t, tpe, &t, bad);
+        if (!topic || PyList_Append(topics, topic) < 0) {
+            Py_XDECREF(topic);
+            goto out;
+        }
+        Py_DECREF(topic);
+    }
+    data = string_at(b, tpe, pe, &q, bad);
+    if (!data)
+        goto out;
+    if (q != pe) { /* more than three items */
+        *bad = 1;
+        goto out;
+    }
+    res = PyTuple_Pack(3, addr, topics, data);
+    *next = pe;
+out:
+    Py_XDECREF(addr);
+    Py_XDECREF(topics);
+    Py_XDECREF(data);
+    return res;
+}
+
+/* receipts69_fields(receipts) -> [(status, cumulative_gas, [log, ...]), ...] or None: each receipt
+   [type, status, cumulative gas, logs] of an eth/69-form list, strings as bytes, logs as above. */
+static PyObject *py_receipts69_fields(PyObject *self, PyObject *arg)
+{
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    const uint8_t *b = view.buf;
+    size_t n = (size_t)view.len, ps, pe;
+    int bad = 0;
+    PyObject *out = NULL;
+    if (list_at(b, 0, n, &ps, &pe) < 0 || pe != n)
+        goto bad;
+    out = PyList_New(0);
+    if (!out)
+        goto fail;
+    size_t pos = ps;
+    while (pos < pe) {
+        size_t rs, re, q, ls, le;
+        PyObject *type = NULL, *status = NULL, *gas = NULL, *logs = NULL, *rec = NULL;
+        if (list_at(b, pos, pe, &rs, &re) < 0)
+            goto bad;
+        type = string_at(b, rs, re, &q, &bad);
+        if (type)
+            status = string_at(b, q, re, &q, &bad);
+        if (status)
+            gas = string_at(b, q, re, &q, &bad);
+        if (gas && list_at(b, q, re, &ls, &le) < 0)
+            bad = 1;
+        if (gas && !bad && le != re)
+            bad = 1;
+        if (gas && !bad && (logs = PyList_New(0)) != NULL) {
+            size_t l = ls;
+            while (l < le) {
+                PyObject *lg = log_at(b, l, le, &l, &bad);
+                if (!lg || PyList_Append(logs, lg) < 0) {
+                    Py_XDECREF(lg);
+                    Py_CLEAR(logs);
+                    break;
+                }
+                Py_DECREF(lg);
+            }
+        }
+        if (logs)
+            rec = PyTuple_Pack(3, status, gas, logs);
+        Py_XDECREF(type);
+        Py_XDECREF(status);
+        Py_XDECREF(gas);
+        Py_XDECREF(logs);
+        if (!rec || PyList_Append(out, rec) < 0) {
+            Py_XDECREF(rec);
+            if (bad)
+                goto bad;
+            goto fail;
+        }
+        Py_DECREF(rec);
+        pos = re;
+    }
+    PyBuffer_Release(&view);
+    return out;
+bad:
+    PyErr_Clear();
+    Py_XDECREF(out);
+    PyBuffer_Release(&view);
+    Py_RETURN_NONE;
+fail:
+    Py_XDECREF(out);
+    PyBuffer_Release(&view);
+    if (!PyErr_Occurred())
+        PyErr_NoMemory();
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"keccak256", py_keccak256, METH_O, "keccak256(data) -> 32 bytes."},
     {"ordered_trie_root", py_ordered_trie_root, METH_O,
@@ -1128,6 +1336,12 @@ static PyMethodDef methods[] = {
      "or None if it is malformed."},
     {"receipts69_root", py_receipts69_root, METH_O,
      "(receipts root, receipt count) of an eth/69-form receipt list, or None if it is malformed."},
+    {"tx_fields", py_tx_fields, METH_O,
+     "(type, fields, payload start, signature start) of a consensus-encoded transaction, strings as bytes "
+     "and lists as their item counts; or None if it is malformed."},
+    {"receipts69_fields", py_receipts69_fields, METH_O,
+     "[(status, cumulative gas, [(address, [topics], data), ...]), ...] of an eth/69-form receipt list, "
+     "or None if it is malformed."},
     {NULL, NULL, 0, NULL},
 };
 

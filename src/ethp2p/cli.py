@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -588,8 +589,11 @@ def cmd_export(args: argparse.Namespace) -> int:
             for line in plan.lines():
                 print(line)
             return 0
+        jobs = args.jobs if args.jobs is not None else min(os.cpu_count() or 1, 8)
+        if jobs < 1:
+            raise UserError(f"--jobs must be at least 1, got {jobs}")
         with Progress("export", total=sum(c.blocks for c in plan.chunks), unit="blocks") as bar:
-            result = run_export(store, opts, on_blocks=bar.advance, plan=plan)
+            result = run_export(store, opts, on_blocks=bar.advance, plan=plan, jobs=jobs)
     except ExportError as e:
         raise UserError(str(e)) from None
     finally:
@@ -692,6 +696,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry", action="store_true", help="print the plan (chunks, rows and size estimate) and stop")
     p.add_argument("--allow-missing", action="store_true",
                    help="export the blocks the store holds when some of the range is missing (default: an error)")
+    p.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="chunks written at once, each by its own process (default: one per core, at most 8)")
     _add_export_args(p)
     p.set_defaults(func=cmd_export)
 

@@ -438,3 +438,75 @@ def test_hand_built_eth68_lists_agree() -> None:
         assert C.receipts68_root(x) == want
         outcomes.append(want is not None)
     assert outcomes == [True] * (len(lists) - 4) + [False] * 4
+
+
+# ---- export: transaction fields and receipt logs -------------------------------------------
+
+_BODIES = [bytes.fromhex(b["body_rlp"]) for b in load_vector("mainnet/derived/mainnet_blocks.json")["blocks"]]
+
+
+def _tx_encodings() -> list[bytes]:
+    from ethp2p.chain.body import BlockBody
+
+    return [bytes(e) for body in _BODIES for e in BlockBody.decode(body).transaction_encodings()]
+
+
+def _py_tx_fields(raw: bytes) -> object:
+    from ethp2p.chain.transactions import TransactionError, transaction_fields
+
+    try:
+        return transaction_fields(raw)
+    except TransactionError:
+        return None
+
+
+def _py_receipt_fields(raw: bytes) -> object:
+    try:
+        return fast.receipt_fields_py(raw)
+    except rlp.RLPError:
+        return None
+
+
+@needs_c
+def test_tx_fields_match_python_on_real_and_corrupted_transactions() -> None:
+    """Every derived transaction (all five types), and 30 corrupted copies of a sample of them:
+    the same (type, fields, offsets), or both reject."""
+    encs = _tx_encodings()
+    assert {e[0] if e[0] < 0xC0 else 0 for e in encs} == {0, 1, 2, 3, 4}
+    for e in encs:
+        assert C.tx_fields(e) == _py_tx_fields(e)  # type: ignore[union-attr]
+    rng = random.Random(7)
+    rejected = 0
+    for e in rng.sample(encs, 200):
+        for m in _mutants(e, rng, 30):
+            got = C.tx_fields(m)  # type: ignore[union-attr]
+            assert got == _py_tx_fields(m), m.hex()
+            rejected += got is None
+    assert rejected > 1000  # the corruptions reached the checks
+
+
+@needs_c
+def test_receipts69_fields_match_python_on_real_and_corrupted_lists() -> None:
+    for l69 in LISTS69:
+        got = C.receipts69_fields(l69)  # type: ignore[union-attr]
+        assert got is not None and [tuple(r[:2]) + ([tuple(x) for x in r[2]],) for r in got] == [
+            tuple(r[:2]) + ([tuple(x) for x in r[2]],) for r in fast.receipt_fields_py(l69)]
+    rng = random.Random(11)
+    rejected = 0
+    for l69 in SMALL69:
+        for m in _mutants(l69, rng, 60):
+            got = C.receipts69_fields(m)  # type: ignore[union-attr]
+            want = _py_receipt_fields(m)
+            norm = (lambda rs: None if rs is None else [(r[0], r[1], [tuple(x) for x in r[2]]) for r in rs])
+            assert norm(got) == norm(want), m.hex()
+            rejected += got is None
+    assert rejected > 100
+
+
+def test_decoded_transactions_are_the_same_in_pure_python(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ethp2p.chain import transactions as txm
+
+    encs = _tx_encodings()[::7]
+    with_c = [txm.decode_transaction(e) for e in encs]
+    monkeypatch.setattr(txm, "_c", None)
+    assert [txm.decode_transaction(e) for e in encs] == with_c

@@ -418,3 +418,40 @@ def receipt_count(list_raw: bytes | memoryview) -> int:
         return len(rlp.split_list(list_raw, max_items=MAX_RECEIPTS))
     except rlp.RLPError as e:
         raise ReceiptError(f"receipt list: {e}") from None
+
+
+#: One log as ``(address, [topics], data)``; one receipt as ``(status, cumulative_gas, logs)``.
+LogFields = tuple[bytes, list[bytes], bytes]
+ReceiptFields = tuple[bytes, bytes, list[LogFields]]
+
+
+def receipt_fields(list_raw: bytes) -> list[ReceiptFields]:
+    """Each receipt ``[type, status, cumulative gas, logs]`` of an eth/69-form list: status and
+    gas as their string payloads, logs as ``(address, [topics], data)``. Raises RLPError if the
+    list is malformed. With the C extension, its ``receipts69_fields`` does the work."""
+    if _c is not None:
+        got = _c.receipts69_fields(list_raw)
+        if got is None:
+            raise rlp.RLPDecodeError("malformed eth/69 receipt list")
+        return got  # type: ignore[no-any-return]
+    return receipt_fields_py(list_raw)
+
+
+def receipt_fields_py(list_raw: bytes) -> list[ReceiptFields]:
+    """:func:`receipt_fields` in pure Python (the reference the C extension is tested against)."""
+    sp = rlp.string_payload
+    out: list[ReceiptFields] = []
+    for r in rlp.split_list(list_raw):
+        f = rlp.split_list(r)
+        if len(f) != 4:
+            raise rlp.RLPDecodeError(f"a receipt with {len(f)} fields")
+        sp(f[0])
+        logs: list[LogFields] = []
+        for log in rlp.split_list(f[3]):
+            parts = rlp.split_list(log)
+            if len(parts) != 3:
+                raise rlp.RLPDecodeError(f"a log with {len(parts)} fields")
+            addr, topics, data = parts
+            logs.append((bytes(sp(addr)), [bytes(sp(t)) for t in rlp.split_list(topics)], bytes(sp(data))))
+        out.append((bytes(sp(f[1])), bytes(sp(f[2])), logs))
+    return out

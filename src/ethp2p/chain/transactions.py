@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import rlp
+from ..accel import speedups as _c
 from ..crypto.keccak import keccak
 from ..crypto.keys import InvalidKey, recover
 
@@ -41,10 +42,6 @@ class TransactionError(ValueError):
     """The bytes are not a well-formed transaction."""
 
 
-def _int(item: memoryview) -> int:
-    return int.from_bytes(rlp.string_payload(item), "big")
-
-
 def _sender(sighash: bytes, parity: int, r: int, s: int) -> bytes | None:
     if not (0 < r < SECP256K1_N and 0 < s < SECP256K1_N) or parity not in (0, 1):
         return None
@@ -56,6 +53,40 @@ def _sender(sighash: bytes, parity: int, r: int, s: int) -> bytes | None:
     return keccak(pub.to_bytes())[12:]
 
 
+#: Positions of the list fields (access list, blob hashes, authorizations) in each type's list.
+_LIST_FIELDS = {0: (), 1: (7,), 2: (8,), 3: (8, 10), 4: (8, 9)}
+
+Fields = tuple[int, list["bytes | int"], int, int]
+
+
+def transaction_fields(raw: bytes) -> Fields:
+    """``(type, fields, payload_start, signature_start)`` of a consensus-encoded transaction:
+    each item of its RLP list, a string as its payload and a list as its item count, and the
+    offsets of the list's payload and of ``v``. The C extension's ``tx_fields`` does the same."""
+    if not raw:
+        raise TransactionError("empty transaction")
+    t = 0 if raw[0] >= 0xC0 else raw[0]
+    off = 1 if t else 0
+    try:
+        is_list, ps, ln = rlp.header(raw, off)
+        if not is_list or ps + ln != len(raw):
+            raise TransactionError(f"type {t} transaction is not one RLP list")
+        items = rlp.split_payload(memoryview(raw)[ps : ps + ln], max_items=16)
+        fields: list[bytes | int] = [
+            len(rlp.split_list(x, max_items=MAX_LIST_ITEMS)) if rlp.is_list_item(x) else bytes(rlp.string_payload(x))
+            for x in items
+        ]
+    except rlp.RLPError as e:
+        raise TransactionError(f"type {t} transaction: {e}") from None
+    if len(fields) < 3:
+        raise TransactionError(f"type {t} transaction with {len(fields)} fields")
+    return t, fields, ps, ps + sum(len(x) for x in items[:-3])
+
+
+#: Most items a list field may hold (the C extension's bound too).
+MAX_LIST_ITEMS = 100_000
+
+
 def decode_transaction(encoding: bytes | memoryview, *, recover_sender: bool = True) -> Transaction:
     """Decode one consensus-encoded transaction (legacy list, or ``type || rlp(fields)``).
 
@@ -63,50 +94,41 @@ def decode_transaction(encoding: bytes | memoryview, *, recover_sender: bool = T
     unsigned fields, never re-encoded. Recovering the sender is most of the cost (an ECDSA
     recovery); without ``recover_sender`` ``sender`` is None."""
     raw = bytes(encoding)
-    if not raw:
-        raise TransactionError("empty transaction")
-    t = 0 if raw[0] >= 0xC0 else raw[0]
-    try:
-        f = rlp.split_list(memoryview(raw)[1:] if t else raw)
-        if len(f) != FIELD_COUNTS.get(t, -1):
-            raise TransactionError(f"type {t} transaction with {len(f)} fields")
-        v, r, s = _int(f[-3]), _int(f[-2]), _int(f[-1])
-        if t == 0:
-            nonce, gas_price, gas, to, value, data = f[:6]
-            if v in (27, 28):
-                chain_id, parity = None, v - 27
-                unsigned = b"".join(f[:6])
-            else:
-                chain_id, parity = (v - 35) // 2, (v - 35) % 2
-                unsigned = b"".join(f[:6]) + rlp.encode(chain_id) + b"\x80\x80"
-            sender = None
-            if recover_sender:
-                sender = _sender(keccak(rlp.encode_length(len(unsigned), 0xC0) + unsigned), parity, r, s)
-            return Transaction(keccak(raw), 0, chain_id, _int(nonce), _int(gas), _to(to), _int(value),
-                               bytes(rlp.string_payload(data)), _int(gas_price), None, None, None, 0, 0, 0, sender)
-        sender = None
+    got = _c.tx_fields(raw) if _c is not None else transaction_fields(raw)
+    if got is None:
+        raise TransactionError("malformed transaction")
+    t, f, ps, ss = got
+    if len(f) != FIELD_COUNTS.get(t, -1):
+        raise TransactionError(f"type {t} transaction with {len(f)} fields")
+    lists = _LIST_FIELDS[t]
+    for k, x in enumerate(f):
+        if isinstance(x, int) != (k in lists):
+            raise TransactionError(f"type {t} transaction: field {k} is {'a list' if isinstance(x, int) else 'a string'}")
+    num = int.from_bytes
+    v, r, s = num(f[-3], "big"), num(f[-2], "big"), num(f[-1], "big")  # type: ignore[arg-type]
+    sender = None
+    if t == 0:
+        nonce, gas_price, gas, to, value, data = f[:6]
+        if v in (27, 28):
+            chain_id, parity, tail = None, v - 27, b""
+        else:
+            chain_id, parity = (v - 35) // 2, (v - 35) % 2
+            tail = rlp.encode(chain_id) + b"\x80\x80"
         if recover_sender:
-            unsigned = b"".join(f[:-3])
-            sender = _sender(keccak(bytes((t,)) + rlp.encode_length(len(unsigned), 0xC0) + unsigned), v, r, s)
-        if t == 1:
-            chain_id, nonce, gas_price, gas, to, value, data, al = f[:8]
-            return Transaction(keccak(raw), 1, _int(chain_id), _int(nonce), _int(gas), _to(to), _int(value),
-                               bytes(rlp.string_payload(data)), _int(gas_price), None, None, None, 0,
-                               _count(al), 0, sender)
-        chain_id, nonce, tip, fee, gas, to, value, data, al = f[:9]
-        return Transaction(
-            keccak(raw), t, _int(chain_id), _int(nonce), _int(gas), _to(to), _int(value),
-            bytes(rlp.string_payload(data)), None, _int(fee), _int(tip), _int(f[9]) if t == 3 else None,
-            _count(f[10]) if t == 3 else 0, _count(al), _count(f[9]) if t == 4 else 0, sender,
-        )
-    except rlp.RLPError as e:
-        raise TransactionError(f"type {t} transaction: {e}") from None
-
-
-def _to(item: memoryview) -> bytes | None:
-    b = bytes(rlp.string_payload(item))
-    return b or None
-
-
-def _count(item: memoryview) -> int:
-    return len(rlp.split_list(item))
+            unsigned = raw[ps:ss] + tail
+            sender = _sender(keccak(rlp.encode_length(len(unsigned), 0xC0) + unsigned), parity, r, s)
+        return Transaction(keccak(raw), 0, chain_id, num(nonce, "big"), num(gas, "big"), to or None,  # type: ignore[arg-type]
+                           num(value, "big"), data, num(gas_price, "big"), None, None, None, 0, 0, 0, sender)  # type: ignore[arg-type]
+    if recover_sender:
+        unsigned = raw[ps:ss]
+        sender = _sender(keccak(bytes((t,)) + rlp.encode_length(len(unsigned), 0xC0) + unsigned), v, r, s)
+    if t == 1:
+        chain_id, nonce, gas_price, gas, to, value, data, al = f[:8]
+        return Transaction(keccak(raw), 1, num(chain_id, "big"), num(nonce, "big"), num(gas, "big"), to or None,  # type: ignore[arg-type]
+                           num(value, "big"), data, num(gas_price, "big"), None, None, None, 0, al, 0, sender)  # type: ignore[arg-type]
+    chain_id, nonce, tip, fee, gas, to, value, data, al = f[:9]
+    return Transaction(
+        keccak(raw), t, num(chain_id, "big"), num(nonce, "big"), num(gas, "big"), to or None, num(value, "big"),  # type: ignore[arg-type]
+        data, None, num(fee, "big"), num(tip, "big"), num(f[9], "big") if t == 3 else None,  # type: ignore[arg-type]
+        f[10] if t == 3 else 0, al, f[9] if t == 4 else 0, sender,  # type: ignore[arg-type]
+    )

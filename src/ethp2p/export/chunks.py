@@ -9,6 +9,7 @@ so extending an export never leaves two files holding the same block.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,8 +54,17 @@ def parse_file_name(name: str) -> ChunkFile | None:
 
 
 def temp_name(name: str) -> str:
-    """Where a chunk file is written before it is complete (a hidden name no reader globs)."""
-    return f".{name}.tmp"
+    """Where this process writes a chunk file before it is complete: a hidden name no reader
+    globs, its own per process."""
+    return f".{name}.{os.getpid()}.tmp"
+
+
+def temp_target(name: str) -> str | None:
+    """The chunk file name a temporary name is for (None if it is not one)."""
+    if not (name.startswith(".") and name.endswith(".tmp")):
+        return None
+    base, _, pid = name[1:-4].rpartition(".")
+    return base if pid.isdigit() and parse_file_name(base) is not None else None
 
 
 def plan_chunks(start: int, end: int, size: int) -> list[Chunk]:

@@ -14,6 +14,7 @@ from typing import Any
 from .. import rlp
 from ..chain.body import BlockBody
 from ..chain.header import Header
+from ..chain.receipts import receipt_fields
 from ..chain.transactions import decode_transaction
 from ..crypto.keccak import keccak
 from ..trust import Proof
@@ -87,12 +88,14 @@ class RowReader:
     def _transaction_rows(self, h: Header, body: BlockBody, receipts_raw: bytes | None, out: dict[str, list[Row]]) -> None:
         number, bhash, base_fee = h.number, h.hash, h.base_fee
         txs_out, receipts_out, logs_out = out.get("transactions"), out.get("receipts"), out.get("logs")
-        receipts = rlp.split_list(receipts_raw) if receipts_raw is not None else []
-        if receipts_raw is not None and len(receipts) != len(body.transactions):
+        wanted = receipts_out is not None or logs_out is not None
+        receipts = receipt_fields(receipts_raw) if receipts_raw is not None and wanted else []
+        if receipts and len(receipts) != len(body.transactions):
             raise RowError(f"block {number}: {len(receipts)} receipts for {len(body.transactions)} transactions")
         senders = self.senders
         prev_gas = 0
         log_index = 0
+        num = int.from_bytes
         for i, enc in enumerate(body.transaction_encodings()):
             tx = decode_transaction(enc, recover_sender=senders)
             if txs_out is not None:
@@ -104,12 +107,10 @@ class RowReader:
                 ))
             if not receipts:
                 continue
-            f = rlp.split_list(receipts[i])
-            logs = rlp.split_list(f[3])
+            status_raw, gas_raw, logs = receipts[i]
             if receipts_out is not None:
-                st = bytes(rlp.string_payload(f[1]))
-                status, post_state = (None, st) if len(st) == 32 else (int.from_bytes(st, "big"), None)
-                cum = _int(f[2])
+                status, post_state = (None, status_raw) if len(status_raw) == 32 else (num(status_raw, "big"), None)
+                cum = num(gas_raw, "big")
                 if tx.gas_price is not None:
                     price = tx.gas_price
                 else:
@@ -122,27 +123,14 @@ class RowReader:
                                      str(price), created, len(logs)))
                 prev_gas = cum
             if logs_out is not None:
-                for log in logs:
-                    addr, topics_raw, data = rlp.split_list(log)
-                    topics = _topics(topics_raw)
+                for address, topics, data in logs:
                     if len(topics) > 4:
                         raise RowError(f"block {number}: a log with {len(topics)} topics")
-                    topics += [None] * (4 - len(topics))
-                    logs_out.append((number, bhash, i, tx.hash, log_index, bytes(rlp.string_payload(addr)),
-                                     topics[0], topics[1], topics[2], topics[3], bytes(rlp.string_payload(data))))
+                    t4 = topics + [None] * (4 - len(topics))  # type: ignore[list-item]
+                    logs_out.append((number, bhash, i, tx.hash, log_index, address, t4[0], t4[1], t4[2], t4[3], data))
                     log_index += 1
             else:
                 log_index += len(logs)
-
-
-def _topics(raw: memoryview) -> list[bytes | None]:
-    """A log's topics: 32-byte strings, so a list payload of ``0xa0 || topic`` items (sliced
-    directly when it is exactly that, split item by item otherwise)."""
-    payload = rlp.list_payload(raw)
-    n, rest = divmod(len(payload), 33)
-    if not rest and bytes(payload[::33]) == b"\xa0" * n:
-        return [bytes(payload[k + 1 : k + 33]) for k in range(0, 33 * n, 33)]
-    return [bytes(rlp.string_payload(x)) for x in rlp.split_list(raw)]
 
 
 def _opt_str(v: int | None) -> str | None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from ..eth.chainspec import NETWORKS
 from ..store.blocks import BlockStore
 from ..trust import Proof
-from .chunks import Chunk, existing_chunks, file_name, overlap, parse_file_name, plan_chunks, temp_name
+from .chunks import Chunk, existing_chunks, file_name, overlap, parse_file_name, plan_chunks, temp_target
 from .rows import SENDER_COLUMNS, Row, RowError, RowReader
 from .schema import DEFAULT_TABLES, TABLES, Column, column_names, select_columns
 from .writers import COMPRESSIONS, JsonlTableWriter, ParquetTableWriter, TableWriter, WriteError
@@ -281,9 +281,8 @@ def _blocks_per_chunk(runs: list[tuple[int, int]], chunks: list[Chunk]) -> list[
     return out
 
 
-def _reader(columns: dict[str, tuple[Column, ...]]) -> RowReader:
-    senders = any((t, c.name) in SENDER_COLUMNS for t, cols in columns.items() for c in cols)
-    return RowReader(frozenset(columns), senders=senders)
+def _needs_senders(columns: dict[str, tuple[Column, ...]]) -> bool:
+    return any((t, c.name) in SENDER_COLUMNS for t, cols in columns.items() for c in cols)
 
 
 def stored_blocks(store: BlockStore, chunk: Chunk) -> Iterator[tuple[bytes, bytes, bytes, Proof]]:
@@ -298,33 +297,42 @@ def stored_blocks(store: BlockStore, chunk: Chunk) -> Iterator[tuple[bytes, byte
 
 
 def _estimate(store: BlockStore, opts: ExportOptions, plan: ExportPlan) -> None:
-    """Rows and bytes of the plan's chunks to write, from up to SAMPLE_BLOCKS stored blocks."""
+    """Rows and bytes of the plan's chunks to write, from up to SAMPLE_BLOCKS stored blocks
+    (a run of blocks from the start of chunks spread over the plan)."""
     todo = [c for c in plan.to_write if c.blocks]
     if not todo:
         return
     reader = RowReader(frozenset(plan.columns), senders=False)
-    step = max(1, len(todo) // SAMPLE_BLOCKS)
+    picked = todo[:: max(1, len(todo) // SAMPLE_BLOCKS)][:SAMPLE_BLOCKS]
+    per_chunk = max(1, SAMPLE_BLOCKS // len(picked))
     rows: dict[str, list[Row]] = {t: [] for t in plan.columns}
     sampled = 0
-    for pc in todo[::step][:SAMPLE_BLOCKS]:
-        for blk in stored_blocks(store, Chunk(pc.chunk.start, min(pc.chunk.end, pc.chunk.start + 4 * READ_BATCH))):
+    for pc in picked:
+        for n, blk in enumerate(stored_blocks(store, pc.chunk)):
+            if n >= per_chunk:
+                break
             for t, r in reader.block_rows(*blk).items():
                 rows[t].extend(r)
             sampled += 1
-            break
     if not sampled:
         return
     scale = sum(c.blocks for c in todo) / sampled
     plan.estimate = {t: len(r) * scale for t, r in rows.items()}
     plan.estimate_sample = sampled
-    # The sample written for real (same writers, same compression) into a scratch directory.
+    # The sample written for real (same writers, same compression) into a scratch directory; a
+    # file's fixed overhead (schema, footer), measured on an empty one, counted once per file.
+    sample_bytes = empty_bytes = 0
     with tempfile.TemporaryDirectory() as scratch:
-        sizes = 0
         for t, cols in plan.columns.items():
-            w = _writer(Path(scratch) / f"{t}.sample", cols, t, opts)
-            w.add(rows[t])
-            sizes += w.commit()
-    plan.estimate_bytes = sizes * scale
+            for name, sample in (("empty", []), ("sample", rows[t])):
+                w = _writer(Path(scratch) / f"{t}.{name}", cols, t, opts)
+                w.add(sample)
+                size = w.commit()
+                if name == "empty":
+                    empty_bytes += size
+                else:
+                    sample_bytes += size
+    plan.estimate_bytes = max(0, sample_bytes - empty_bytes) * scale + empty_bytes * len(plan.to_write)
 
 
 def _writer(path: Path, cols: tuple[Column, ...], table: str, opts: ExportOptions) -> TableWriter:
@@ -354,55 +362,144 @@ def _locked(out: Path) -> Iterator[None]:
 def _remove_stale_temps(out: Path, network: str) -> None:
     """Delete temporary chunk files an interrupted export left (the lock says none is running)."""
     for p in out.iterdir():
-        if p.name.startswith(".") and p.name.endswith(".tmp"):
-            f = parse_file_name(p.name[1:-4])
-            if f is not None and f.network == network:
-                p.unlink(missing_ok=True)
+        target = temp_target(p.name)
+        f = parse_file_name(target) if target is not None else None
+        if f is not None and f.network == network:
+            p.unlink(missing_ok=True)
+
+
+@dataclass
+class ChunkOutcome:
+    """What writing one chunk produced."""
+
+    blocks: int = 0
+    rows: dict[str, int] = field(default_factory=dict)
+    files: list[Path] = field(default_factory=list)
+    bytes: int = 0
 
 
 def run_export(
     store: BlockStore, opts: ExportOptions, *, on_blocks: Callable[[int], None] | None = None,
-    plan: ExportPlan | None = None,
+    plan: ExportPlan | None = None, jobs: int = 1,
 ) -> ExportResult:
-    """Write every chunk the plan has to write; complete chunk files are never rewritten."""
+    """Write every chunk the plan has to write; complete chunk files are never rewritten.
+
+    ``jobs`` > 1 writes that many chunks at once, each in its own process (with its own read-only
+    connection to the store); progress then comes a chunk at a time."""
     t0 = time.monotonic()
     with _locked(opts.out):
         plan = plan_export(store, opts) if plan is None else plan
         _remove_stale_temps(opts.out, plan.network)
         result = ExportResult(plan, rows={t: 0 for t in plan.columns})
-        reader = _reader(plan.columns)
-        ext = "parquet" if plan.fmt == "parquet" else "jsonl"
+        senders = _needs_senders(plan.columns)
+        todo = []
         for pc in plan.chunks:
-            if not pc.write:
-                result.chunks_skipped += 1 if pc.done else 0
-                if on_blocks is not None and pc.done:
+            if pc.write:
+                todo.append(pc)
+            elif pc.done:
+                result.chunks_skipped += 1
+                if on_blocks is not None:
                     on_blocks(pc.blocks)
-                continue
-            _write_chunk(store, opts, plan, pc, reader, ext, result, on_blocks)
+        if jobs > 1 and len(todo) > 1:
+            outcomes = _in_processes(store.path, opts, plan, todo, senders, min(jobs, len(todo)), on_blocks)
+        else:
+            outcomes = ((pc, _write_chunk(store, opts, plan.network, plan.columns, pc, senders, on_blocks)) for pc in todo)
+        for pc, outcome in outcomes:
+            result.chunks_written += 1
+            result.blocks += outcome.blocks
+            result.bytes += outcome.bytes
+            result.files += outcome.files
+            for t, n in outcome.rows.items():
+                result.rows[t] += n
+            ext = "parquet" if plan.fmt == "parquet" else "jsonl"
+            for t, olds in pc.supersedes.items():
+                for old in olds:
+                    path = opts.out / file_name(plan.network, t, old, ext)
+                    path.unlink(missing_ok=True)
+                    result.superseded.append(path)
     result.seconds = time.monotonic() - t0
     return result
 
 
+def _in_processes(
+    store_path: Path, opts: ExportOptions, plan: ExportPlan, todo: list[PlannedChunk], senders: bool, jobs: int,
+    on_blocks: Callable[[int], None] | None,
+) -> Iterator[tuple[PlannedChunk, ChunkOutcome]]:
+    """Chunks written by ``jobs`` worker processes, yielded as they complete."""
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+
+    ctx = multiprocessing.get_context("spawn")  # no fork of a process that may run threads
+    with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_exit_with_parent, initargs=(os.getpid(),)) as pool:
+        pending: dict[Future[ChunkOutcome], PlannedChunk] = {}
+        queue = list(reversed(todo))
+        try:
+            while queue or pending:
+                while queue and len(pending) < 2 * jobs:  # a bounded backlog, not every chunk at once
+                    pc = queue.pop()
+                    pending[pool.submit(_chunk_in_worker, store_path, opts, plan.network, plan.columns, pc,
+                                        senders)] = pc
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    pc = pending.pop(fut)
+                    outcome = fut.result()
+                    if on_blocks is not None:
+                        on_blocks(outcome.blocks)
+                    yield pc, outcome
+        except BaseException:
+            for fut in pending:
+                fut.cancel()
+            raise
+
+
+_worker_stores: dict[Path, BlockStore] = {}
+
+
+def _exit_with_parent(parent: int) -> None:
+    """In each worker: exit when the export that started it is gone (even SIGKILLed), so no
+    orphan writes into a directory a new export has taken over."""
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.2)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _chunk_in_worker(
+    store_path: Path, opts: ExportOptions, network: str, columns: dict[str, tuple[Column, ...]], pc: PlannedChunk,
+    senders: bool,
+) -> ChunkOutcome:
+    store = _worker_stores.get(store_path)
+    if store is None:
+        store = _worker_stores[store_path] = BlockStore(store_path, readonly=True)
+    return _write_chunk(store, opts, network, columns, pc, senders, None)
+
+
 def _write_chunk(
-    store: BlockStore, opts: ExportOptions, plan: ExportPlan, pc: PlannedChunk, reader: RowReader, ext: str,
-    result: ExportResult, on_blocks: Callable[[int], None] | None,
-) -> None:
+    store: BlockStore, opts: ExportOptions, network: str, columns: dict[str, tuple[Column, ...]], pc: PlannedChunk,
+    senders: bool, on_blocks: Callable[[int], None] | None,
+) -> ChunkOutcome:
+    """Write the tables ``pc`` needs for its chunk: every file complete under its name, or none."""
+    ext = "parquet" if opts.fmt == "parquet" else "jsonl"
+    out = ChunkOutcome()
     writers: dict[str, TableWriter] = {}
     committed: set[str] = set()
     try:
         for t in pc.write:
-            writers[t] = _writer(opts.out / file_name(plan.network, t, pc.chunk, ext), plan.columns[t], t, opts)
-        only = frozenset(pc.write)
-        chunk_reader = reader if only == reader.tables else RowReader(only, senders=reader.senders)
+            writers[t] = _writer(opts.out / file_name(network, t, pc.chunk, ext), columns[t], t, opts)
+        reader = RowReader(frozenset(pc.write), senders=senders)
         pending = 0
         for blk in stored_blocks(store, pc.chunk):
             try:
-                tables = chunk_reader.block_rows(*blk)
+                tables = reader.block_rows(*blk)
             except RowError as e:
                 raise ExportError(f"a stored block in {pc.chunk.start:,}..{pc.chunk.end:,} is malformed: {e}") from None
             for t, rows in tables.items():
                 writers[t].add(rows)
-            result.blocks += 1
+            out.blocks += 1
             pending += 1
             if on_blocks is not None and pending >= 16:
                 on_blocks(pending)
@@ -410,10 +507,10 @@ def _write_chunk(
         if on_blocks is not None and pending:
             on_blocks(pending)
         for t, w in writers.items():
-            result.bytes += w.commit()
+            out.bytes += w.commit()
             committed.add(t)
-            result.rows[t] += w.rows
-            result.files.append(w.path)
+            out.rows[t] = w.rows
+            out.files.append(w.path)
     except WriteError as e:
         raise ExportError(f"chunk {pc.chunk.start:,}..{pc.chunk.end:,}: {e}") from None
     except OSError as e:
@@ -422,9 +519,4 @@ def _write_chunk(
         for t, w in writers.items():
             if t not in committed:
                 w.abort()
-    result.chunks_written += 1
-    for t, olds in pc.supersedes.items():
-        for old in olds:
-            p = opts.out / file_name(plan.network, t, old, ext)
-            p.unlink(missing_ok=True)
-            result.superseded.append(p)
+    return out
