@@ -1,6 +1,6 @@
 """Differential fuzzing of the C extension against the pure-Python reference.
 
-For a given time, mutates real mainnet receipt lists (eth/69 and eth/68 forms) and bodies
+For a given time, mutates real mainnet receipt lists (eth/69 and eth/68 forms), bodies and transactions
 from the vectors (1-5 random changes each, header-boundary bytes included) and checks that
 every C entry point gives the reference's result or rejects what the reference rejects.
 Meant to run under AddressSanitizer and UBSan: see tools/asan_speedups.sh.
@@ -22,20 +22,25 @@ from ethp2p.chain import receipts as R  # noqa: E402
 from ethp2p.chain.trie import ordered_trie_root_py  # noqa: E402
 from tests.conftest import load_vector  # noqa: E402
 from tests.support.mutants import mutants  # noqa: E402
-from tests.unit.test_speedups import _body_roots_py, _or_none  # noqa: E402
+from tests.unit.test_speedups import _body_roots_py, _or_none, _py_receipt_fields, _py_tx_fields, _tx_encodings  # noqa: E402
 blocks = load_vector("mainnet/derived/mainnet_blocks.json")["blocks"]
 l69 = [bytes.fromhex(b["receipts_eth69_rlp"]) for b in blocks if b.get("receipts_eth69_rlp") and len(b["receipts_eth69_rlp"]) < 40000]
 l68 = [R.receipts69_to_68_py(x) for x in l69]
 bodies = [bytes.fromhex(b["body_rlp"]) for b in blocks if len(b["body_rlp"]) < 40000]
+txs = [t for t in _tx_encodings() if len(t) < 4000]
 rng = random.Random(int(sys.argv[1]))
+
+
+def _norm(receipts):  # type: ignore[no-untyped-def]
+    return None if receipts is None else [(r[0], r[1], [tuple(x) for x in r[2]]) for r in receipts]
 
 
 deadline = time.time() + float(sys.argv[2])
 n = accepted = 0
 print("C extension under test:", C.__file__)
 while time.time() < deadline:
-    kind = rng.randrange(3)
-    src = rng.choice(l69 if kind == 0 else l68 if kind == 1 else bodies)
+    kind = rng.randrange(4)
+    src = rng.choice(l69 if kind == 0 else l68 if kind == 1 else bodies if kind == 2 else txs)
     m = src
     for _ in range(rng.randint(1, 5)):
         m = mutants(m, rng, 1, header_bytes=True)[0] if m else m
@@ -45,10 +50,15 @@ while time.time() < deadline:
         assert C.receipts69_root(m) == want
         assert C.receipts69_shape(m) == _or_none(R.receipts69_shape_py, m)
         assert C.receipts69_to_68(m) == _or_none(R.receipts69_to_68_py, m)
+        assert _norm(C.receipts69_fields(m)) == _norm(_py_receipt_fields(m))
     elif kind == 1:
         want68 = _or_none(R.receipts68_root_py, m)
         accepted += want68 is not None
         assert C.receipts68_root(m) == want68
+    elif kind == 3:
+        wantt = _py_tx_fields(m)
+        accepted += wantt is not None
+        assert C.tx_fields(m) == wantt
     else:
         wantb = _body_roots_py(m)
         accepted += wantb is not None
