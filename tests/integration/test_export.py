@@ -320,7 +320,18 @@ def test_extending_an_export_replaces_its_short_last_chunk(mainnet_store_path: P
     assert r.returncode == 0 and "1 already written" in r.stdout, r.stdout
     # Another chunk size in the same directory would overlap: refused, saying so.
     r = _cli(*base, "0..2999", "--chunk-size", "700")
+    assert r.returncode == 2 and "holds chunks of 1,000 blocks, not 700" in r.stderr and len(r.stderr.splitlines()) == 1, r.stderr
+    # Files that would not read as one dataset with those there: refused, whatever the chunks.
+    for other, msg in ((["--hex"], "holds hashes and bytes as binary"),
+                       (["--exclude-columns", "extra_data"], "holds table blocks with other columns")):
+        r = _cli(*base, "3000..3999", *other)
+        assert r.returncode == 2 and msg in r.stderr and len(r.stderr.splitlines()) == 1, r.stderr
+    # Without the directory's record (an export from before it was kept), the files themselves say it.
+    (out / ".ethp2p-export-parquet.json").unlink()
+    r = _cli(*base, "0..2999", "--chunk-size", "700")
     assert r.returncode == 2 and "another chunk size" in r.stderr and len(r.stderr.splitlines()) == 1, r.stderr
+    # Another table may join with its own columns.
+    assert _cli(*base[:-2], "--tables", "ommers", "0..2999").returncode == 0
 
 
 def test_missing_blocks_are_an_error_unless_allowed(mainnet_store_path: Path, tmp_path: Path) -> None:

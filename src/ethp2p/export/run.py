@@ -7,6 +7,7 @@ temporary name and renamed when complete, and a lock keeps two exports out of on
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import tempfile
 import time
@@ -220,6 +221,8 @@ def plan_export(store: BlockStore, opts: ExportOptions, *, estimate: bool = Fals
         )
     network = opts.network or network_name(store.genesis_hash)
     ext = "parquet" if opts.fmt == "parquet" else "jsonl"
+    layout = _layout(network, opts, columns)
+    _check_layout(opts.out, ext, layout)
     have = existing_chunks(opts.out, network, ext)
     planned: list[PlannedChunk] = []
     chunks = plan_chunks(start, end, opts.chunk_size)
@@ -341,6 +344,56 @@ def _writer(path: Path, cols: tuple[Column, ...], table: str, opts: ExportOption
     return JsonlTableWriter(path, cols, column_names(table))
 
 
+def _layout(network: str, opts: ExportOptions, columns: dict[str, tuple[Column, ...]]) -> dict[str, object]:
+    """What every file of an export directory shares: chunk size, hex or binary, each table's columns."""
+    return {
+        "network": network, "chunk_size": opts.chunk_size, "hex": opts.hex,
+        "tables": {t: [c.name for c in cols] for t, cols in columns.items()},
+    }
+
+
+def _layout_path(out: Path, ext: str) -> Path:
+    return out / f".ethp2p-export-{ext}.json"
+
+
+def _check_layout(out: Path, ext: str, layout: dict[str, object]) -> None:
+    """Refuse an export whose files would not read as one dataset with those already in ``out``
+    (another chunk size, hex against binary, other columns of a table)."""
+    path = _layout_path(out, ext)
+    try:
+        old = json.loads(path.read_text())
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError) as e:
+        raise ExportError(f"cannot read {path}: {e}; remove it if the directory holds no export") from None
+    if not isinstance(old, dict) or old.get("network") != layout["network"]:
+        return
+    hint = "export to another directory, or with the same options"
+    if old.get("chunk_size") != layout["chunk_size"]:
+        raise ExportError(f"{out} holds chunks of {old.get('chunk_size'):,} blocks, not {layout['chunk_size']:,}; {hint}")
+    if old.get("hex") != layout["hex"]:
+        were = "0x strings (--hex)" if old.get("hex") else "binary"
+        raise ExportError(f"{out} holds hashes and bytes as {were}; {hint}")
+    tables = old.get("tables") if isinstance(old.get("tables"), dict) else {}
+    for t, names in layout["tables"].items():  # type: ignore[attr-defined]
+        if t in tables and tables[t] != names:
+            raise ExportError(f"{out} holds table {t} with other columns ({', '.join(tables[t])}); {hint}")
+
+
+def _write_layout(out: Path, ext: str, layout: dict[str, object]) -> None:
+    """Record ``layout`` (merged with the tables already recorded) for the next export into ``out``."""
+    path = _layout_path(out, ext)
+    try:
+        old = json.loads(path.read_text())
+        tables = old.get("tables", {}) if isinstance(old, dict) and old.get("network") == layout["network"] else {}
+    except (OSError, ValueError):
+        tables = {}
+    merged = {**layout, "tables": {**tables, **layout["tables"]}}  # type: ignore[dict-item]
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(merged, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
 @contextmanager
 def _locked(out: Path) -> Iterator[None]:
     """Hold the export lock of ``out`` (another export writing there is an error)."""
@@ -390,6 +443,7 @@ def run_export(
     with _locked(opts.out):
         plan = plan_export(store, opts) if plan is None else plan
         _remove_stale_temps(opts.out, plan.network)
+        _write_layout(opts.out, "parquet" if plan.fmt == "parquet" else "jsonl", _layout(plan.network, opts, plan.columns))
         result = ExportResult(plan, rows={t: 0 for t in plan.columns})
         senders = _needs_senders(plan.columns)
         todo = []
