@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from .eth.chainspec import ChainSpec
     from .store.blocks import BlockStore
     from .fetch.verifier import InlineVerifier, ProcessVerifier, ThreadVerifier
-    from .export import ExportOptions
+    from .export import ExportOptions, ExportPlan
     from .metrics import Metrics
     from .peers.session import NetworkSession
     from .sync.range import RangeStats
@@ -526,6 +526,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
                 print(line)
             if follower.error:
                 print(f"export stopped: {follower.error}")
+                return 130 if interrupted else 1
         return 130 if interrupted else (0 if not s.missing else 1)
 
     try:
@@ -568,6 +569,8 @@ def _export_options(args: argparse.Namespace, out: str, start: int | None, end: 
 
     if args.compression is not None and args.format == "jsonl":
         raise UserError("--compression is for Parquet; JSON Lines files are written uncompressed")
+    if args.hex and args.format == "jsonl":
+        raise UserError("--hex is for Parquet; JSON Lines always has hashes, addresses and bytes as 0x strings")
     tables = tuple(t.strip() for t in args.tables.split(",") if t.strip()) if args.tables else DEFAULT_TABLES
     return ExportOptions(
         Path(out), start, end, fmt=args.format, tables=tables, include_columns=_names(args.include_columns),
@@ -582,18 +585,21 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     start, end = _parse_range(args.range) if args.range else (None, None)
     opts = _export_options(args, args.out, start, end, allow_missing=args.allow_missing)
+    jobs = args.jobs if args.jobs is not None else min(os.cpu_count() or 1, 8)
+    if jobs < 1:
+        raise UserError(f"--jobs must be at least 1, got {jobs}")
     store = _existing_store(args, readonly=True)
     try:
-        plan = plan_export(store, opts, estimate=args.dry)
         if args.dry:
-            for line in plan.lines():
+            for line in plan_export(store, opts, estimate=True).lines():
                 print(line)
             return 0
-        jobs = args.jobs if args.jobs is not None else min(os.cpu_count() or 1, 8)
-        if jobs < 1:
-            raise UserError(f"--jobs must be at least 1, got {jobs}")
-        with Progress("export", total=sum(c.blocks for c in plan.chunks), unit="blocks") as bar:
-            result = run_export(store, opts, on_blocks=bar.advance, plan=plan, jobs=jobs)
+        with Progress("export", unit="blocks") as bar:
+
+            def planned(plan: "ExportPlan") -> None:
+                bar.total = sum(c.blocks for c in plan.chunks)
+
+            result = run_export(store, opts, on_blocks=bar.advance, on_plan=planned, jobs=jobs)
     except ExportError as e:
         raise UserError(str(e)) from None
     finally:

@@ -86,6 +86,10 @@ class TransactionRow:
     blob_hash_count: int
     access_list_size: int
     authorization_count: int
+    y_parity: int
+    v: int
+    r: bytes
+    s: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +107,7 @@ class ReceiptRow:
     gas_used: int
     effective_gas_price: int
     contract_address: bytes | None
+    blob_gas_used: int | None
     log_count: int
 
 
@@ -209,11 +214,12 @@ class History:
 
     def _rows(self, table: str, start: int, end: int, senders: bool = True) -> Iterator[Row]:
         reader = RowReader(frozenset({table}), senders=senders)
-        for blk in stored_blocks(self.store, Chunk(start, end)):
+        for blk in stored_blocks(self.store, Chunk(start, end), receipts=table in ("receipts", "logs")):
             yield from reader.block_rows(*blk)[table]
 
     def blocks(self, start: int, end: int) -> Iterator[BlockRow]:
-        """Stored blocks ``start..end`` (blocks not stored with body and receipts are skipped)."""
+        """Stored blocks ``start..end`` (blocks whose body is not stored are skipped; receipts and
+        logs skip blocks whose receipts are not stored)."""
         make = _typed("blocks")
         return (make(r) for r in self._rows("blocks", start, end))
 
@@ -245,6 +251,8 @@ class History:
 
         if table not in TABLES:
             raise ValueError(f"unknown table {table!r}; tables: {', '.join(TABLES)}")
+        if columns is not None and not columns:
+            raise ValueError("columns=[] selects nothing; leave it out for every column")
         cols = select_columns(table, frozenset(columns) if columns is not None else None)
         if columns is not None and len(cols) != len(set(columns)):
             unknown = sorted(set(columns) - {c.name for c in cols})

@@ -28,8 +28,9 @@ class Progress:
     def __enter__(self) -> "Progress":
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.render(final=True)
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is None or self.done:  # nothing to show for work that failed before it began
+            self.render(final=True)
 
     def advance(self, n: int = 1) -> None:
         self.done += n

@@ -87,24 +87,29 @@ def test_pre_and_post_london_chunks_read_as_one_dataset(mainnet_store_path: Path
     out = tmp_path / "pq"
     r = _cli("export", "--store", str(mainnet_store_path), "--out", str(out), "--chunk-size", "1000000", "--allow-missing")
     assert r.returncode == 0, r.stderr
-    assert "not exported, missing from the store" in r.stdout and "not proven canonical: 76" in r.stdout, r.stdout
+    unanchored = duckdb.sql(f"SELECT count(*) FROM '{out}/*__blocks__*.parquet' WHERE proof = 'unanchored'").fetchall()[0][0]
+    assert "not exported, missing from the store" in r.stdout, r.stdout
+    assert unanchored > 50 and f"not proven canonical: {unanchored:,} exported blocks ({unanchored:,} unanchored)" in r.stdout
     golden = _golden()
     files = sorted(out.glob("*.parquet"))
-    assert len(files) == 23 * len(TABLES)  # every chunk has every table, even where it is empty
+    pieces: dict[str, set] = {t: set() for t in TABLES}
     for f in files:
         parsed = parse_file_name(f.name)
         assert parsed is not None and parsed.network == "mainnet", f.name
         assert _schema_text(pq.read_schema(f)) == golden[f"{parsed.table} (binary)"], f.name
+        assert parsed.chunk.start // 1_000_000 == parsed.chunk.end // 1_000_000  # inside one chunk
+        pieces[parsed.table].add(parsed.chunk)
+    # Every piece has every table, even where it is empty; a piece is a run of stored blocks.
+    assert all(p == pieces["blocks"] for p in pieces.values()) and len(pieces["blocks"]) > 10
     con = duckdb.connect()
     want = _expected_counts(mainnet_store_path, 0, ALL_TYPES)
     for t in TABLES:
         got = con.execute(f"SELECT count(*) FROM '{out}/mainnet__{t}__*.parquet'").fetchone()[0]
         assert got == want[t], t
-    pre = f"{out}/mainnet__blocks__00000000000_to_00000999999.parquet"
-    post = f"{out}/mainnet__blocks__00022000000_to_*.parquet"
-    assert con.execute(f"SELECT count(base_fee_per_gas), count(*) FROM '{pre}'").fetchone() == (
-        0, _expected_counts(mainnet_store_path, 0, 999_999)["blocks"])
-    assert con.execute(f"SELECT count(*) = count(base_fee_per_gas) FROM '{post}'").fetchone() == (True,)
+    pre = f"{out}/mainnet__blocks__00000000000_to_00000016383.parquet"  # the era1 history, one piece
+    post = f"{out}/mainnet__blocks__00022*.parquet"
+    assert con.execute(f"SELECT count(base_fee_per_gas), count(*) FROM '{pre}'").fetchone() == (0, 16_384)
+    assert con.execute(f"SELECT count(*) = count(base_fee_per_gas), count(*) > 2 FROM '{post}'").fetchone() == (True, True)
     # One typed column across all of them: the base fee summed over the post-London blocks.
     total = con.execute(f"SELECT sum(base_fee_per_gas), typeof(any_value(base_fee_per_gas)) "
                         f"FROM '{out}/mainnet__blocks__*.parquet' WHERE number >= {LONDON}").fetchone()
@@ -166,6 +171,10 @@ def test_values_match_json_rpc_dumps(mainnet_store_path: Path) -> None:
                 assert (got.nonce, got.value, got.gas_limit, got.type) == (
                     int(want["nonce"], 16), int(want["value"], 16), int(want["gas"], 16), int(want.get("type", "0x0"), 16))
                 assert "0x" + got.input.hex() == want["input"]
+                assert (got.v, int.from_bytes(got.r, "big"), int.from_bytes(got.s, "big")) == (
+                    int(want["v"], 16), int(want["r"], 16), int(want["s"], 16))
+                assert got.y_parity == (int(want["yParity"], 16) if "yParity" in want else
+                                        (got.v - 27 if got.v in (27, 28) else (got.v - 35) % 2))
                 if got.type in (0, 1):
                     assert got.gas_price == int(want["gasPrice"], 16)
                 else:
@@ -408,9 +417,60 @@ def test_export_errors_are_clear(tmp_path: Path) -> None:
 def test_plan_counts_what_is_stored(mainnet_store_path: Path, tmp_path: Path) -> None:
     with BlockStore(mainnet_store_path, readonly=True) as st:
         plan = plan_export(st, ExportOptions(tmp_path, 990_000, 1_000_100, chunk_size=5000, allow_missing=True))
+    # Only what is stored, in runs: a file's name is exactly the blocks it holds.
     assert [(c.chunk.start, c.chunk.end, c.blocks) for c in plan.chunks] == [
-        (990_000, 994_999, 5), (995_000, 999_999, 0), (1_000_000, 1_000_100, 41)]
+        (990_001, 990_004, 4), (990_016, 990_016, 1), (1_000_001, 1_000_030, 30), (1_000_040, 1_000_050, 11)]
     assert plan.stored == 46 and plan.missing == 10_101 - 46
+
+
+def test_partial_pieces_are_replaced_once_their_chunk_is_stored(mainnet_store_path: Path, tmp_path: Path) -> None:
+    """--allow-missing writes the runs it has under their own names; an export once the store has
+    the whole chunk supersedes them, and never a block twice."""
+    from ethp2p.eth.chainspec import MAINNET
+    from ethp2p.store.importer import ensure_genesis, import_file
+    from tests.support.stores import ERA1_FILES
+
+    half = tmp_path / "half.db"
+    with BlockStore(half, genesis_hash=MAINNET.genesis_hash) as st:
+        ensure_genesis(st, MAINNET)
+        import_file(st, ERA1_FILES[0], MAINNET)  # blocks 0..8191
+    out = tmp_path / "o"
+    common = ["--out", str(out), "--chunk-size", "10000", "--tables", "blocks,ommers", "0..16383"]
+    r = _cli("export", "--store", str(half), "--allow-missing", *common)
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in out.glob("*blocks*")) == ["mainnet__blocks__00000000000_to_00000008191.parquet"]
+    r = _cli("export", "--store", str(mainnet_store_path), *common)
+    assert r.returncode == 0 and "replaced 2 shorter chunk file(s)" in r.stdout, r.stdout
+    assert sorted(p.name for p in out.glob("*blocks*")) == [
+        "mainnet__blocks__00000000000_to_00000009999.parquet", "mainnet__blocks__00000010000_to_00000016383.parquet"]
+    assert duckdb.sql(f"SELECT count(*), count(DISTINCT number) FROM '{out}/*blocks*.parquet'").fetchall() == [(16384, 16384)]
+
+
+def test_a_range_starting_inside_a_short_chunk_grows_to_take_it_in(mainnet_store_path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    base = ["export", "--store", str(mainnet_store_path), "--out", str(out), "--chunk-size", "1000", "--tables", "blocks"]
+    assert _cli(*base, "0..1500").returncode == 0
+    r = _cli(*base, "1400..2500")
+    assert r.returncode == 0 and "replaced 1 shorter chunk" in r.stdout, r.stdout + r.stderr
+    assert sorted(p.name for p in out.glob("*.parquet")) == [
+        f"mainnet__blocks__{a:011d}_to_{b:011d}.parquet" for a, b in ((0, 999), (1000, 1999), (2000, 2500))]
+    assert duckdb.sql(f"SELECT count(*), count(DISTINCT number) FROM '{out}/*.parquet'").fetchall() == [(2501, 2501)]
+
+
+def test_leftover_duplicates_and_temporaries_are_cleaned_up(mainnet_store_path: Path, tmp_path: Path) -> None:
+    """What an export killed between a chunk's rename and its superseding can leave: a shorter
+    file inside a complete one, and temporaries. The next export removes both."""
+    out = tmp_path / "o"
+    base = ["export", "--store", str(mainnet_store_path), "--out", str(out), "--chunk-size", "1000", "--tables", "blocks"]
+    assert _cli(*base, "0..999").returncode == 0
+    whole = out / "mainnet__blocks__00000000000_to_00000000999.parquet"
+    short = out / "mainnet__blocks__00000000000_to_00000000499.parquet"
+    short.write_bytes(whole.read_bytes())  # stands for the superseded file the kill left
+    (out / f".{whole.name}.99999.tmp").write_bytes(b"half")
+    r = _cli(*base, "0..1999")
+    assert r.returncode == 0, r.stderr
+    assert not short.exists() and not list(out.glob(".*.tmp"))
+    assert duckdb.sql(f"SELECT count(*), count(DISTINCT number) FROM '{out}/*.parquet'").fetchall() == [(2000, 2000)]
 
 
 def test_row_types_are_the_tables_columns() -> None:
@@ -487,3 +547,11 @@ def test_the_readme_documents_the_schema() -> None:
     start, end = "<!-- export-schema: generated by tests/integration/test_export.py::schema_markdown -->\n", "<!-- /export-schema -->"
     assert start in readme and end in readme
     assert readme.split(start, 1)[1].split(end, 1)[0] == schema_markdown(), "regenerate the README's schema section"
+
+
+def test_fetch_export_into_an_unusable_directory_fails_before_the_fetch(tmp_path: Path) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    r = _cli("fetch", "0..10", "--store", str(tmp_path / "f.db"), "--bootnodes", "", "--no-discovery", "--dns", "",
+             "--timeout", "5", "--export", str(afile / "sub"))
+    assert r.returncode == 2 and "cannot write to" in r.stderr and len(r.stderr.splitlines()) == 1, r.stderr

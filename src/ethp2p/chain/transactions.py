@@ -32,6 +32,11 @@ class Transaction:
     access_list_size: int
     authorization_count: int
     sender: bytes | None
+    #: The signature: ``v`` as signed (legacy: 27/28 or chain_id * 2 + 35/36; typed: the y parity).
+    y_parity: int = 0
+    v: int = 0
+    r: int = 0
+    s: int = 0
 
 
 #: Fields of each transaction type's RLP list, signature (v, r, s) included.
@@ -118,17 +123,19 @@ def decode_transaction(encoding: bytes | memoryview, *, recover_sender: bool = T
             unsigned = raw[ps:ss] + tail
             sender = _sender(keccak(rlp.encode_length(len(unsigned), 0xC0) + unsigned), parity, r, s)
         return Transaction(keccak(raw), 0, chain_id, num(nonce, "big"), num(gas, "big"), to or None,  # type: ignore[arg-type]
-                           num(value, "big"), data, num(gas_price, "big"), None, None, None, 0, 0, 0, sender)  # type: ignore[arg-type]
+                           num(value, "big"), data, num(gas_price, "big"), None, None, None, 0, 0, 0, sender,  # type: ignore[arg-type]
+                           parity, v, r, s)
     if recover_sender:
         unsigned = raw[ps:ss]
         sender = _sender(keccak(bytes((t,)) + rlp.encode_length(len(unsigned), 0xC0) + unsigned), v, r, s)
     if t == 1:
         chain_id, nonce, gas_price, gas, to, value, data, al = f[:8]
         return Transaction(keccak(raw), 1, num(chain_id, "big"), num(nonce, "big"), num(gas, "big"), to or None,  # type: ignore[arg-type]
-                           num(value, "big"), data, num(gas_price, "big"), None, None, None, 0, al, 0, sender)  # type: ignore[arg-type]
+                           num(value, "big"), data, num(gas_price, "big"), None, None, None, 0, al, 0, sender,  # type: ignore[arg-type]
+                           v, v, r, s)
     chain_id, nonce, tip, fee, gas, to, value, data, al = f[:9]
     return Transaction(
         keccak(raw), t, num(chain_id, "big"), num(nonce, "big"), num(gas, "big"), to or None, num(value, "big"),  # type: ignore[arg-type]
         data, None, num(fee, "big"), num(tip, "big"), num(f[9], "big") if t == 3 else None,  # type: ignore[arg-type]
-        f[10] if t == 3 else 0, al, f[9] if t == 4 else 0, sender,  # type: ignore[arg-type]
+        f[10] if t == 3 else 0, al, f[9] if t == 4 else 0, sender, v, v, r, s,  # type: ignore[arg-type]
     )

@@ -1,10 +1,11 @@
 """Chunk files: block ranges aligned to the chunk size, named by network, table and range.
 
 ``mainnet__blocks__00018000000_to_00018000999.parquet`` holds table ``blocks`` for blocks
-18,000,000..18,000,999. Chunks are aligned to multiples of the chunk size, so exports of
-different ranges with one chunk size share their files; a range's first and last chunks may be
-shorter. A shorter chunk is superseded (deleted) once the whole chunk that contains it is written,
-so extending an export never leaves two files holding the same block.
+18,000,000..18,000,999, every one of them: a file's name is the exact range of blocks it holds.
+Chunks are aligned to multiples of the chunk size, so exports of different ranges with one chunk
+size share their files. A file may hold less than its chunk (the first or last chunk of a range,
+or a run of stored blocks when some are missing); it is superseded (deleted) once a file holding
+more of that chunk is written, so extending an export never leaves two files holding one block.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 #: Digits of the zero-padded block numbers in file names.
 NUMBER_DIGITS = 11
-_NAME = re.compile(r"^(?P<net>[a-z0-9-]+)__(?P<table>[a-z]+)__(?P<start>\d{11})_to_(?P<end>\d{11})\.(?P<ext>parquet|jsonl)$")
+_NAME = re.compile(r"^(?P<net>[a-z0-9-]+)__(?P<table>[a-z]+)__(?P<start>\d{11,})_to_(?P<end>\d{11,})\.(?P<ext>parquet|jsonl)$")
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -121,3 +122,20 @@ def overlap(existing: list[Chunk], chunk: Chunk) -> Overlap:
         else:
             crossing.append(c)
     return Overlap(covered, tuple(inside), tuple(crossing))
+
+
+def contained(chunks: list[Chunk]) -> list[Chunk]:
+    """The chunks that lie inside another one of ``chunks`` (left by an interrupted supersede)."""
+    out = []
+    reach = -1
+    for c in sorted(chunks, key=lambda c: (c.start, -c.end)):
+        if c.end <= reach:
+            out.append(c)
+        reach = max(reach, c.end)
+    return out
+
+
+def aligned(number: int, size: int) -> Chunk:
+    """The aligned chunk of ``size`` blocks that holds block ``number``."""
+    a = number // size * size
+    return Chunk(a, a + size - 1)

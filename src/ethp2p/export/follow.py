@@ -1,8 +1,9 @@
 """Exporting while a fetch runs (``ethp2p fetch START..END --export DIR``).
 
 Every few seconds, in a worker thread with its own read-only connection to the store, the
-chunks whose blocks are now all stored are written; chunks still missing blocks wait for the
-next pass. A last pass runs when the fetch ends.
+chunks whose blocks are now all stored and proven are written; the others wait for the next
+pass. A last pass runs when the fetch ends. A pass that finds another export writing to the
+directory is skipped.
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..store.blocks import BlockStore
-from .run import ExportError, ExportOptions, ExportPlan, ExportResult, run_export
+from .run import (
+    DirectoryBusy, ExportError, ExportOptions, ExportPlan, ExportResult, describe_spans, directory_lock,
+    plan_export, run_export,
+)
 
 #: Seconds between two passes (at least; a pass that took long waits twice as long).
 PASS_INTERVAL = 5.0
@@ -43,14 +47,12 @@ class FollowResult:
         p = self.last
         if p is None:
             return ["export: nothing written"]
-        waiting = [c for c in p.chunks if c.blocks < c.chunk.blocks]
         out = [
             f"export: {self.chunks_written:,} chunks written as their blocks were stored ({self.files:,} files, "
             f"{self.bytes / 1e6:,.1f} MB) into {p.out}; rows: " + ", ".join(f"{t} {n:,}" for t, n in self.rows.items())
         ]
-        if waiting:
-            spans = ", ".join(f"{c.chunk.start:,}..{c.chunk.end:,}" for c in waiting[:5])
-            out.append(f"  not written, blocks missing: {len(waiting):,} chunk(s) ({spans}); "
+        if p.missing:
+            out.append(f"  not written: the chunks of blocks not stored and proven ({describe_spans(p.missing_spans)}); "
                        "fetch them, then run ethp2p export (or fetch --export) again")
         return out
 
@@ -60,7 +62,9 @@ class ExportFollower:
 
     def __init__(self, store_path: str | Path, opts: ExportOptions, *, interval: float = PASS_INTERVAL) -> None:
         self.store_path = Path(store_path)
-        self.opts = ExportOptions(**{**opts.__dict__, "complete_chunks_only": True})
+        # Whole chunks of proven blocks only: a chunk file is never rewritten, and the fetch may
+        # still replace a block the store holds unproven.
+        self.opts = ExportOptions(**{**opts.__dict__, "complete_chunks_only": True, "proven_only": True})
         self.interval = interval
         self.result = FollowResult()
         self.error: str | None = None
@@ -71,10 +75,9 @@ class ExportFollower:
             self.result.add(run_export(store, self.opts))
 
     def check(self) -> None:
-        """Plan once now, so bad options or a clashing directory stop the fetch before it starts."""
-        from .run import plan_export
-
-        with BlockStore(self.store_path, readonly=True) as store:
+        """Plan once now and take the directory's lock once, so bad options, a clashing or
+        unwritable directory, or another export in it stop the fetch before it starts."""
+        with directory_lock(self.opts.out), BlockStore(self.store_path, readonly=True) as store:
             plan_export(store, self.opts)
 
     async def run(self) -> None:
@@ -92,6 +95,10 @@ class ExportFollower:
             t0 = time.monotonic()
             try:
                 await asyncio.to_thread(self._pass)
+            except DirectoryBusy:
+                if stopping:  # the last pass found another export there: say so
+                    self.error = f"another export was writing to {self.opts.out} at the end of the fetch"
+                    return
             except ExportError as e:
                 self.error = str(e)
                 return

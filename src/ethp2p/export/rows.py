@@ -23,6 +23,8 @@ Row = tuple[Any, ...]
 
 #: Tables whose rows need the block's transactions decoded.
 _TX_TABLES = frozenset({"transactions", "receipts", "logs"})
+#: Blob gas each blob of a blob transaction uses (EIP-4844).
+GAS_PER_BLOB = 131_072
 #: Columns whose values need each transaction's sender recovered.
 SENDER_COLUMNS = frozenset({("transactions", "from_address"), ("receipts", "contract_address")})
 #: Proof labels as the ``proof`` column spells them.
@@ -88,10 +90,13 @@ class RowReader:
     def _transaction_rows(self, h: Header, body: BlockBody, receipts_raw: bytes | None, out: dict[str, list[Row]]) -> None:
         number, bhash, base_fee = h.number, h.hash, h.base_fee
         txs_out, receipts_out, logs_out = out.get("transactions"), out.get("receipts"), out.get("logs")
-        wanted = receipts_out is not None or logs_out is not None
-        receipts = receipt_fields(receipts_raw) if receipts_raw is not None and wanted else []
-        if receipts and len(receipts) != len(body.transactions):
-            raise RowError(f"block {number}: {len(receipts)} receipts for {len(body.transactions)} transactions")
+        receipts: list = []
+        if receipts_out is not None or logs_out is not None:
+            if receipts_raw is None:
+                raise RowError(f"block {number}: no receipts stored")
+            receipts = receipt_fields(receipts_raw)
+            if len(receipts) != len(body.transactions):
+                raise RowError(f"block {number}: {len(receipts)} receipts for {len(body.transactions)} transactions")
         senders = self.senders
         prev_gas = 0
         log_index = 0
@@ -103,7 +108,7 @@ class RowReader:
                     number, bhash, i, tx.hash, tx.type, tx.chain_id, tx.nonce, tx.sender, tx.to, str(tx.value),
                     tx.input, tx.gas_limit, _opt_str(tx.gas_price), _opt_str(tx.max_fee_per_gas),
                     _opt_str(tx.max_priority_fee_per_gas), _opt_str(tx.max_fee_per_blob_gas), tx.blob_hashes,
-                    tx.access_list_size, tx.authorization_count,
+                    tx.access_list_size, tx.authorization_count, tx.y_parity, str(tx.v), _word(tx.r), _word(tx.s),
                 ))
             if not receipts:
                 continue
@@ -119,8 +124,9 @@ class RowReader:
                 created = None
                 if tx.to is None and tx.sender is not None:
                     created = keccak(rlp.encode([tx.sender, tx.nonce]))[12:]
+                blob_gas = GAS_PER_BLOB * tx.blob_hashes if tx.type == 3 else None
                 receipts_out.append((number, bhash, i, tx.hash, tx.type, status, post_state, cum, cum - prev_gas,
-                                     str(price), created, len(logs)))
+                                     str(price), created, blob_gas, len(logs)))
                 prev_gas = cum
             if logs_out is not None:
                 for address, topics, data in logs:
@@ -131,6 +137,15 @@ class RowReader:
                     log_index += 1
             else:
                 log_index += len(logs)
+
+
+def _word(v: int) -> bytes:
+    """A 256-bit signature value as 32 bytes (a value past 256 bits, which no valid signature
+    has, cannot be a row)."""
+    try:
+        return v.to_bytes(32, "big")
+    except OverflowError:
+        raise RowError(f"a signature value of {v.bit_length()} bits") from None
 
 
 def _opt_str(v: int | None) -> str | None:

@@ -19,7 +19,9 @@ from pathlib import Path
 from ..eth.chainspec import NETWORKS
 from ..store.blocks import BlockStore
 from ..trust import Proof
-from .chunks import Chunk, existing_chunks, file_name, overlap, parse_file_name, plan_chunks, temp_target
+from .chunks import (
+    Chunk, aligned, contained, existing_chunks, file_name, overlap, parse_file_name, plan_chunks, temp_target,
+)
 from .rows import SENDER_COLUMNS, Row, RowError, RowReader
 from .schema import DEFAULT_TABLES, TABLES, Column, column_names, select_columns
 from .writers import COMPRESSIONS, JsonlTableWriter, ParquetTableWriter, TableWriter, WriteError
@@ -34,6 +36,10 @@ LOCK_NAME = ".ethp2p-export.lock"
 
 class ExportError(Exception):
     """The export cannot be done as asked (bad options, blocks missing, unwritable directory)."""
+
+
+class DirectoryBusy(ExportError):
+    """Another export holds the output directory's lock."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,9 @@ class ExportOptions:
     allow_missing: bool = False
     #: Write only chunks whose blocks are all stored, quietly leaving the rest (``fetch --export``).
     complete_chunks_only: bool = False
+    #: Only blocks proven canonical count as stored (``fetch --export``: a block the fetch may
+    #: still replace is not exported).
+    proven_only: bool = False
     #: The network part of file names (default: from the store's genesis).
     network: str | None = None
 
@@ -189,6 +198,8 @@ def _check_options(opts: ExportOptions) -> None:
         raise ExportError(f"unknown compression {opts.compression!r} ({', '.join(COMPRESSIONS)})")
     if opts.chunk_size < 1:
         raise ExportError(f"chunk size must be at least 1, got {opts.chunk_size}")
+    if opts.fmt == "jsonl" and opts.hex:
+        raise ExportError("--hex is for Parquet; JSON Lines always has hashes, addresses and bytes as 0x strings")
     if opts.fmt == "parquet":
         try:
             import pyarrow  # noqa: F401
@@ -197,7 +208,11 @@ def _check_options(opts: ExportOptions) -> None:
 
 
 def plan_export(store: BlockStore, opts: ExportOptions, *, estimate: bool = False) -> ExportPlan:
-    """Work out the chunks, what is missing and what is already written (nothing is written)."""
+    """Work out the files to write, what is missing and what is already written (nothing is written).
+
+    The plan covers only stored blocks: a chunk's file holds the chunk's blocks in the range, or
+    (with ``allow_missing``) each run of them that is stored, so its name is always the exact
+    range it holds; with ``complete_chunks_only`` a chunk waits until all its blocks are there."""
     _check_options(opts)
     columns = _columns(opts)
     start, end = opts.start, opts.end
@@ -209,7 +224,8 @@ def plan_export(store: BlockStore, opts: ExportOptions, *, estimate: bool = Fals
         end = rng[1] if end is None else end
     if end < start:
         raise ExportError(f"bad range {start}..{end}")
-    runs = list(store.complete_runs(start, end))
+    need = {"receipts": bool(set(columns) & _RECEIPT_TABLES), "proven": opts.proven_only}
+    runs = list(store.complete_runs(start, end, **need))
     stored = sum(b - a + 1 for a, b in runs)
     spans = _gaps(runs, start, end)
     missing = sum(b - a + 1 for a, b in spans)
@@ -221,40 +237,75 @@ def plan_export(store: BlockStore, opts: ExportOptions, *, estimate: bool = Fals
         )
     network = opts.network or network_name(store.genesis_hash)
     ext = "parquet" if opts.fmt == "parquet" else "jsonl"
-    layout = _layout(network, opts, columns)
-    _check_layout(opts.out, ext, layout)
+    _check_layout(opts.out, ext, _layout(network, opts, columns))
     have = existing_chunks(opts.out, network, ext)
     planned: list[PlannedChunk] = []
-    chunks = plan_chunks(start, end, opts.chunk_size)
-    counts = _blocks_per_chunk(runs, chunks)
-    for chunk, n in zip(chunks, counts):
+    for piece in _pieces(runs, start, end, opts.chunk_size, opts.complete_chunks_only):
+        piece = _widened(store, opts, have, columns, piece, need)
         write, done, supersedes = [], [], {}
         for table in columns:
-            o = overlap(have.get(table, []), chunk)
+            o = overlap(have.get(table, []), piece)
             if o.covered:
                 done.append(table)
                 continue
-            if o.crossing:
-                c = o.crossing[0]
-                raise ExportError(
-                    f"{opts.out} already holds {table} for blocks {c.start:,}..{c.end:,}, across chunk "
-                    f"{chunk.start:,}..{chunk.end:,}: it was written with another chunk size; export to another "
-                    "directory or use that chunk size"
-                )
             write.append(table)
             if o.inside:
                 supersedes[table] = o.inside
-        if opts.complete_chunks_only and n < chunk.blocks:
-            write = []
-        planned.append(PlannedChunk(chunk, n, tuple(write), tuple(done), supersedes))
-    proofs = store.proof_counts(start, end)
+        planned.append(PlannedChunk(piece, piece.blocks, tuple(write), tuple(done), supersedes))
+    unproven: dict[Proof, int] = {}
+    for pc in planned:
+        if pc.write:
+            for p, n in store.proof_counts(pc.chunk.start, pc.chunk.end).items():
+                if not p.proven:
+                    unproven[p] = unproven.get(p, 0) + n
     plan = ExportPlan(
-        network, opts.out, opts.fmt, start, end, opts.chunk_size, columns, planned, stored, missing, spans,
-        {p: n for p, n in proofs.items() if not p.proven},
+        network, opts.out, opts.fmt, start, end, opts.chunk_size, columns, planned, stored, missing, spans, unproven,
     )
     if estimate:
         _estimate(store, opts, plan)
     return plan
+
+
+#: Tables whose rows need the blocks' receipts stored.
+_RECEIPT_TABLES = frozenset({"receipts", "logs"})
+
+
+def _pieces(runs: list[tuple[int, int]], start: int, end: int, size: int, complete_only: bool) -> Iterator[Chunk]:
+    """The files of the plan: each run of stored blocks cut at multiples of ``size``; with
+    ``complete_only``, only the pieces that are a whole chunk (within ``start..end``)."""
+    for a, b in runs:
+        for piece in plan_chunks(a, b, size):
+            whole = aligned(piece.start, size)
+            if not complete_only or piece == Chunk(max(whole.start, start), min(whole.end, end)):
+                yield piece
+
+
+def _widened(
+    store: BlockStore, opts: ExportOptions, have: dict[str, list[Chunk]], columns: dict[str, tuple[Column, ...]],
+    piece: Chunk, need: dict[str, bool],
+) -> Chunk:
+    """``piece``, grown to take in the files already written that hold part of it (a shorter
+    chunk from an export of another range), so the new file supersedes them; an error if such a
+    file reaches outside the piece's chunk (another chunk size) or the store lacks what it adds."""
+    whole = aligned(piece.start, opts.chunk_size)
+    lo, hi = piece.start, piece.end
+    for table in columns:
+        for c in overlap(have.get(table, []), piece).crossing:
+            if c.start < whole.start or c.end > whole.end:
+                raise ExportError(
+                    f"{opts.out} holds {table} for blocks {c.start:,}..{c.end:,}, across chunk "
+                    f"{whole.start:,}..{whole.end:,}: it was written with another chunk size; export to another "
+                    "directory or use that chunk size"
+                )
+            lo, hi = min(lo, c.start), max(hi, c.end)
+    if (lo, hi) == (piece.start, piece.end):
+        return piece
+    if list(store.complete_runs(lo, hi, **need)) != [(lo, hi)]:
+        raise ExportError(
+            f"{opts.out} holds blocks of {lo:,}..{hi:,} in files a new chunk would overlap, and the store lacks "
+            f"some of those blocks to write them again; export to another directory"
+        )
+    return Chunk(lo, hi)
 
 
 def _gaps(runs: list[tuple[int, int]], start: int, end: int) -> list[tuple[int, int]]:
@@ -269,32 +320,20 @@ def _gaps(runs: list[tuple[int, int]], start: int, end: int) -> list[tuple[int, 
     return gaps
 
 
-def _blocks_per_chunk(runs: list[tuple[int, int]], chunks: list[Chunk]) -> list[int]:
-    out = []
-    i = 0
-    for c in chunks:
-        n = 0
-        while i < len(runs) and runs[i][1] < c.start:
-            i += 1
-        j = i
-        while j < len(runs) and runs[j][0] <= c.end:
-            n += min(runs[j][1], c.end) - max(runs[j][0], c.start) + 1
-            j += 1
-        out.append(n)
-    return out
-
-
 def _needs_senders(columns: dict[str, tuple[Column, ...]]) -> bool:
     return any((t, c.name) in SENDER_COLUMNS for t, cols in columns.items() for c in cols)
 
 
-def stored_blocks(store: BlockStore, chunk: Chunk) -> Iterator[tuple[bytes, bytes, bytes, Proof]]:
-    """The chunk's complete stored blocks, read a bounded batch at a time."""
+def stored_blocks(
+    store: BlockStore, chunk: Chunk, *, receipts: bool = True
+) -> Iterator[tuple[bytes, bytes, bytes | None, Proof]]:
+    """The chunk's stored blocks with header, body and (with ``receipts``) receipts, read a
+    bounded batch at a time; without ``receipts``, receipts are given where stored, else None."""
     a = chunk.start
     while a <= chunk.end:
         b = min(a + READ_BATCH - 1, chunk.end)
         for e in store.canonical_entries(a, b, data=True):
-            if e.header is not None and e.body is not None and e.receipts is not None:
+            if e.header is not None and e.body is not None and (e.receipts is not None or not receipts):
                 yield e.header, e.body, e.receipts, e.proof
         a = b + 1
 
@@ -311,7 +350,7 @@ def _estimate(store: BlockStore, opts: ExportOptions, plan: ExportPlan) -> None:
     rows: dict[str, list[Row]] = {t: [] for t in plan.columns}
     sampled = 0
     for pc in picked:
-        for n, blk in enumerate(stored_blocks(store, pc.chunk)):
+        for n, blk in enumerate(stored_blocks(store, pc.chunk, receipts=bool(set(plan.columns) & _RECEIPT_TABLES))):
             if n >= per_chunk:
                 break
             for t, r in reader.block_rows(*blk).items():
@@ -369,15 +408,22 @@ def _check_layout(out: Path, ext: str, layout: dict[str, object]) -> None:
     if not isinstance(old, dict) or old.get("network") != layout["network"]:
         return
     hint = "export to another directory, or with the same options"
-    if old.get("chunk_size") != layout["chunk_size"]:
-        raise ExportError(f"{out} holds chunks of {old.get('chunk_size'):,} blocks, not {layout['chunk_size']:,}; {hint}")
-    if old.get("hex") != layout["hex"]:
-        were = "0x strings (--hex)" if old.get("hex") else "binary"
+    size, hexed, tables = old.get("chunk_size"), old.get("hex"), old.get("tables")
+    if not isinstance(size, int) or not isinstance(hexed, bool) or not isinstance(tables, dict):
+        raise ExportError(f"{path} is not an export layout ethp2p wrote; remove it if the directory holds no export")
+    if size != layout["chunk_size"]:
+        raise ExportError(f"{out} holds chunks of {size:,} blocks, not {layout['chunk_size']:,}; {hint}")
+    if hexed != layout["hex"]:
+        were = "0x strings (--hex)" if hexed else "binary"
         raise ExportError(f"{out} holds hashes and bytes as {were}; {hint}")
-    tables = old.get("tables") if isinstance(old.get("tables"), dict) else {}
     for t, names in layout["tables"].items():  # type: ignore[attr-defined]
-        if t in tables and tables[t] != names:
-            raise ExportError(f"{out} holds table {t} with other columns ({', '.join(tables[t])}); {hint}")
+        had = tables.get(t)
+        if had is not None and had != names:
+            more = [n for n in names if n not in had]
+            fewer = [n for n in had if n not in names] if isinstance(had, list) else []
+            diff = "; ".join(x for x in (f"it has no {', '.join(more)}" if more else "",
+                                         f"it has {', '.join(fewer)} too" if fewer else "") if x) or "other order"
+            raise ExportError(f"{out} holds table {t} with other columns ({diff}); {hint}")
 
 
 def _write_layout(out: Path, ext: str, layout: dict[str, object]) -> None:
@@ -390,12 +436,15 @@ def _write_layout(out: Path, ext: str, layout: dict[str, object]) -> None:
         tables = {}
     merged = {**layout, "tables": {**tables, **layout["tables"]}}  # type: ignore[dict-item]
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(merged, indent=1) + "\n")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(merged, indent=1) + "\n")
+        os.replace(tmp, path)
+    except OSError as e:
+        raise ExportError(f"cannot write {path}: {e.strerror or e}") from None
 
 
 @contextmanager
-def _locked(out: Path) -> Iterator[None]:
+def directory_lock(out: Path) -> Iterator[None]:
     """Hold the export lock of ``out`` (another export writing there is an error)."""
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -406,19 +455,10 @@ def _locked(out: Path) -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise ExportError(f"another export is writing to {out}") from None
+            raise DirectoryBusy(f"another export is writing to {out}") from None
         yield
     finally:
         os.close(fd)
-
-
-def _remove_stale_temps(out: Path, network: str) -> None:
-    """Delete temporary chunk files an interrupted export left (the lock says none is running)."""
-    for p in out.iterdir():
-        target = temp_target(p.name)
-        f = parse_file_name(target) if target is not None else None
-        if f is not None and f.network == network:
-            p.unlink(missing_ok=True)
 
 
 @dataclass
@@ -433,17 +473,20 @@ class ChunkOutcome:
 
 def run_export(
     store: BlockStore, opts: ExportOptions, *, on_blocks: Callable[[int], None] | None = None,
-    plan: ExportPlan | None = None, jobs: int = 1,
+    on_plan: Callable[[ExportPlan], None] | None = None, jobs: int = 1,
 ) -> ExportResult:
-    """Write every chunk the plan has to write; complete chunk files are never rewritten.
+    """Plan (holding the directory's lock) and write every file the plan has to write; complete
+    chunk files are never rewritten. ``on_plan`` sees the plan before anything is written.
 
     ``jobs`` > 1 writes that many chunks at once, each in its own process (with its own read-only
     connection to the store); progress then comes a chunk at a time."""
     t0 = time.monotonic()
-    with _locked(opts.out):
-        plan = plan_export(store, opts) if plan is None else plan
-        _remove_stale_temps(opts.out, plan.network)
-        _write_layout(opts.out, "parquet" if plan.fmt == "parquet" else "jsonl", _layout(plan.network, opts, plan.columns))
+    with directory_lock(opts.out):
+        plan = plan_export(store, opts)
+        if on_plan is not None:
+            on_plan(plan)
+        ext = "parquet" if plan.fmt == "parquet" else "jsonl"
+        _remove_leftovers(opts.out, plan.network, ext)
         result = ExportResult(plan, rows={t: 0 for t in plan.columns})
         senders = _needs_senders(plan.columns)
         todo = []
@@ -459,20 +502,41 @@ def run_export(
         else:
             outcomes = ((pc, _write_chunk(store, opts, plan.network, plan.columns, pc, senders, on_blocks)) for pc in todo)
         for pc, outcome in outcomes:
+            if not result.chunks_written:
+                _write_layout(opts.out, ext, _layout(plan.network, opts, plan.columns))
             result.chunks_written += 1
             result.blocks += outcome.blocks
             result.bytes += outcome.bytes
             result.files += outcome.files
             for t, n in outcome.rows.items():
                 result.rows[t] += n
-            ext = "parquet" if plan.fmt == "parquet" else "jsonl"
             for t, olds in pc.supersedes.items():
                 for old in olds:
                     path = opts.out / file_name(plan.network, t, old, ext)
-                    path.unlink(missing_ok=True)
+                    _unlink(path)
                     result.superseded.append(path)
     result.seconds = time.monotonic() - t0
     return result
+
+
+def _unlink(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as e:
+        raise ExportError(f"cannot remove {path}: {e.strerror or e}") from None
+
+
+def _remove_leftovers(out: Path, network: str, ext: str) -> None:
+    """Delete what an interrupted export can leave (the lock says none is running): temporary
+    files, and shorter chunk files that a complete one now holds."""
+    for p in out.iterdir():
+        target = temp_target(p.name)
+        f = parse_file_name(target) if target is not None else None
+        if f is not None and f.network == network:
+            _unlink(p)
+    for table, chunks in existing_chunks(out, network, ext).items():
+        for c in contained(chunks):
+            _unlink(out / file_name(network, table, c, ext))
 
 
 def _in_processes(
@@ -546,7 +610,7 @@ def _write_chunk(
             writers[t] = _writer(opts.out / file_name(network, t, pc.chunk, ext), columns[t], t, opts)
         reader = RowReader(frozenset(pc.write), senders=senders)
         pending = 0
-        for blk in stored_blocks(store, pc.chunk):
+        for blk in stored_blocks(store, pc.chunk, receipts=bool(set(pc.write) & _RECEIPT_TABLES)):
             try:
                 tables = reader.block_rows(*blk)
             except RowError as e:

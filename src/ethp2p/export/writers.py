@@ -71,7 +71,19 @@ class _Base:
         self.rows = 0
 
     def _finish(self) -> int:
+        """Make the complete file durable, then give it its name (so even a power cut cannot leave
+        a short file under a chunk's name)."""
+        fd = os.open(self.tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(self.tmp, self.path)
+        dfd = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
         return self.path.stat().st_size
 
     def _remove_tmp(self) -> None:

@@ -419,14 +419,20 @@ class BlockStore:
             sql += f" AND c.proof IN ({_PROVEN_SQL})"
         return {int(r[0]) for r in self._db.execute(sql, (start, end))}
 
-    def complete_runs(self, start: int, end: int) -> Iterator[tuple[int, int]]:
+    def complete_runs(
+        self, start: int, end: int, *, receipts: bool = True, proven: bool = False
+    ) -> Iterator[tuple[int, int]]:
         """Runs ``(first, last)`` of consecutive numbers in [start, end] whose header, body and
-        receipts are all stored, in order (streamed: memory does not grow with the range)."""
-        cur = self._db.execute(
-            "SELECT c.number FROM canonical c JOIN bodies b ON b.hash=c.hash JOIN receipts r ON r.hash=c.hash "
-            "WHERE c.number BETWEEN ? AND ? ORDER BY c.number",
-            (start, end),
+        (with ``receipts``) receipts are all stored (with ``proven``: and proven canonical), in
+        order; streamed, so memory does not grow with the range."""
+        sql = (
+            "SELECT c.number FROM canonical c JOIN headers h ON h.hash=c.hash JOIN bodies b ON b.hash=c.hash "
+            + ("JOIN receipts r ON r.hash=c.hash " if receipts else "")
+            + "WHERE c.number BETWEEN ? AND ?"
+            + (f" AND c.proof IN ({_PROVEN_SQL})" if proven else "")
+            + " ORDER BY c.number"
         )
+        cur = self._db.execute(sql, (start, end))
         first = last = None
         for (n,) in cur:
             if last is not None and n == last + 1:
