@@ -158,6 +158,13 @@ class BlockStore:
         self._lock = threading.RLock()
         try:
             self._db = sqlite3.connect(uri, uri=readonly, check_same_thread=False, isolation_level=None)
+            if readonly:
+                try:
+                    row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+                except sqlite3.DatabaseError:
+                    row = None
+                if row is None:
+                    raise StoreError(f"{self.path} is not an ethp2p block store")
             if not readonly:
                 # Only takes effect on a new file. Bodies and receipt lists run to hundreds of KB:
                 # in 32 KB pages a block is written with ~60% less CPU than in 4 KB pages and read
