@@ -569,8 +569,6 @@ def _export_options(args: argparse.Namespace, out: str, start: int | None, end: 
 
     if args.compression is not None and args.format == "jsonl":
         raise UserError("--compression is for Parquet; JSON Lines files are written uncompressed")
-    if args.hex and args.format == "jsonl":
-        raise UserError("--hex is for Parquet; JSON Lines always has hashes, addresses and bytes as 0x strings")
     tables = tuple(t.strip() for t in args.tables.split(",") if t.strip()) if args.tables else DEFAULT_TABLES
     return ExportOptions(
         Path(out), start, end, fmt=args.format, tables=tables, include_columns=_names(args.include_columns),
