@@ -197,7 +197,7 @@ class History:
     def close(self) -> None:
         self.store.close()
 
-    def __enter__(self) -> "History":
+    def __enter__(self) -> History:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -244,7 +244,9 @@ class History:
         make = _typed("ommers")
         return (make(r) for r in self._rows("ommers", start, end))
 
-    def arrow(self, table: str, start: int, end: int, *, columns: list[str] | None = None, hex: bool = False) -> "pa.Table":
+    def arrow(
+        self, table: str, start: int, end: int, *, columns: list[str] | None = None, hex: bool = False
+    ) -> pa.Table:
         """Table ``table`` for blocks ``start..end`` as a ``pyarrow.Table`` with the export schema
         (``columns``: only these; ``hex``: binary kinds as ``0x`` strings)."""
         import pyarrow as pa

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime, timezone
 from typing import TextIO
 
 #: The values ``--log-format`` accepts.
@@ -14,7 +14,7 @@ FORMATS = ("text", "json")
 
 def utc_timestamp(created: float) -> str:
     """``created`` (seconds since the epoch) as ISO 8601 UTC with milliseconds: ``2024-05-01T12:00:00.123Z``."""
-    return datetime.fromtimestamp(created, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(created, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class TextFormatter(logging.Formatter):

@@ -144,7 +144,7 @@ class FetchMetrics(Metrics):
         self.sessions = Counter("ethp2p_sessions_established", "Peer sessions established", registry=r)
         self.fault_kinds = BoundedLabels(extra=20)
 
-    def update(self, session: "NetworkSession", stats: "RangeStats | None" = None) -> None:
+    def update(self, session: NetworkSession, stats: RangeStats | None = None) -> None:
         """Bring the metrics up to date with ``session`` and, once the fetch runs, its ``stats``."""
         self._set_peers(self.peers, (p.client_id for p in session.pool.snapshot()))
         self._advance(self.sessions, session.p2p_stats.sessions_established)
@@ -170,7 +170,7 @@ class ServeMetrics(Metrics):
                                      registry=r)
         self.request_kinds = BoundedLabels(("headers", "bodies", "receipts"), extra=0)
 
-    def update(self, server: "HistoryServer") -> None:
+    def update(self, server: HistoryServer) -> None:
         """Bring the metrics up to date with ``server``."""
         self._set_peers(self.peers, (p.client_id for p in list(server.peers)))
         self._advance(self.sessions, server.stats.sessions)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 from .. import rlp
 from ..accel import speedups as _c
@@ -108,12 +109,21 @@ def decode_transaction(encoding: bytes | memoryview, *, recover_sender: bool = T
     lists = _LIST_FIELDS[t]
     for k, x in enumerate(f):
         if isinstance(x, int) != (k in lists):
-            raise TransactionError(f"type {t} transaction: field {k} is {'a list' if isinstance(x, int) else 'a string'}")
-    num = int.from_bytes
-    v, r, s = num(f[-3], "big"), num(f[-2], "big"), num(f[-1], "big")  # type: ignore[arg-type]
+            what = "a list" if isinstance(x, int) else "a string"
+            raise TransactionError(f"type {t} transaction: field {k} is {what}")
+    scalars = cast("list[bytes]", f)  # the kinds are checked above: scalars are bytes, lists their counts
+
+    def num(k: int) -> int:
+        return int.from_bytes(scalars[k], "big")
+
+    def count(k: int) -> int:
+        return cast(int, f[k])
+
+    v, r, s = num(-3), num(-2), num(-1)
     sender = None
+    h = keccak(raw)
     if t == 0:
-        nonce, gas_price, gas, to, value, data = f[:6]
+        chain_id: int | None
         if v in (27, 28):
             chain_id, parity, tail = None, v - 27, b""
         else:
@@ -122,20 +132,16 @@ def decode_transaction(encoding: bytes | memoryview, *, recover_sender: bool = T
         if recover_sender:
             unsigned = raw[ps:ss] + tail
             sender = _sender(keccak(rlp.encode_length(len(unsigned), 0xC0) + unsigned), parity, r, s)
-        return Transaction(keccak(raw), 0, chain_id, num(nonce, "big"), num(gas, "big"), to or None,  # type: ignore[arg-type]
-                           num(value, "big"), data, num(gas_price, "big"), None, None, None, 0, 0, 0, sender,  # type: ignore[arg-type]
-                           parity, v, r, s)
+        return Transaction(h, 0, chain_id, num(0), num(2), scalars[3] or None, num(4), scalars[5], num(1),
+                           None, None, None, 0, 0, 0, sender, parity, v, r, s)
     if recover_sender:
         unsigned = raw[ps:ss]
         sender = _sender(keccak(bytes((t,)) + rlp.encode_length(len(unsigned), 0xC0) + unsigned), v, r, s)
     if t == 1:
-        chain_id, nonce, gas_price, gas, to, value, data, al = f[:8]
-        return Transaction(keccak(raw), 1, num(chain_id, "big"), num(nonce, "big"), num(gas, "big"), to or None,  # type: ignore[arg-type]
-                           num(value, "big"), data, num(gas_price, "big"), None, None, None, 0, al, 0, sender,  # type: ignore[arg-type]
-                           v, v, r, s)
-    chain_id, nonce, tip, fee, gas, to, value, data, al = f[:9]
+        return Transaction(h, 1, num(0), num(1), num(3), scalars[4] or None, num(5), scalars[6], num(2),
+                           None, None, None, 0, count(7), 0, sender, v, v, r, s)
     return Transaction(
-        keccak(raw), t, num(chain_id, "big"), num(nonce, "big"), num(gas, "big"), to or None, num(value, "big"),  # type: ignore[arg-type]
-        data, None, num(fee, "big"), num(tip, "big"), num(f[9], "big") if t == 3 else None,  # type: ignore[arg-type]
-        f[10] if t == 3 else 0, al, f[9] if t == 4 else 0, sender, v, v, r, s,  # type: ignore[arg-type]
+        h, t, num(0), num(1), num(4), scalars[5] or None, num(6), scalars[7], None, num(3), num(2),
+        num(9) if t == 3 else None, count(10) if t == 3 else 0, count(8), count(9) if t == 4 else 0,
+        sender, v, v, r, s,
     )

@@ -17,7 +17,9 @@ from pathlib import Path
 
 #: Digits of the zero-padded block numbers in file names.
 NUMBER_DIGITS = 11
-_NAME = re.compile(r"^(?P<net>[a-z0-9-]+)__(?P<table>[a-z]+)__(?P<start>\d{11,})_to_(?P<end>\d{11,})\.(?P<ext>parquet|jsonl)$")
+_NAME = re.compile(
+    r"^(?P<net>[a-z0-9-]+)__(?P<table>[a-z]+)__(?P<start>\d{11,})_to_(?P<end>\d{11,})\.(?P<ext>parquet|jsonl)$"
+)
 
 
 @dataclass(frozen=True, slots=True, order=True)

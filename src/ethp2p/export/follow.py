@@ -15,8 +15,15 @@ from pathlib import Path
 
 from ..store.blocks import BlockStore
 from .run import (
-    DirectoryBusy, ExportError, ExportOptions, ExportPlan, ExportResult, describe_spans, directory_lock,
-    plan_export, run_export,
+    DirectoryBusy,
+    ExportError,
+    ExportOptions,
+    ExportPlan,
+    ExportResult,
+    describe_spans,
+    directory_lock,
+    plan_export,
+    run_export,
 )
 
 #: Seconds between two passes (at least; a pass that took long waits twice as long).
@@ -52,7 +59,8 @@ class FollowResult:
             f"{self.bytes / 1e6:,.1f} MB) into {p.out}; rows: " + ", ".join(f"{t} {n:,}" for t, n in self.rows.items())
         ]
         if p.missing:
-            out.append(f"  not written: the chunks of blocks not stored and proven ({describe_spans(p.missing_spans)}); "
+            spans = describe_spans(p.missing_spans)
+            out.append(f"  not written: the chunks of blocks not stored and proven ({spans}); "
                        "fetch them, then run ethp2p export (or fetch --export) again")
         return out
 

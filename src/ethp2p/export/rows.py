@@ -47,14 +47,18 @@ class RowReader:
         self.senders = senders
         self._txs = bool(tables & _TX_TABLES)
 
-    def block_rows(self, header_raw: bytes, body_raw: bytes, receipts_raw: bytes | None, proof: Proof) -> dict[str, list[Row]]:
+    def block_rows(
+        self, header_raw: bytes, body_raw: bytes, receipts_raw: bytes | None, proof: Proof
+    ) -> dict[str, list[Row]]:
         """``{table: [row, ...]}`` for one block (every wanted table present, possibly empty)."""
         try:
             return self._rows(header_raw, body_raw, receipts_raw, proof)
         except (rlp.RLPError, ValueError, IndexError) as e:
             raise RowError(str(e)) from None
 
-    def _rows(self, header_raw: bytes, body_raw: bytes, receipts_raw: bytes | None, proof: Proof) -> dict[str, list[Row]]:
+    def _rows(
+        self, header_raw: bytes, body_raw: bytes, receipts_raw: bytes | None, proof: Proof
+    ) -> dict[str, list[Row]]:
         t = self.tables
         h = Header(header_raw)
         number, bhash = h.number, h.hash
@@ -87,7 +91,9 @@ class RowReader:
             self._transaction_rows(h, body, receipts_raw, out)
         return out
 
-    def _transaction_rows(self, h: Header, body: BlockBody, receipts_raw: bytes | None, out: dict[str, list[Row]]) -> None:
+    def _transaction_rows(
+        self, h: Header, body: BlockBody, receipts_raw: bytes | None, out: dict[str, list[Row]]
+    ) -> None:
         number, bhash, base_fee = h.number, h.hash, h.base_fee
         txs_out, receipts_out, logs_out = out.get("transactions"), out.get("receipts"), out.get("logs")
         receipts: list = []

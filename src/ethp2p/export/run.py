@@ -20,7 +20,15 @@ from ..eth.chainspec import NETWORKS
 from ..store.blocks import BlockStore
 from ..trust import Proof
 from .chunks import (
-    Chunk, aligned, contained, existing_chunks, file_name, overlap, parse_file_name, plan_chunks, temp_target,
+    Chunk,
+    aligned,
+    contained,
+    existing_chunks,
+    file_name,
+    overlap,
+    parse_file_name,
+    plan_chunks,
+    temp_target,
 )
 from .rows import SENDER_COLUMNS, Row, RowError, RowReader
 from .schema import DEFAULT_TABLES, TABLES, Column, column_names, select_columns
@@ -109,8 +117,9 @@ class ExportPlan:
         out = [
             f"export plan: {self.network} blocks {self.start:,}..{self.end:,} into {self.out} ({self.fmt}, "
             f"{self.chunk_size:,} blocks per chunk)",
-            f"  tables: " + "; ".join(f"{t} ({len(cols)} columns)" for t, cols in self.columns.items()),
-            f"  chunks: {len(self.chunks):,} ({len(todo):,} to write, {len(self.chunks) - len(todo):,} already written); "
+            "  tables: " + "; ".join(f"{t} ({len(cols)} columns)" for t, cols in self.columns.items()),
+            f"  chunks: {len(self.chunks):,} ({len(todo):,} to write, "
+            f"{len(self.chunks) - len(todo):,} already written); "
             f"blocks to export: {blocks:,}",
         ]
         if self.missing:
@@ -150,11 +159,13 @@ class ExportResult:
         if self.superseded:
             out.append(f"replaced {len(self.superseded)} shorter chunk file(s) the new chunks contain")
         if p.missing:
-            out.append(f"not exported, missing from the store: {p.missing:,} blocks ({describe_spans(p.missing_spans)})")
+            spans = describe_spans(p.missing_spans)
+            out.append(f"not exported, missing from the store: {p.missing:,} blocks ({spans})")
         weak = sum(p.unproven.values())
         if weak:
             kinds = ", ".join(f"{n:,} {k.name.lower()}" for k, n in p.unproven.items())
-            out.append(f"not proven canonical: {weak:,} exported blocks ({kinds}); the blocks table's proof column says which")
+            out.append(f"not proven canonical: {weak:,} exported blocks ({kinds}); "
+                       "the blocks table's proof column says which")
         out.append(f"into {p.out}")
         return out
 
@@ -186,7 +197,9 @@ def _columns(opts: ExportOptions) -> dict[str, tuple[Column, ...]]:
     for t in dict.fromkeys(opts.tables):
         cols = select_columns(t, opts.include_columns, opts.exclude_columns)
         if not cols:
-            raise ExportError(f"no column of table {t} is selected; leave it out of --tables or include one of its columns")
+            raise ExportError(
+                f"no column of table {t} is selected; leave it out of --tables or include one of its columns"
+            )
         out[t] = cols
     return out
 
@@ -204,7 +217,9 @@ def _check_options(opts: ExportOptions) -> None:
         try:
             import pyarrow  # noqa: F401
         except ImportError:
-            raise ExportError("Parquet export needs pyarrow: pip install 'ethp2p[export]' (or use --format jsonl)") from None
+            raise ExportError(
+                "Parquet export needs pyarrow: pip install 'ethp2p[export]' (or use --format jsonl)"
+            ) from None
 
 
 def plan_export(store: BlockStore, opts: ExportOptions, *, estimate: bool = False) -> ExportPlan:
@@ -500,7 +515,9 @@ def run_export(
         if jobs > 1 and len(todo) > 1:
             outcomes = _in_processes(store.path, opts, plan, todo, senders, min(jobs, len(todo)), on_blocks)
         else:
-            outcomes = ((pc, _write_chunk(store, opts, plan.network, plan.columns, pc, senders, on_blocks)) for pc in todo)
+            outcomes = (
+                (pc, _write_chunk(store, opts, plan.network, plan.columns, pc, senders, on_blocks)) for pc in todo
+            )
         for pc, outcome in outcomes:
             if not result.chunks_written:
                 _write_layout(opts.out, ext, _layout(plan.network, opts, plan.columns))

@@ -171,7 +171,7 @@ def select_columns(
     return tuple(c for c in TABLES[table] if (include is None or c.name in include) and c.name not in exclude)
 
 
-def arrow_type(kind: str, hex: bool) -> "pa.DataType":
+def arrow_type(kind: str, hex: bool) -> pa.DataType:
     import pyarrow as pa
 
     if kind in BINARY_KINDS:
@@ -179,7 +179,7 @@ def arrow_type(kind: str, hex: bool) -> "pa.DataType":
     return {"u8": pa.uint8(), "u32": pa.uint32(), "u64": pa.uint64(), "u256": pa.string(), "str": pa.string()}[kind]
 
 
-def arrow_schema(columns: tuple[Column, ...], *, hex: bool = False) -> "pa.Schema":
+def arrow_schema(columns: tuple[Column, ...], *, hex: bool = False) -> pa.Schema:
     """The Arrow schema of these columns (``hex``: binary kinds as ``0x`` strings)."""
     import pyarrow as pa
 

@@ -43,14 +43,14 @@ def _hex(v: bytes | None) -> str | None:
     return None if v is None else "0x" + v.hex()
 
 
-def to_arrow(rows: list[Row], columns: tuple[Column, ...], indexes: list[int], schema: "pa.Schema") -> "pa.Table":
+def to_arrow(rows: list[Row], columns: tuple[Column, ...], indexes: list[int], schema: pa.Schema) -> pa.Table:
     """Rows (tuples of every column of their table) as an Arrow table of ``columns`` (at
     ``indexes`` in each row) with ``schema``; binary kinds become hex where the schema says string."""
     import pyarrow as pa
 
-    by_column = list(zip(*rows)) if rows else [()] * (max(indexes) + 1 if indexes else 0)
+    by_column = list(zip(*rows, strict=True)) if rows else [()] * (max(indexes) + 1 if indexes else 0)
     arrays = []
-    for col, i, f in zip(columns, indexes, schema):
+    for col, i, f in zip(columns, indexes, schema, strict=True):
         values: Any = by_column[i]
         if col.kind in BINARY_KINDS and f.type == pa.string():
             values = [_hex(v) for v in values]
@@ -147,7 +147,7 @@ class JsonlTableWriter(_Base):
     def add(self, rows: list[Row]) -> None:
         names, hexed, idx, write = self._names, self._hexed, self.indexes, self._f.write
         for row in rows:
-            obj = {n: (_hex(row[i]) if h else row[i]) for n, h, i in zip(names, hexed, idx)}
+            obj = {n: (_hex(row[i]) if h else row[i]) for n, h, i in zip(names, hexed, idx, strict=True)}
             write(json.dumps(obj, separators=(",", ":")) + "\n")
         self.rows += len(rows)
 
