@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from ethp2p.crypto.keys import PrivateKey
+from ethp2p.faults import FaultKind
 from ethp2p.peers.limits import P2pLimits, p2p_limits
 from ethp2p.peers.pool import PeerPool
-from ethp2p.peers.reputation import BANNED_REPUTATION, Reputation
+from ethp2p.peers.reputation import BANNED_REPUTATION, PENALTIES, UNIT, Reputation
 from ethp2p.store.peers import PeerCache, StoredPeer, now_ms, parse_addr
 
 
@@ -31,17 +32,25 @@ class Clock:
         return self.t
 
 
+def test_penalty_table_covers_every_fault_kind() -> None:
+    """Every FaultKind has a penalty, nothing else has one, and only the enum is accepted."""
+    assert set(PENALTIES) == set(FaultKind)
+    assert PENALTIES[FaultKind.BODY] == 16 * UNIT and PENALTIES[FaultKind.BREACH] == BANNED_REPUTATION
+    with pytest.raises(TypeError, match="FaultKind"):
+        Reputation().penalize(b"\x01" * 64, "bodies")  # type: ignore[arg-type]
+
+
 def test_reputation_bans_and_backoff() -> None:
     clock = Clock()
     rep = Reputation(ban_duration=60, backoff_base=5, backoff_max=40, clock=clock)
     pid = b"\x01" * 64
     for _ in range(3):
-        assert not rep.penalize(pid, "headers")
-    assert rep.penalize(pid, "headers")  # 4 x 16 units passes the 50-unit line
+        assert not rep.penalize(pid, FaultKind.HEADERS)
+    assert rep.penalize(pid, FaultKind.HEADERS)  # 4 x 16 units passes the 50-unit line
     assert rep.score(pid) <= BANNED_REPUTATION and rep.is_banned(pid) and not rep.may_dial(pid)
     clock.t += 61
     assert not rep.is_banned(pid)
-    assert rep.penalize(b"\x02" * 64, "breach")  # breaches ban at once
+    assert rep.penalize(b"\x02" * 64, FaultKind.BREACH)  # breaches ban at once
     other = b"\x03" * 64
     delays = []
     for _ in range(5):

@@ -119,8 +119,8 @@ async def request_bodies_chunked_partial_with_stats(
                 raise
             return ChunkedResponse(results, requests, timed_out=True)
         if len(got) > len(chunk):
-            report(peer, "bodies", f"{len(got)} bodies for {len(chunk)} hashes")
-            raise InvalidResponse("bodies", f"{len(got)} bodies for {len(chunk)} hashes")
+            report(peer, "body", f"{len(got)} bodies for {len(chunk)} hashes")
+            raise InvalidResponse("body", f"{len(got)} bodies for {len(chunk)} hashes")
         if not got:
             break
         for i, body in enumerate(got):

@@ -5,22 +5,26 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from ..faults import FaultKind
+
 UNIT = -1024
 #: A peer at or below this is banned.
 BANNED_REPUTATION = 50 * UNIT
 
-#: What each kind of fault costs.
-PENALTIES: dict[str, int] = {
-    "timeout": 4 * UNIT,
-    "headers": 16 * UNIT,
-    "body": 16 * UNIT,
-    "receipts": 16 * UNIT,
-    "fork-fields": 16 * UNIT,
-    "bad-message": 16 * UNIT,
-    "too-many-items": 16 * UNIT,
-    "failed-dial": 25 * UNIT,
-    "breach": BANNED_REPUTATION,  # protocol breaches ban at once
-    "wrong-chain": BANNED_REPUTATION,  # headers that contradict an anchor or the proven chain
+#: What each kind of fault costs: one entry per :class:`FaultKind` (a unit test holds it to that).
+PENALTIES: dict[FaultKind, int] = {
+    FaultKind.TIMEOUT: 4 * UNIT,
+    FaultKind.HEADERS: 16 * UNIT,
+    FaultKind.BODY: 16 * UNIT,
+    FaultKind.RECEIPTS: 16 * UNIT,
+    FaultKind.FORK_FIELDS: 16 * UNIT,
+    FaultKind.BAD_MESSAGE: 16 * UNIT,
+    FaultKind.TOO_MANY_ITEMS: 16 * UNIT,
+    FaultKind.FAILED_DIAL: 25 * UNIT,
+    FaultKind.BREACH: BANNED_REPUTATION,  # protocol breaches ban at once
+    FaultKind.WRONG_CHAIN: BANNED_REPUTATION,  # headers that contradict an anchor or the proven chain
+    FaultKind.NEAR_AGREED_HEAD: 0,  # may be an honest reorg: stats only
+    FaultKind.DISCONNECTED: 0,  # leaving is not misbehaviour: stats only
 }
 
 
@@ -52,10 +56,12 @@ class Reputation:
     def score(self, peer_id: bytes) -> int:
         return self._peers[peer_id].score if peer_id in self._peers else 0
 
-    def penalize(self, peer_id: bytes, kind: str) -> bool:
-        """Apply the penalty for ``kind``; True if the peer is now banned."""
+    def penalize(self, peer_id: bytes, kind: FaultKind) -> bool:
+        """Apply the penalty for ``kind`` (a :class:`FaultKind`, nothing else); True if the peer is now banned."""
+        if not isinstance(kind, FaultKind):
+            raise TypeError(f"fault kind must be a FaultKind, not {kind!r}")
         rec = self._rec(peer_id)
-        rec.score += PENALTIES.get(kind, 8 * UNIT)
+        rec.score += PENALTIES[kind]
         if rec.score <= BANNED_REPUTATION and rec.banned_until <= self._now():
             rec.banned_until = self._now() + self.ban_duration
             return True

@@ -21,6 +21,7 @@ from typing import Any
 from ..chain.header import Header, HeaderError
 from ..crypto.keys import PrivateKey
 from ..enode import Enode, EnodeError
+from ..faults import FaultKind
 from ..eth.chainspec import ChainSpec, network as network_by_name
 from ..p2p.disconnect import DisconnectReason, reason_name
 from ..transport.connection import TransportError
@@ -426,7 +427,7 @@ class NetworkSession:
         self._spawn(self.probe_head(peer))
 
     def _on_fault(self, peer: NetworkPeer, kind: str, message: str) -> None:
-        banned = self.reputation.penalize(peer.peer_id, kind)
+        banned = self.reputation.penalize(peer.peer_id, FaultKind(kind))  # str kinds until every reporter uses the enum
         drop = banned or peer.consecutive_timeouts >= peer.max_consecutive_timeouts
         if drop and not peer.closed:
             if banned:
