@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from ..accel import speedups as _c
+from ..faults import FaultKind, PeerFault
 from .body import BlockBody, BodyError
 from .header import EMPTY_OMMERS_HASH, Header
 from .receipts import (
@@ -21,13 +22,8 @@ from .receipts import (
 from .trie import EMPTY_TRIE_ROOT
 
 
-class VerificationError(ValueError):
-    """Data does not match its header. ``kind``: headers, body, receipts, fork-fields."""
-
-    def __init__(self, kind: str, message: str, number: int | None = None) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.number = number
+class VerificationError(PeerFault, ValueError):
+    """Data does not match its header. ``kind``: a :class:`FaultKind` (headers, body, receipts, fork-fields)."""
 
 
 def verify_header_chain(headers: Sequence[Header], first: int, *, parent: Header | None = None) -> None:
@@ -36,9 +32,9 @@ def verify_header_chain(headers: Sequence[Header], first: int, *, parent: Header
     for i, h in enumerate(headers):
         want = first + i
         if h.number != want:
-            raise VerificationError("headers", f"header {i} is block {h.number}, expected {want}", want)
+            raise VerificationError(FaultKind.HEADERS, f"header {i} is block {h.number}, expected {want}", want)
         if prev is not None and h.parent_hash != prev.hash:
-            raise VerificationError("headers", f"block {want} does not link to block {prev.number}", want)
+            raise VerificationError(FaultKind.HEADERS, f"block {want} does not link to block {prev.number}", want)
         prev = h
 
 
@@ -62,7 +58,7 @@ def verify_body(header: Header, body_raw: bytes | memoryview) -> BlockBody:
     try:
         body = BlockBody.decode(body_raw)
     except BodyError as e:
-        raise VerificationError("body", f"block {n}: {e}", n) from None
+        raise VerificationError(FaultKind.BODY, f"block {n}: {e}", n) from None
     _check_body_roots(
         header, body.withdrawals is not None, body.ommers_hash(), lambda: (body.transactions_root(), body.withdrawals_root())
     )
@@ -76,17 +72,17 @@ def _check_body_roots(
     (transactions root, withdrawals root) that ``roots`` computes (BodyError there is a body fault)."""
     n = header.number
     if has_withdrawals != (header.withdrawals_root is not None):
-        raise VerificationError("body", f"block {n}: withdrawals present in body and header disagree", n)
+        raise VerificationError(FaultKind.BODY, f"block {n}: withdrawals present in body and header disagree", n)
     if ommers_hash != header.ommers_hash:
-        raise VerificationError("body", f"block {n}: ommers hash mismatch", n)
+        raise VerificationError(FaultKind.BODY, f"block {n}: ommers hash mismatch", n)
     try:
         tx_root, w_root = roots()
     except BodyError as e:
-        raise VerificationError("body", f"block {n}: {e}", n) from None
+        raise VerificationError(FaultKind.BODY, f"block {n}: {e}", n) from None
     if tx_root != header.transactions_root:
-        raise VerificationError("body", f"block {n}: transactions root mismatch", n)
+        raise VerificationError(FaultKind.BODY, f"block {n}: transactions root mismatch", n)
     if w_root != header.withdrawals_root:
-        raise VerificationError("body", f"block {n}: withdrawals root mismatch", n)
+        raise VerificationError(FaultKind.BODY, f"block {n}: withdrawals root mismatch", n)
 
 
 def check_body(header: Header, body_raw: bytes | memoryview) -> int:
@@ -127,11 +123,11 @@ def verify_receipts(
             root, count = receipts69_root(list_raw)
             stored = bytes(list_raw)
     except ReceiptError as e:
-        raise VerificationError("receipts", f"block {n}: {e}", n) from None
+        raise VerificationError(FaultKind.RECEIPTS, f"block {n}: {e}", n) from None
     if tx_count is not None and count != tx_count:
-        raise VerificationError("receipts", f"block {n}: {count} receipts for {tx_count} transactions", n)
+        raise VerificationError(FaultKind.RECEIPTS, f"block {n}: {count} receipts for {tx_count} transactions", n)
     if root != header.receipts_root:
-        raise VerificationError("receipts", f"block {n}: receipts root mismatch", n)
+        raise VerificationError(FaultKind.RECEIPTS, f"block {n}: receipts root mismatch", n)
     return stored
 
 
@@ -154,17 +150,17 @@ def check_partial_receipts(list_raw: bytes | memoryview, *, start: int, header: 
     try:
         count, gas = receipts69_shape(list_raw)
     except ReceiptError as e:
-        raise VerificationError("receipts", f"block {n}: {e}", n) from None
+        raise VerificationError(FaultKind.RECEIPTS, f"block {n}: {e}", n) from None
     if tx_count is not None and start + count > tx_count:
         raise VerificationError(
-            "receipts", f"block {n}: partial receipts reach index {start + count}, block has {tx_count} txs", n
+            FaultKind.RECEIPTS, f"block {n}: partial receipts reach index {start + count}, block has {tx_count} txs", n
         )
     if start + count > max_receipts_for(header):
         raise VerificationError(
-            "receipts", f"block {n}: {start + count} receipts cannot fit in {header.gas_used} gas used", n
+            FaultKind.RECEIPTS, f"block {n}: {start + count} receipts cannot fit in {header.gas_used} gas used", n
         )
     if gas > header.gas_used:
-        raise VerificationError("receipts", f"block {n}: cumulative gas {gas} exceeds gas used {header.gas_used}", n)
+        raise VerificationError(FaultKind.RECEIPTS, f"block {n}: cumulative gas {gas} exceeds gas used {header.gas_used}", n)
     return count
 
 
@@ -185,7 +181,7 @@ def verify_fork_fields(header: Header, spec: "object") -> None:
         want = 21
     got = header.field_count
     if got != want and not (want == 21 and got == 22):
-        raise VerificationError("fork-fields", f"block {n}: header has {got} fields, its fork needs {want}", n)
+        raise VerificationError(FaultKind.FORK_FIELDS, f"block {n}: header has {got} fields, its fork needs {want}", n)
 
 
 __all__ = [

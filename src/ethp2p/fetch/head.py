@@ -12,7 +12,8 @@ from ..peers.pool import NetworkPeer, PeerPool
 from ..trust.agreement import Answer, agree, spread_over_networks
 from ..trust.anchors import Anchors
 from ..trust.proof import Proof
-from .requests import report, request_headers_batch
+from ..faults import FaultKind, report
+from .requests import request_headers_batch
 from .types import InvalidResponse
 
 #: Most peers asked to agree on the head.
@@ -54,13 +55,14 @@ async def _walk(
         if not headers:
             break
         if last is not None and headers[0].hash != last.hash:
-            raise InvalidResponse("headers", f"header {start} changed between requests")
+            report(peer, FaultKind.HEADERS, f"header {start} changed between requests")
+            raise InvalidResponse(FaultKind.HEADERS, f"header {start} changed between requests")
         if anchors is not None:
             for h in headers:
                 why = anchors.contradiction(h.number, h.hash, h.parent_hash)
                 if why is not None:
-                    report(peer, "wrong-chain", why)
-                    raise InvalidResponse("wrong-chain", why, number=h.number)
+                    report(peer, FaultKind.WRONG_CHAIN, why)
+                    raise InvalidResponse(FaultKind.WRONG_CHAIN, why, number=h.number)
         last = headers[-1]
         if len(headers) < probe_limit:
             break
@@ -167,10 +169,10 @@ async def re_probe_peer_head(pool: PeerPool, peer: NetworkPeer, probe_block: int
     try:
         header = Header(raw[0])
     except ValueError:
-        peer.report_fault("headers", "malformed header in head probe")
+        report(peer, FaultKind.HEADERS, "malformed header in head probe")
         return False
     if header.number != probe_block:
-        peer.report_fault("headers", f"asked for header {probe_block}, got {header.number}")
+        report(peer, FaultKind.HEADERS, f"asked for header {probe_block}, got {header.number}")
         return False
     current = pool.get_peer_head(peer.peer_id)
     if current is None or probe_block > current:

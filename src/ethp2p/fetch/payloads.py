@@ -35,10 +35,10 @@ from ..chain.verify import (
     header_proves_empty_body,
     verify_fork_fields,
 )
+from ..faults import FaultKind, report
 from ..peers.eth_peer import PeerError
 from .requests import (
     MAX_HEADERS_PER_REQUEST,
-    report,
     request_bodies_chunked_partial_with_stats,
     request_headers_chunked_with_stats,
     request_receipts_chunked_partial_with_stats,
@@ -141,15 +141,15 @@ async def _chain_check(peer: FetchPeer, proven: Header) -> bool:
     try:
         got = Header(raw[0])
     except HeaderError as e:
-        report(peer, "headers", f"malformed header {proven.number}: {e}")
-        raise InvalidResponse("headers", f"malformed header {proven.number}: {e}") from None
+        report(peer, FaultKind.HEADERS, f"malformed header {proven.number}: {e}")
+        raise InvalidResponse(FaultKind.HEADERS, f"malformed header {proven.number}: {e}") from None
     if got.number != proven.number:
-        report(peer, "headers", f"asked for header {proven.number}, got {got.number}")
-        raise InvalidResponse("headers", f"asked for header {proven.number}, got {got.number}")
+        report(peer, FaultKind.HEADERS, f"asked for header {proven.number}, got {got.number}")
+        raise InvalidResponse(FaultKind.HEADERS, f"asked for header {proven.number}, got {got.number}")
     if got.hash != proven.hash:
         msg = (f"block {proven.number:,} is 0x{got.hash.hex()[:16]}… on this peer, "
                f"0x{proven.hash.hex()[:16]}… on the proven chain")
-        raise InvalidResponse("wrong-chain", msg, number=proven.number)
+        raise InvalidResponse(FaultKind.WRONG_CHAIN, msg, number=proven.number)
     return True
 
 
@@ -212,8 +212,8 @@ async def _fetch_payloads(
     stats.receipts_requests = rres.requests
     for what, res in (("bodies", bres), ("receipts", rres)):
         if res.timed_out:
-            outcome.faults.append(Fault(None, "timeout", f"{what} request timed out"))
-            report(peer, "timeout", f"{what} request timed out")
+            outcome.faults.append(Fault(None, FaultKind.TIMEOUT, f"{what} request timed out"))
+            report(peer, FaultKind.TIMEOUT, f"{what} request timed out")
     for i, b in zip(need_body, bres.results):
         bodies[i] = b
         if b is not None:
@@ -240,6 +240,7 @@ async def _fetch_payloads(
     for i, check, res in zip(ready, checks, results):
         h = headers[i]
         if not res.ok:
+            assert res.kind is not None  # a failed result always names its kind
             outcome.faults.append(Fault(h.number, res.kind, res.message))
             report(peer, res.kind, res.message)
             continue

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .. import rlp
+from ..faults import FaultKind, report
 from ..peers.eth_peer import RequestTimeout
 from ..chain.header import Header, HeaderError
 from ..chain.verify import VerificationError, check_partial_receipts, max_receipts_for, verify_header_chain
@@ -32,28 +33,22 @@ MAX_RECEIPTS_PER_REQUEST = 256
 MAX_RECEIPT_CONTINUATIONS = 1024
 
 
-def report(peer: object, kind: str, message: str) -> None:
-    """Tell the peer object about a fault, if it keeps a record (reputation lives in the pool)."""
-    fn = getattr(peer, "report_fault", None)
-    if fn is not None:
-        fn(kind, message)
-
-
 async def request_headers_batch(peer: FetchPeer, start: int, limit: int, *, parent: Header | None = None) -> list[Header]:
     """One GetBlockHeaders from ``start``: the headers are checked to be ``start, start+1, ...`` and linked."""
     raw = await peer.request_headers(start, limit)
     if len(raw) > limit:
-        raise InvalidResponse("headers", f"{len(raw)} headers for a request of {limit}")
+        report(peer, FaultKind.HEADERS, f"{len(raw)} headers for a request of {limit}")
+        raise InvalidResponse(FaultKind.HEADERS, f"{len(raw)} headers for a request of {limit}")
     try:
         headers = [Header(h) for h in raw]
     except HeaderError as e:
-        report(peer, "headers", str(e))
-        raise InvalidResponse("headers", f"malformed header: {e}") from None
+        report(peer, FaultKind.HEADERS, str(e))
+        raise InvalidResponse(FaultKind.HEADERS, f"malformed header: {e}") from None
     try:
         verify_header_chain(headers, start, parent=parent)
     except VerificationError as e:
-        report(peer, "headers", str(e))
-        raise InvalidResponse("headers", str(e)) from None
+        report(peer, FaultKind.HEADERS, str(e))
+        raise InvalidResponse(FaultKind.HEADERS, str(e)) from None
     return headers
 
 
@@ -119,8 +114,8 @@ async def request_bodies_chunked_partial_with_stats(
                 raise
             return ChunkedResponse(results, requests, timed_out=True)
         if len(got) > len(chunk):
-            report(peer, "body", f"{len(got)} bodies for {len(chunk)} hashes")
-            raise InvalidResponse("body", f"{len(got)} bodies for {len(chunk)} hashes")
+            report(peer, FaultKind.BODY, f"{len(got)} bodies for {len(chunk)} hashes")
+            raise InvalidResponse(FaultKind.BODY, f"{len(got)} bodies for {len(chunk)} hashes")
         if not got:
             break
         for i, body in enumerate(got):
@@ -136,8 +131,8 @@ def _check_piece(peer: FetchPeer, items: list[bytes], header: Header | None, tx_
     try:
         check_partial_receipts(rlp.encode_raw_list(items), start=0, header=header, tx_count=tx_count)
     except VerificationError as e:
-        report(peer, "receipts", str(e))
-        raise InvalidResponse("receipts", str(e)) from None
+        report(peer, FaultKind.RECEIPTS, str(e))
+        raise InvalidResponse(FaultKind.RECEIPTS, str(e)) from None
 
 
 async def request_receipts(
@@ -161,15 +156,16 @@ async def request_receipts(
     requests = 1
     lists = list(msg.receipts)
     if len(lists) > len(hashes):
-        report(peer, "receipts", f"{len(lists)} receipt lists for {len(hashes)} hashes")
-        raise InvalidResponse("receipts", f"{len(lists)} receipt lists for {len(hashes)} hashes")
+        report(peer, FaultKind.RECEIPTS, f"{len(lists)} receipt lists for {len(hashes)} hashes")
+        raise InvalidResponse(FaultKind.RECEIPTS, f"{len(lists)} receipt lists for {len(hashes)} hashes")
     if msg.last_block_incomplete and version < 70:
-        raise InvalidResponse("receipts", "lastBlockIncomplete before eth/70")
+        report(peer, FaultKind.RECEIPTS, "lastBlockIncomplete before eth/70")
+        raise InvalidResponse(FaultKind.RECEIPTS, "lastBlockIncomplete before eth/70")
     results = [ReceiptsResult(bytes(x), form) for x in lists]
     if msg.last_block_incomplete:
         if not lists:
-            report(peer, "receipts", "incomplete flag on an empty answer")
-            raise InvalidResponse("receipts", "lastBlockIncomplete set on an empty answer")
+            report(peer, FaultKind.RECEIPTS, "incomplete flag on an empty answer")
+            raise InvalidResponse(FaultKind.RECEIPTS, "lastBlockIncomplete set on an empty answer")
         idx = len(lists) - 1
         header = headers[idx] if headers is not None else None
         tx_count = tx_counts[idx] if tx_counts is not None else None
@@ -180,19 +176,22 @@ async def request_receipts(
             more = await peer.request_receipts([hashes[idx]], first_index=len(items))
             requests += 1
             if len(more.receipts) > 1:
-                raise InvalidResponse("receipts", "continuation answered more than one block")
+                report(peer, FaultKind.RECEIPTS, "continuation answered more than one block")
+                raise InvalidResponse(FaultKind.RECEIPTS, "continuation answered more than one block")
             if not more.receipts:
                 # The peer gave up on the rest: the block stays incomplete (missing).
                 results.pop()
                 return results, requests
             piece = [bytes(x) for x in rlp.split_list(more.receipts[0])]
             if not piece and more.last_block_incomplete:
-                raise InvalidResponse("receipts", "empty continuation flagged incomplete")
+                report(peer, FaultKind.RECEIPTS, "empty continuation flagged incomplete")
+                raise InvalidResponse(FaultKind.RECEIPTS, "empty continuation flagged incomplete")
             items += piece
             if not more.last_block_incomplete:
                 break
         else:
-            raise InvalidResponse("receipts", f"more than {rounds} continuation rounds")
+            report(peer, FaultKind.RECEIPTS, f"more than {rounds} continuation rounds")
+            raise InvalidResponse(FaultKind.RECEIPTS, f"more than {rounds} continuation rounds")
         _check_piece(peer, items, header, tx_count)
         results[-1] = ReceiptsResult(rlp.encode_raw_list(items), form)
     return results, requests

@@ -7,6 +7,7 @@ from typing import Generic, Protocol, TypeVar
 
 from ..chain.header import Header
 from ..eth import messages as m
+from ..faults import FaultKind, PeerFault
 
 T = TypeVar("T")
 
@@ -31,14 +32,9 @@ class FetchError(Exception):
     """Base class of fetch failures that are the peer's fault or the transport's."""
 
 
-class InvalidResponse(FetchError):
+class InvalidResponse(PeerFault, FetchError):
     """The peer answered with data that cannot be right (wrong headers, more items than asked,
-    another chain than the proven one: kind ``wrong-chain``, with the block in ``number``)."""
-
-    def __init__(self, kind: str, message: str, number: int | None = None) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.number = number
+    another chain than the proven one: kind ``FaultKind.WRONG_CHAIN``, with the block in ``number``)."""
 
 
 class HeaderCountMismatch(FetchError):
@@ -114,7 +110,7 @@ class Fault:
     """Something a peer got wrong, with the block it concerns."""
 
     number: int | None
-    kind: str
+    kind: FaultKind
     message: str
 
 

@@ -27,6 +27,7 @@ from typing import Protocol
 
 from ..chain.header import Header
 from ..chain.verify import VerificationError, check_body, verify_receipts
+from ..faults import FaultKind
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ class VerifyResult:
 
     ok: bool
     stored: bytes | None = None
-    kind: str = ""
+    kind: FaultKind | None = None
     message: str = ""
 
 

@@ -26,6 +26,7 @@ from ..eth import messages as m
 from ..eth.chainspec import ChainSpec
 from ..eth.errors import EthProtocolError
 from ..eth.status import StatusMismatch, make_status, validate_status
+from ..faults import FaultKind, PeerFault
 from ..p2p.connection import ConnectionClosed, LocalIdentity, MessageReceived, PingReceived, PongReceived
 from ..p2p.disconnect import DisconnectReason
 from ..p2p.messages import Capability
@@ -71,8 +72,9 @@ class RequestTimeout(PeerError):
     """The peer did not answer a request in time."""
 
 
-class PeerMisbehaved(PeerError):
-    """The peer answered with something it must not send (e.g. more items than asked)."""
+class PeerMisbehaved(PeerFault, PeerError):
+    """The peer sent something it must not send: ``kind`` says what (too many items, an undecodable
+    or wrong-type message, a bad Status)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,8 +219,10 @@ class EthPeer:
         self._tasks: list[asyncio.Task] = []
         self._closed = asyncio.Event()
         self._pong_event = asyncio.Event()
-        #: Faults reported by the fetch layer: (kind, message), most recent last.
-        self.faults: list[tuple[str, str]] = []
+        #: Faults reported about this peer (by the fetch layer and the read loop): (kind, message), most recent last.
+        self.faults: list[tuple[FaultKind, str]] = []
+        #: Called with each reported fault (the pool's ``NetworkPeer`` sets it to turn faults into reputation).
+        self.on_fault: Callable[[FaultKind, str], None] | None = None
 
     # ---- identity ---------------------------------------------------------------------------
 
@@ -341,7 +345,7 @@ class EthPeer:
             raise PeerDisconnected(f"peer sent no Status within {handshake_timeout:g}s") from None
         except EthProtocolError as e:
             await conn.disconnect(DisconnectReason.BREACH_OF_PROTOCOL, str(e))
-            raise PeerMisbehaved(f"bad Status: {e}") from None
+            raise PeerMisbehaved(FaultKind.BREACH, f"bad Status: {e}") from None
         try:
             if status_transform is None:
                 validate_status(spec, head.number, head.timestamp, theirs, version)
@@ -386,8 +390,11 @@ class EthPeer:
         except EthProtocolError as e:
             log.debug("%r broke the eth protocol: %s", self, e)
             self._finish(await self.conn.disconnect(DisconnectReason.BREACH_OF_PROTOCOL, str(e)))
+            self.report_fault(FaultKind.BREACH, str(e))  # after the disconnect: the pool only scores it
         except PeerMisbehaved as e:
+            log.debug("%r sent a bad message: %s", self, e)
             self._finish(await self.conn.disconnect(DisconnectReason.BREACH_OF_PROTOCOL, str(e)))
+            self.report_fault(e.kind, str(e))
         except asyncio.CancelledError:
             raise
         except Exception as e:  # never let a peer crash the node
@@ -455,7 +462,10 @@ class EthPeer:
         await self.conn.send_message("eth", code, payload)
 
     async def _on_eth(self, code: int, payload: bytes) -> None:
-        msg = eth_codec.decode_message(code, payload, self.eth_version)
+        try:
+            msg = eth_codec.decode_message(code, payload, self.eth_version)
+        except EthProtocolError as e:
+            raise PeerMisbehaved(FaultKind.BAD_MESSAGE, str(e)) from None
         if isinstance(msg, (m.BlockHeaders, m.BlockBodies, m.Receipts)):
             self._on_response(msg)
         elif isinstance(msg, (m.GetBlockHeaders, m.GetBlockBodies, m.GetReceipts)):
@@ -497,11 +507,17 @@ class EthPeer:
         est = 3.0 * (self.srtt + 4.0 * self.rttvar)
         return min(max(est, min(self.request_timeout, 2.0)), 2.0 * self.request_timeout)
 
-    def report_fault(self, kind: str, message: str) -> None:
-        """Record something this peer got wrong (the pool turns these into reputation)."""
+    def report_fault(self, kind: FaultKind, message: str) -> None:
+        """Record something this peer got wrong and pass it to :attr:`on_fault` (the pool's reputation).
+
+        Every fault about a live peer ends here (``faults.report`` calls this)."""
+        if not isinstance(kind, FaultKind):
+            raise TypeError(f"fault kind must be a FaultKind, not {kind!r}")
         self.faults.append((kind, message))
         if len(self.faults) > 100:
             del self.faults[:50]
+        if self.on_fault is not None:
+            self.on_fault(kind, message)
 
     def answer(self, msg: m.GetBlockHeaders | m.GetBlockBodies | m.GetReceipts) -> m.Message:
         """The handler's answer to a request, as the message to send."""
@@ -523,11 +539,11 @@ class EthPeer:
             self.counters.unsolicited += 1  # late answer to a timed-out request, or junk
             return
         if not isinstance(msg, pending.expect):
-            pending.future.set_exception(PeerMisbehaved(f"answered a {pending.expect.__name__} request with {type(msg).__name__}"))
+            pending.future.set_exception(PeerMisbehaved(FaultKind.BAD_MESSAGE, f"answered a {pending.expect.__name__} request with {type(msg).__name__}"))
             return
         items = msg.headers if isinstance(msg, m.BlockHeaders) else msg.bodies if isinstance(msg, m.BlockBodies) else msg.receipts
         if len(items) > pending.max_items:
-            pending.future.set_exception(PeerMisbehaved(f"sent {len(items)} items, asked for at most {pending.max_items}"))
+            pending.future.set_exception(PeerMisbehaved(FaultKind.TOO_MANY_ITEMS, f"sent {len(items)} items, asked for at most {pending.max_items}"))
             return
         self.counters.responses += 1
         self._sample_rtt(time.monotonic() - pending.sent_at)

@@ -8,7 +8,8 @@ from collections.abc import Callable, Sequence
 
 from ..eth import messages as m
 from ..eth.chainspec import ChainSpec
-from .eth_peer import EthPeer, PeerMisbehaved, RequestTimeout
+from ..faults import FaultKind, PeerFault
+from .eth_peer import EthPeer, RequestTimeout
 
 
 class NetworkPeer:
@@ -24,7 +25,7 @@ class NetworkPeer:
         session: EthPeer,
         *,
         direction: str,
-        on_fault: Callable[["NetworkPeer", str, str], None] | None = None,
+        on_fault: Callable[["NetworkPeer", FaultKind, str], None] | None = None,
         on_success: Callable[["NetworkPeer"], None] | None = None,
         max_consecutive_timeouts: int = 3,
     ) -> None:
@@ -36,6 +37,8 @@ class NetworkPeer:
         self.max_consecutive_timeouts = max_consecutive_timeouts
         self._on_fault = on_fault
         self._on_success = on_success
+        # Faults the session finds itself (a bad message in its read loop) reach the pool too.
+        session.on_fault = self._session_fault
 
     # ---- identity and state -----------------------------------------------------------------
 
@@ -84,8 +87,11 @@ class NetworkPeer:
 
     # ---- faults -----------------------------------------------------------------------------
 
-    def report_fault(self, kind: str, message: str) -> None:
+    def report_fault(self, kind: FaultKind, message: str) -> None:
+        """Record a fault on the session, which passes it on to ``on_fault``."""
         self.session.report_fault(kind, message)
+
+    def _session_fault(self, kind: FaultKind, message: str) -> None:
         if self._on_fault is not None:
             self._on_fault(self, kind, message)
 
@@ -94,10 +100,10 @@ class NetworkPeer:
             result = await coro
         except RequestTimeout as e:
             self.consecutive_timeouts += 1
-            self.report_fault("timeout", str(e))
+            self.report_fault(FaultKind.TIMEOUT, str(e))
             raise
-        except PeerMisbehaved as e:
-            self.report_fault("too-many-items", str(e))
+        except PeerFault as e:  # too many items, a wrong-type answer
+            self.report_fault(e.kind, str(e))
             raise
         self.consecutive_timeouts = 0
         if self._on_success is not None:

@@ -21,7 +21,7 @@ from typing import Any
 from ..chain.header import Header, HeaderError
 from ..crypto.keys import PrivateKey
 from ..enode import Enode, EnodeError
-from ..faults import FaultKind
+from ..faults import FaultKind, PeerFault
 from ..eth.chainspec import ChainSpec, network as network_by_name
 from ..p2p.disconnect import DisconnectReason, reason_name
 from ..transport.connection import TransportError
@@ -327,6 +327,10 @@ class NetworkSession:
                 except (PeerError, TransportError, OSError) as e:
                     self.p2p_stats.dials_failed += 1
                     self._fail(type(e).__name__)
+                    # A bad Status is a breach (banned at once); any other failure costs a failed dial.
+                    kind = e.kind if isinstance(e, PeerFault) else FaultKind.FAILED_DIAL
+                    if self.reputation.penalize(pid, kind):
+                        self.p2p_stats.bans += 1
                     self.reputation.dial_failed(pid)
                     self._requeue(cand)
                     return
@@ -426,12 +430,12 @@ class NetworkSession:
         self._spawn(self._watch(peer))
         self._spawn(self.probe_head(peer))
 
-    def _on_fault(self, peer: NetworkPeer, kind: str, message: str) -> None:
-        banned = self.reputation.penalize(peer.peer_id, FaultKind(kind))  # str kinds until every reporter uses the enum
+    def _on_fault(self, peer: NetworkPeer, kind: FaultKind, message: str) -> None:
+        banned = self.reputation.penalize(peer.peer_id, kind)
+        if banned:
+            self.p2p_stats.bans += 1  # counted once per ban, also for a peer that has already left
         drop = banned or peer.consecutive_timeouts >= peer.max_consecutive_timeouts
         if drop and not peer.closed:
-            if banned:
-                self.p2p_stats.bans += 1
             reason = DisconnectReason.BREACH_OF_PROTOCOL if banned else DisconnectReason.PING_TIMEOUT
             log.info("dropping %r: %s (%s)", peer, kind, message)
             P2pStats.bump(self.p2p_stats.disconnects_sent, reason_name(reason))

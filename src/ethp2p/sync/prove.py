@@ -33,7 +33,8 @@ from typing import Protocol
 
 from ..chain.header import Header
 from ..chain.verify import VerificationError, verify_fork_fields
-from ..fetch.requests import MAX_HEADERS_PER_REQUEST, report, request_headers_batch, request_headers_chunked_with_stats
+from ..faults import report
+from ..fetch.requests import MAX_HEADERS_PER_REQUEST, request_headers_batch, request_headers_chunked_with_stats
 from ..fetch.types import FetchPeer, InvalidResponse
 from ..peers.eth_peer import PeerError
 from ..trust.accumulator import epoch_records

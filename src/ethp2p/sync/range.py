@@ -41,11 +41,11 @@ from dataclasses import dataclass, field
 
 from ..chain.header import Header
 from ..fetch import FetchStageStats, InvalidResponse, fetch_payloads_for_peer
-from ..fetch.requests import report
+from ..faults import FaultKind, PeerFault, report
 from ..fetch.types import BlockPayload, FetchPeer
 from ..fetch.verifier import INLINE, BlockVerifier
 from ..p2p.disconnect import DisconnectReason
-from ..peers.eth_peer import PeerError
+from ..peers.eth_peer import PeerError, RequestTimeout
 from ..store.blocks import BlockRecord, BlockStore
 from ..trust.anchors import Anchors, anchors_for
 from ..trust.proof import Proof
@@ -137,6 +137,15 @@ class RangeStats:
 def _name(peer: object) -> str:
     pid = getattr(peer, "peer_id", None)
     return pid.hex()[:12] if isinstance(pid, bytes) else repr(peer)
+
+
+def _kind_of(e: Exception) -> FaultKind:
+    """The fault kind of a failed batch: the fault's own, a timeout, or a broken session/socket."""
+    if isinstance(e, PeerFault):
+        return e.kind
+    if isinstance(e, RequestTimeout):
+        return FaultKind.TIMEOUT
+    return FaultKind.DISCONNECTED
 
 
 def _runs(numbers: Sequence[int], size: int) -> list[tuple[int, int]]:
@@ -356,10 +365,12 @@ class RangeFetcher:
     def _is_banned(self, peer: FetchPeer) -> bool:
         return _name(peer) in self._banned
 
-    def _fault(self, kind: str, text: str) -> None:
-        """Record a peer's fault: its description, and one more of its ``kind``."""
+    def _fault(self, kind: FaultKind, text: str) -> None:
+        """Record a peer's fault: its description, and one more of its ``kind`` (counted by its string value)."""
+        if not isinstance(kind, FaultKind):
+            raise TypeError(f"fault kind must be a FaultKind, not {kind!r}")
         self.stats.faults.append(text)
-        self.stats.fault_kinds[kind] = self.stats.fault_kinds.get(kind, 0) + 1
+        self.stats.fault_kinds[kind.value] = self.stats.fault_kinds.get(kind.value, 0) + 1
 
     def _wrong_chain(
         self, peer: FetchPeer, number: int, message: str, evidence: Sequence[Header] = (), *,
@@ -373,12 +384,12 @@ class RangeFetcher:
         record = WrongChain(name, number, message, first)
         self._liars[name] = record
         self.stats.wrong_chain.append(record)
-        self._fault("wrong-chain", f"{name}: block {number}: wrong-chain: {message}")
+        self._fault(FaultKind.WRONG_CHAIN, f"{name}: block {number}: wrong-chain: {message}")
         if evidence and len(self._evidence) < MAX_EVIDENCE_PEERS:
             self._evidence[name] = [(h.number, h.hash) for h in evidence[-MAX_EVIDENCE:]]
         log.warning("peer %s is on another chain (caught at block %d): %s", name, number, message)
         if not reported:
-            report(peer, "wrong-chain", message)  # a pool peer is banned by its session too
+            report(peer, FaultKind.WRONG_CHAIN, message)  # a pool peer is banned by its session too
         disconnect = getattr(peer, "disconnect", None)
         if disconnect is not None and not getattr(peer, "closed", False):
             self._spawn(_quietly(disconnect(DisconnectReason.BREACH_OF_PROTOCOL)))
@@ -395,6 +406,15 @@ class RangeFetcher:
             async with asyncio.timeout(10.0):
                 first = await self._bisect(peer, number)
         self._wrong_chain(peer, number, message, first=first)
+
+    def _batch_fault(self, e: Exception) -> FaultKind | None:
+        """The kind to record for a batch that failed with ``e``; None for a wrong chain to chase down.
+
+        Just below a hash peers agreed on, an honest peer may have reorged since: not proof of another
+        chain (``NEAR_AGREED_HEAD``, its blocks are fetched elsewhere)."""
+        if isinstance(e, InvalidResponse) and e.kind is FaultKind.WRONG_CHAIN and e.number is not None:
+            return FaultKind.NEAR_AGREED_HEAD if self._near_agreed_tip(e.number) else None
+        return _kind_of(e)
 
     def _near_agreed_tip(self, number: int) -> bool:
         """True for a block proven by peer agreement within :data:`REORG_DEPTH` of the agreed block."""
@@ -535,15 +555,13 @@ class RangeFetcher:
                 )
             except (PeerError, InvalidResponse, OSError) as e:
                 self.stats.failed_batches += 1
-                if isinstance(e, InvalidResponse) and e.kind == "wrong-chain" and e.number is not None:
-                    if self._near_agreed_tip(e.number):
-                        # Just below a hash peers agreed on, an honest peer may have reorged since:
-                        # not proof of another chain. Its blocks are fetched elsewhere.
-                        self._fault("near-agreed-head", f"{name}: blocks {a}..{b}: disagrees near the agreed head: {e}")
-                    else:
-                        await self._caught(peer, e.number, str(e))
+                kind = self._batch_fault(e)
+                if kind is None:
+                    assert isinstance(e, InvalidResponse) and e.number is not None
+                    await self._caught(peer, e.number, str(e))
+                elif kind is FaultKind.NEAR_AGREED_HEAD:
+                    self._fault(kind, f"{name}: blocks {a}..{b}: disagrees near the agreed head: {e}")
                 else:
-                    kind = e.kind if isinstance(e, InvalidResponse) else type(e).__name__
                     self._fault(kind, f"{name}: blocks {a}..{b}: {type(e).__name__}: {e}")
                 self._adjust(peer, complete=False)
                 self._failed(list(range(a, b + 1)), name, backoff=2.0)
