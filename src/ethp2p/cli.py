@@ -405,7 +405,6 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     from .peers.session import NoPeersError, connect
     from .progress import Progress
     from .store.importer import ensure_genesis
-    from .store.peers import StoredPeer, format_addr, now_ms
     from .sync.range import RangeFetcher
 
     start, end = _parse_range(args.range)
@@ -487,12 +486,10 @@ def cmd_fetch(args: argparse.Namespace) -> int:
                         follower.finish()
                         bar.extra = "writing the last export chunks"
                         await asyncio.shield(exporting)
-                if session.peer_cache is not None:
-                    for peer in session.pool.snapshot():
-                        limit = fetcher.limits.get(peer.peer_id)
-                        if peer.address and peer.direction == "outbound" and limit:
-                            session.peer_cache.upsert_peer(
-                                StoredPeer(peer.peer_id, format_addr(*peer.address), None, now_ms(), limit))
+                for peer in session.pool.snapshot():
+                    limit = fetcher.limits.get(peer.peer_id)
+                    if limit:
+                        session.remember(peer, limit)
         finally:
             for w in watchers:
                 w.cancel()

@@ -19,7 +19,7 @@ from typing import TypeVar
 from .. import rlp
 from ..accel import speedups as _c
 from ..crypto.keccak import keccak_256
-from ..rlp.codec import _read_header
+from ..rlp import read_header
 from .body import TX_TYPES
 from .trie import ordered_trie_root
 
@@ -78,7 +78,7 @@ def combine_blooms(blooms: Sequence[bytes]) -> bytes:
 def _item(buf: bytes, pos: int, end: int, what: str) -> tuple[bool, int, int]:
     """(is_list, payload_start, payload_end) of the item at ``pos`` (must fit before ``end``)."""
     try:
-        is_list, start, length = _read_header(buf, pos, end)
+        is_list, start, length = read_header(buf, pos, end)
     except rlp.RLPError as e:
         raise ReceiptError(f"{what}: {e}") from None
     return is_list, start, start + length

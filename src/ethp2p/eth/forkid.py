@@ -23,6 +23,10 @@ class ForkId:
     def encode(self) -> bytes:
         return rlp.encode([self.hash, self.next])
 
+    def enr_entry(self) -> dict[bytes, object]:
+        """The ENR ``eth`` entry that advertises this fork id (``[[FORK_HASH, FORK_NEXT]]``)."""
+        return {b"eth": [[self.hash, self.next]]}
+
     def __str__(self) -> str:
         return f"{self.hash.hex()}/{self.next}"
 

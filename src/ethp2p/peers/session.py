@@ -150,7 +150,7 @@ class NetworkSession:
                 bootnodes=list(self.discovery_bootnodes),
                 on_node=lambda e: self.add_candidate(e, "discv4"),
                 fork_filter=self._fork_ok,
-                enr_extra={b"eth": [[fid.hash, fid.next]]},
+                enr_extra=fid.enr_entry(),
             )
             await self.discovery.start()
         for url in self.dns_trees:
@@ -208,13 +208,17 @@ class NetworkSession:
         """Write buffered peer sightings to the cache (also done on close)."""
         if self.peer_cache is None:
             return 0
+        for peer in self.pool.snapshot():
+            self.remember(peer)
+        return self.peer_cache.flush()
+
+    def remember(self, peer: NetworkPeer, aimd_batch_limit: int | None = None) -> None:
+        """Record an outbound peer we reached (and the batch size it served well) in the peer cache."""
+        if self.peer_cache is None or peer.direction != "outbound" or not peer.address:
+            return
         from ..store.peers import StoredPeer, format_addr, now_ms
 
-        for peer in self.pool.snapshot():
-            addr = peer.address
-            if peer.direction == "outbound" and addr:
-                self.peer_cache.upsert_peer(StoredPeer(peer.peer_id, format_addr(*addr), None, now_ms()))
-        return self.peer_cache.flush()
+        self.peer_cache.upsert_peer(StoredPeer(peer.peer_id, format_addr(*peer.address), None, now_ms(), aimd_batch_limit))
 
     @property
     def enode(self) -> Enode:
@@ -485,10 +489,7 @@ class NetworkSession:
             received, sent = traffic([peer.session])
             self.p2p_stats.bytes_in += received
             self.p2p_stats.bytes_out += sent
-            if self.peer_cache is not None and peer.direction == "outbound" and peer.address:
-                from ..store.peers import StoredPeer, format_addr, now_ms
-
-                self.peer_cache.upsert_peer(StoredPeer(peer.peer_id, format_addr(*peer.address), None, now_ms()))
+            self.remember(peer)
 
 
 def _resolve(network: str | ChainSpec) -> ChainSpec:

@@ -17,6 +17,7 @@ from .codec import (
     encode_length,
     encode_raw_list,
     item_length,
+    read_header,
 )
 from .splitter import header, is_list_item, list_payload, split_list, split_payload, string_payload
 
@@ -39,6 +40,7 @@ __all__ = [
     "header",
     "is_list_item",
     "item_length",
+    "read_header",
     "list_payload",
     "split_list",
     "split_payload",

@@ -126,7 +126,7 @@ def encode(item: object) -> bytes:
     return b"".join(out)
 
 
-def _read_header(data: bytes | memoryview, pos: int, end: int) -> tuple[bool, int, int]:
+def read_header(data: bytes | memoryview, pos: int, end: int) -> tuple[bool, int, int]:
     """Parse the header at ``pos``: return (is_list, payload_start, payload_length).
 
     Checks canonical form and that the payload fits before ``end``.
@@ -179,7 +179,7 @@ def _read_header(data: bytes | memoryview, pos: int, end: int) -> tuple[bool, in
 
 
 def _decode_at(data: bytes, pos: int, end: int, depth: int, max_depth: int) -> tuple[Item, int]:
-    is_list, start, length = _read_header(data, pos, end)
+    is_list, start, length = read_header(data, pos, end)
     stop = start + length
     if not is_list:
         return data[start:stop], stop
@@ -232,5 +232,5 @@ def decode_int(value: bytes | memoryview, *, max_bytes: int = 32) -> int:
 
 def item_length(data: bytes | memoryview, pos: int = 0) -> int:
     """Total encoded length (header + payload) of the item starting at ``pos``."""
-    _, start, length = _read_header(data, pos, len(data))
+    _, start, length = read_header(data, pos, len(data))
     return start + length - pos

@@ -7,7 +7,7 @@ split is as strict as :func:`ethp2p.rlp.decode` at the level it looks at.
 
 from __future__ import annotations
 
-from .codec import RLPDecodeError, _read_header
+from .codec import RLPDecodeError, read_header
 
 
 def _as_view(data: bytes | bytearray | memoryview) -> memoryview:
@@ -16,7 +16,7 @@ def _as_view(data: bytes | bytearray | memoryview) -> memoryview:
 
 def header(data: bytes | memoryview, pos: int = 0) -> tuple[bool, int, int]:
     """(is_list, payload_start, payload_length) of the item at ``pos``."""
-    return _read_header(data, pos, len(data))
+    return read_header(data, pos, len(data))
 
 
 def split_list(data: bytes | bytearray | memoryview, *, max_items: int | None = None) -> list[memoryview]:
@@ -28,7 +28,7 @@ def split_list(data: bytes | bytearray | memoryview, *, max_items: int | None = 
     """
     mv = _as_view(data)
     end = len(mv)
-    is_list, start, length = _read_header(mv, 0, end)
+    is_list, start, length = read_header(mv, 0, end)
     if not is_list:
         raise RLPDecodeError("expected an RLP list, got a string")
     if start + length != end:
@@ -58,7 +58,7 @@ def _split_payload(mv: memoryview, pos: int, stop: int, max_items: int | None) -
             if nxt > stop:
                 raise RLPDecodeError(f"item at offset {pos} runs past end of its list")
         else:
-            _, s, ln = _read_header(mv, pos, stop)
+            _, s, ln = read_header(mv, pos, stop)
             nxt = s + ln
         append(mv[pos:nxt])
         if max_items is not None and len(out) > max_items:
@@ -72,14 +72,14 @@ def string_payload(item: bytes | bytearray | memoryview) -> memoryview:
     mv = _as_view(item)
     n = len(mv)
     if n:
-        # The short forms, checked here as _read_header would (hot in transaction and log decoding).
+        # The short forms, checked here as read_header would (hot in transaction and log decoding).
         b0 = mv[0]
         if b0 < 0x80:
             if n == 1:
                 return mv
         elif b0 < 0xB8 and n == b0 - 0x7F and (b0 != 0x81 or mv[1] >= 0x80):
             return mv[1:]
-    is_list, start, length = _read_header(mv, 0, n)
+    is_list, start, length = read_header(mv, 0, n)
     if is_list:
         raise RLPDecodeError("expected an RLP string, got a list")
     if start + length != len(mv):
@@ -90,7 +90,7 @@ def string_payload(item: bytes | bytearray | memoryview) -> memoryview:
 def list_payload(item: bytes | bytearray | memoryview) -> memoryview:
     """The payload of one encoded RLP list (the whole of ``item``)."""
     mv = _as_view(item)
-    is_list, start, length = _read_header(mv, 0, len(mv))
+    is_list, start, length = read_header(mv, 0, len(mv))
     if not is_list:
         raise RLPDecodeError("expected an RLP list, got a string")
     if start + length != len(mv):

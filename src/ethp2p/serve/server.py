@@ -147,8 +147,7 @@ class HistoryServer:
             # discv4 on the same port number (UDP), so peers that find us can dial us.
             self.discovery = DiscoveryService(
                 self.key, self.host, self.port, tcp_port=self.port, bootnodes=self.discovery_bootnodes,
-                enr_extra={b"eth": [[self.spec.fork_id(self.head.number, self.head.timestamp).hash,
-                                     self.spec.fork_id(self.head.number, self.head.timestamp).next]]},
+                enr_extra=self.spec.fork_id(self.head.number, self.head.timestamp).enr_entry(),
             )
             await self.discovery.start()
         self._spawn(self._range_updates())
