@@ -299,10 +299,15 @@ def _session_args(p: argparse.ArgumentParser) -> None:
     _add_network_args(p)
 
 
+def _comma_list(text: str) -> list[str]:
+    """The non-empty, stripped items of a comma-separated option value."""
+    return [x.strip() for x in text.split(",") if x.strip()]
+
+
 def _bootnodes(args: argparse.Namespace) -> list[str] | None:
     if not args.bootnodes:
         return None
-    nodes = [b.strip() for b in args.bootnodes.split(",") if b.strip()]
+    nodes = _comma_list(args.bootnodes)
     for n in nodes:
         _parse_enode(n)
     return nodes
@@ -313,7 +318,7 @@ def _dns(args: argparse.Namespace) -> list[str] | None:
         return None
     from .discovery.dns import DNSDiscoveryError, TreeURL
 
-    urls = [u.strip() for u in args.dns.split(",") if u.strip()]
+    urls = _comma_list(args.dns)
     for u in urls:
         try:
             TreeURL.parse(u)
@@ -557,7 +562,7 @@ def _verifier_name(verifier: "Verifier") -> str:
 
 
 def _names(text: str | None) -> frozenset[str] | None:
-    return None if text is None else frozenset(n.strip() for n in text.split(",") if n.strip())
+    return None if text is None else frozenset(_comma_list(text))
 
 
 def _export_options(args: argparse.Namespace, out: str, start: int | None, end: int | None, **extra: object) -> "ExportOptions":
@@ -566,7 +571,7 @@ def _export_options(args: argparse.Namespace, out: str, start: int | None, end: 
 
     if args.compression is not None and args.format == "jsonl":
         raise UserError("--compression is for Parquet; JSON Lines files are written uncompressed")
-    tables = tuple(t.strip() for t in args.tables.split(",") if t.strip()) if args.tables else DEFAULT_TABLES
+    tables = tuple(_comma_list(args.tables)) if args.tables else DEFAULT_TABLES
     return ExportOptions(
         Path(out), start, end, fmt=args.format, tables=tables, include_columns=_names(args.include_columns),
         exclude_columns=_names(args.exclude_columns) or frozenset(), hex=args.hex,

@@ -19,6 +19,7 @@ from pathlib import Path
 from ..eth.chainspec import NETWORKS
 from ..store.blocks import BlockStore
 from ..trust import Proof
+from ..workers import exit_with_parent
 from .chunks import (
     Chunk,
     aligned,
@@ -593,14 +594,7 @@ _worker_stores: dict[Path, BlockStore] = {}
 def _exit_with_parent(parent: int) -> None:
     """In each worker: exit when the export that started it is gone (even SIGKILLed), so no
     orphan writes into a directory a new export has taken over."""
-    import threading
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.2)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+    exit_with_parent(parent, poll=0.2, code=1)
 
 
 def _chunk_in_worker(

@@ -17,8 +17,6 @@ import logging
 import multiprocessing
 import os
 import signal
-import threading
-import time
 from collections.abc import Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -28,6 +26,7 @@ from typing import Protocol
 from ..chain.header import Header
 from ..chain.verify import VerificationError, check_body, verify_receipts
 from ..faults import FaultKind
+from ..workers import exit_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -170,13 +169,7 @@ def default_workers() -> int:
 def _worker_init(parent: int) -> None:
     """In each worker: leave Ctrl-C to the parent, and exit when the parent is gone (even if SIGKILLed)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os._exit(0)
-
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+    exit_with_parent(parent, poll=0.5, code=0)
 
 
 class ProcessVerifier:
