@@ -25,7 +25,7 @@ from .store.blocks import BlockStore
 from .store.importer import ensure_genesis, import_file
 from .summary import proof_lines
 from .sync.range import fetch_range_into_store
-from .transport.connection import TransportError
+from .transport.stream import TransportError
 
 REPO_ERA1 = Path(__file__).resolve().parents[2] / "tests" / "vectors" / "mainnet" / "era1"
 

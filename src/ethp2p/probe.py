@@ -9,7 +9,7 @@ from .enode import Enode
 from .eth import messages as m
 from .eth.chainspec import ChainSpec
 from .peers.eth_peer import EthPeer, PeerError
-from .transport.connection import TransportError
+from .transport.stream import TransportError
 
 
 @dataclass

@@ -182,12 +182,12 @@ async def test_cancelling_a_request_whose_answer_just_arrived_still_cancels(serv
     try:
         task = asyncio.create_task(peer.request_headers(0, 1, timeout=30))
         for _ in range(1000):
-            if peer._pending:
+            if peer._waiters:
                 break
             await asyncio.sleep(0)
-        assert peer._pending, "request was never sent"
+        assert peer._waiters, "request was never sent"
         # The answer lands and the cancellation is requested before the task runs again.
-        next(iter(peer._pending.values())).future.set_result(None)
+        next(iter(peer._waiters.values())).set_result(None)  # type: ignore[arg-type]
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task

@@ -126,11 +126,11 @@ async def test_first_status_with_non_canonical_integer_is_refused(server: Histor
     sent its total difficulty) gets a Disconnect with a reason at once, not a silent wait."""
     from ethp2p.crypto.keys import PrivateKey
     from ethp2p.enode import Enode
-    from ethp2p.transport.connection import Connection, ConnectionClosed
+    from ethp2p.transport.stream import ConnectionClosed, P2PStream
 
     node = server.enode if isinstance(server.enode, Enode) else Enode.parse(server.enode)
     local = EthPeer.local_identity(PrivateKey.generate(), (version,))
-    conn = await Connection.dial(node.host, node.tcp_port, local, node.pubkey, timeout=5)
+    conn = await P2PStream.dial(node.host, node.tcp_port, local, node.pubkey, timeout=5)
     fork_id = [bytes.fromhex("00000000"), 0]
     g = SPEC.genesis_hash
     if version == 68:  # [version, network, td, head, genesis, forkid] with td = 0x00
@@ -157,11 +157,11 @@ async def test_status_with_a_non_canonical_integer_is_answered_with_a_disconnect
     from ethp2p.eth import codec
     from ethp2p.eth.status import make_status
     from ethp2p.p2p.connection import ConnectionClosed
-    from ethp2p.transport.connection import Connection
+    from ethp2p.transport.stream import P2PStream
 
     node = Enode.parse(server.enode) if isinstance(server.enode, str) else server.enode
     local = EthPeer.local_identity(PrivateKey.generate(), (version,))
-    conn = await Connection.dial(node.host, node.tcp_port, local, node.pubkey, timeout=5)
+    conn = await P2PStream.dial(node.host, node.tcp_port, local, node.pubkey, timeout=5)
     good = rlp.decode(codec.encode_message(make_status(SPEC, version), version)[1])
     assert isinstance(good, list)
     bad = list(good)

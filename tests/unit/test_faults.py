@@ -33,7 +33,7 @@ from ethp2p.fetch.head import _walk
 from ethp2p.fetch.requests import request_headers_batch
 from ethp2p.fetch.types import InvalidResponse
 from ethp2p.fetch.verifier import BlockToVerify, verify_blocks
-from ethp2p.peers.eth_peer import EthPeer, PeerDisconnected, PeerMisbehaved, RequestTimeout
+from ethp2p.peers.eth_peer import EthPeer, Misconduct, PeerDisconnected, PeerMisbehaved, RequestTimeout
 from ethp2p.peers.pool import NetworkPeer
 from ethp2p.peers.reputation import PENALTIES
 from ethp2p.peers.session import NetworkSession, _Candidate
@@ -160,7 +160,8 @@ async def _pair() -> AsyncIterator[tuple[NetworkPeer, EthPeer, _Handler, list[tu
     accepted: asyncio.Future[EthPeer] = asyncio.get_running_loop().create_future()
 
     async def on_conn(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        accepted.set_result(await EthPeer.accept(reader, writer, ETHTEST, key=key, handler=handler))
+        misconduct = Misconduct(serve_request=handler.serve_request)
+        accepted.set_result(await EthPeer.accept(reader, writer, ETHTEST, key=key, handler=handler, misconduct=misconduct))
 
     server = await asyncio.start_server(on_conn, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]

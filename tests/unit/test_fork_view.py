@@ -137,7 +137,7 @@ def test_fork_block_must_fit_the_store(store: BlockStore) -> None:
 def test_history_server_wiring(store: BlockStore) -> None:
     srv = HistoryServer(store, MAINNET, port=0, misbehave=Misbehaviour.FORK)  # not started: no socket
     assert srv.fork_block == 8192  # the middle of 0..16383
-    assert isinstance(srv.store, ForkedStore) and type(srv.handler) is StoreHandler and srv.status_transform is None
+    assert isinstance(srv.store, ForkedStore) and type(srv.handler) is StoreHandler and srv.misconduct is None
     assert srv.head.hash == srv.store.canonical_hash(HEAD) != store.canonical_hash(HEAD)
     assert HistoryServer(store, MAINNET, port=0, misbehave=Misbehaviour.FORK, fork_block=F).fork_block == F
     with pytest.raises(ValueError, match="fork_block"):

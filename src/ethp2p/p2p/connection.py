@@ -2,8 +2,9 @@
 
 Feed it bytes from the socket with :meth:`P2PConnection.receive_data`; it returns
 events. Whatever it wants to send accumulates in :meth:`P2PConnection.data_to_send`.
-It never touches sockets, clocks or tasks: keep-alive deadlines and timeouts
-belong to the driver above (see ``ethp2p.transport``).
+It never touches sockets, clocks or tasks: keep-alive deadlines and timeouts belong to the
+layers above, and the driver (``ethp2p.transport.stream``) reports a transport that ended
+with :meth:`P2PConnection.connection_lost` instead of writing the state itself.
 
 After the first error from the peer the connection queues a Disconnect with a
 reason, emits :class:`ConnectionClosed` and accepts no more input.
@@ -205,6 +206,29 @@ class P2PConnection:
         self.state = State.CLOSED
         self.close_event = ConnectionClosed(reason, by_peer=False, error=error)
         return self.close_event
+
+    def connection_lost(self, error: str) -> ConnectionClosed:
+        """The transport under the connection ended without a Disconnect; close and return the event.
+
+        The event says the peer ended it (``by_peer``) with :attr:`DisconnectReason.TCP_ERROR` and
+        ``error``; a connection already closed keeps (and returns) its first closing event.
+        """
+        if self.state is State.CLOSED:
+            assert self.close_event is not None
+            return self.close_event
+        self.state = State.CLOSED
+        self.close_event = ConnectionClosed(DisconnectReason.TCP_ERROR, by_peer=True, error=error)
+        return self.close_event
+
+    @property
+    def active(self) -> bool:
+        """Whether Hello is done, a capability is shared, and the connection is not closed."""
+        return self.state is State.ACTIVE
+
+    @property
+    def closed(self) -> bool:
+        """Whether the connection is over (:attr:`close_event` says how)."""
+        return self.state is State.CLOSED
 
     # ---- input ------------------------------------------------------------------------------
 

@@ -1,49 +1,52 @@
-"""A live eth-protocol session with one peer (asyncio).
+"""A live eth-protocol session with one peer: the asyncio driver of an :class:`~ethp2p.eth.session.EthSession`.
 
-:class:`EthPeer` dials (or accepts) a devp2p connection, runs the eth Status
-handshake with genesis and fork-id checks, keeps the connection alive with
-pings, answers the peer's requests through a :class:`RequestHandler`, and
-offers request methods that match answers to requests by request id (EIP-2481)
-under a timeout.
+:class:`EthPeer` dials (or accepts) a devp2p connection and runs the sans-IO eth session core
+on it: it feeds the core the peer's eth messages, Pongs and ``time.monotonic()``, sends what the
+core queues, wakes the core at its next deadline (request timeouts, keep-alive), resolves request
+futures from the core's events, and answers the peer's requests through a :class:`RequestHandler`.
+Every protocol rule (Status checks, request ids per EIP-2481, response checks, adaptive timeouts,
+keep-alive) lives in the core.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import secrets
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 
+from .. import __version__
 from ..crypto.keys import PrivateKey
 from ..enode import Enode
 from ..eth import codec as eth_codec
 from ..eth import messages as m
+from ..eth import session as core
 from ..eth.chainspec import ChainSpec
-from ..eth.errors import EthProtocolError
-from ..eth.status import StatusMismatch, make_status, validate_status
+from ..eth.session import (  # noqa: F401  (ChainHead, PeerCounters, REQUEST_KINDS: re-exported, their old home)
+    PING_INTERVAL,
+    PONG_TIMEOUT,
+    REQUEST_KINDS,
+    REQUEST_TIMEOUT,
+    STATUS_TIMEOUT,
+    ChainHead,
+    EthSession,
+    PeerCounters,
+    Request,
+)
 from ..faults import FaultKind, PeerFault
-from ..p2p.connection import ConnectionClosed, LocalIdentity, MessageReceived, PingReceived, PongReceived
+from ..p2p.connection import ConnectionClosed, LocalIdentity, MessageReceived, PongReceived
 from ..p2p.disconnect import DisconnectReason
 from ..p2p.messages import Capability
-from ..transport.connection import Connection, ConnectionLost, TransportError
-from .. import __version__
+from ..transport.stream import ConnectionLost, P2PStream, TransportError
 
 log = logging.getLogger(__name__)
 
 #: eth versions advertised by default (highest wins in negotiation).
 DEFAULT_ETH_VERSIONS: tuple[int, ...] = (68, 69, 70)
-#: Default per-request timeout (the seed's 4 s).
-REQUEST_TIMEOUT = 4.0
-#: How long to wait for the peer's Status after Hello.
-STATUS_TIMEOUT = 10.0
-#: Keep-alive: ping after this much idle time, and drop the peer if no Pong follows in time.
-PING_INTERVAL = 15.0
-PONG_TIMEOUT = 20.0
 #: The client id we send in Hello.
 CLIENT_ID = f"ethp2p/v{__version__}/python"
 
@@ -77,22 +80,6 @@ class PeerMisbehaved(PeerFault, PeerError):
     or wrong-type message, a bad Status)."""
 
 
-@dataclass(frozen=True, slots=True)
-class ChainHead:
-    """What we announce about our own chain in Status."""
-
-    number: int
-    hash: bytes
-    timestamp: int
-    total_difficulty: int
-    earliest: int = 0
-
-    @classmethod
-    def genesis(cls, spec: ChainSpec) -> "ChainHead":
-        """A fresh node's head: the genesis block."""
-        return cls(0, spec.genesis_hash, spec.genesis_timestamp, spec.genesis_difficulty, 0)
-
-
 class RequestHandler(Protocol):
     """Answers the eth requests a peer sends us (the serving side)."""
 
@@ -122,31 +109,27 @@ class EmptyHandler:
         return [], False
 
 
-@dataclass
-class PeerCounters:
-    """Per-session traffic and fault counts."""
+@dataclass(frozen=True, slots=True)
+class Misconduct:
+    """**Test adversaries only**: how our side of a session breaks the eth protocol on purpose.
 
-    requests_sent: int = 0
-    responses: int = 0
-    timeouts: int = 0
-    unsolicited: int = 0
-    requests_served: int = 0
-    #: Requests answered, by kind: ``headers``, ``bodies``, ``receipts``.
-    served_by_kind: dict[str, int] = field(default_factory=dict)
-    ignored_announcements: int = 0
+    ``serve.adversary`` builds these; a normal session has none. The default breaks nothing.
+    """
 
-
-#: The kind of each request a peer may send us (the ``kind`` of :attr:`PeerCounters.served_by_kind`).
-REQUEST_KINDS: dict[type, str] = {m.GetBlockHeaders: "headers", m.GetBlockBodies: "bodies", m.GetReceipts: "receipts"}
+    #: Rewrites the Status we send (wrong genesis, foreign fork id, a lie about the head); the
+    #: peer's Status is then not checked either.
+    rewrite_status: Callable[[m.Status], m.Status] | None = None
+    #: Runs before we answer a peer's request; True means it answered (or stayed silent) itself.
+    serve_request: Callable[[EthPeer, Request], Awaitable[bool]] | None = None
 
 
-def traffic(peers: Iterable["EthPeer"]) -> tuple[int, int]:
+def traffic(peers: Iterable[EthPeer]) -> tuple[int, int]:
     """Bytes received and sent so far on the connections of ``peers`` (live ones count as they go)."""
     received = sent = 0
     for peer in peers:
-        core = peer.conn.core
-        received += core.bytes_in
-        sent += core.bytes_out
+        p2p = peer.conn.core
+        received += p2p.bytes_in
+        sent += p2p.bytes_out
     return received, sent
 
 
@@ -155,14 +138,6 @@ def eth_message_count(name: str, version: int) -> int:
     if name == "eth":
         return eth_codec.message_count(version)
     return 0
-
-
-@dataclass
-class _Pending:
-    future: asyncio.Future
-    expect: type
-    max_items: int
-    sent_at: float = field(default_factory=time.monotonic)
 
 
 async def refuse_inbound(
@@ -178,7 +153,7 @@ async def refuse_inbound(
     Returns False if the handshake itself failed.
     """
     try:
-        conn = await Connection.accept(reader, writer, local, timeout=timeout)
+        conn = await P2PStream.accept(reader, writer, local, timeout=timeout)
     except TransportError:
         return False
     await conn.disconnect(reason)
@@ -186,45 +161,37 @@ async def refuse_inbound(
 
 
 class EthPeer:
-    """One peer speaking eth/68, eth/69 or eth/70 over a devp2p connection."""
+    """One peer speaking eth/68, eth/69 or eth/70 over a devp2p connection (the asyncio driver)."""
 
     def __init__(
         self,
-        conn: Connection,
-        spec: ChainSpec,
-        version: int,
-        status: object,
+        conn: P2PStream,
+        session: EthSession,
         *,
         handler: RequestHandler | None = None,
-        request_timeout: float = REQUEST_TIMEOUT,
+        misconduct: Misconduct | None = None,
     ) -> None:
+        """Drive ``session`` (whose Status is queued) over ``conn``; :meth:`connect` and :meth:`accept` build both."""
         self.conn = conn
-        self.spec = spec
-        self.eth_version = version
-        self.status = status
+        #: The sans-IO eth session core: every protocol rule and counter lives there.
+        self.session = session
+        self.spec = session.spec
         self.handler: RequestHandler = handler or EmptyHandler()
-        self.request_timeout = request_timeout
-        #: Smoothed round trip and its variation (RFC 6298 style), from answered requests.
-        self.srtt: float | None = None
-        self.rttvar = 0.0
-        self.counters = PeerCounters()
+        self.misconduct = misconduct or Misconduct()
         self.closed_event: ConnectionClosed | None = None
-        #: Served block range announced by eth/69+ Status or BlockRangeUpdate (earliest, latest).
-        self.block_range: tuple[int, int] | None = None
-        if isinstance(status, m.StatusV69):
-            self.block_range = (status.earliest_block, status.latest_block)
-        self._pending: dict[int, _Pending] = {}
-        self._ids = itertools.count(secrets.randbits(32))
-        self._last_pong = time.monotonic()
-        self._tasks: list[asyncio.Task] = []
-        self._closed = asyncio.Event()
-        self._pong_event = asyncio.Event()
         #: Faults reported about this peer (by the fetch layer and the read loop): (kind, message), most recent last.
         self.faults: list[tuple[FaultKind, str]] = []
         #: Called with each reported fault (the pool's ``NetworkPeer`` sets it to turn faults into reputation).
         self.on_fault: Callable[[FaultKind, str], None] | None = None
+        #: The futures of requests awaiting an answer, by request id.
+        self._waiters: dict[int, asyncio.Future[core.Response]] = {}
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._closed = asyncio.Event()
+        self._pong_event = asyncio.Event()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
 
-    # ---- identity ---------------------------------------------------------------------------
+    # ---- identity and state -----------------------------------------------------------------
 
     @property
     def peer_id(self) -> bytes:
@@ -233,19 +200,63 @@ class EthPeer:
 
     @property
     def client_id(self) -> str:
+        """The client id of the peer's Hello."""
         return self.conn.hello.client_id
 
     @property
     def capabilities(self) -> tuple[Capability, ...]:
+        """The capabilities of the peer's Hello."""
         return self.conn.hello.capabilities
 
     @property
     def address(self) -> tuple[str, int] | None:
+        """The peer's (host, port)."""
         return self.conn.remote_address
 
     @property
     def closed(self) -> bool:
+        """Whether the session is over."""
         return self._closed.is_set()
+
+    @property
+    def eth_version(self) -> int:
+        """The negotiated eth version."""
+        return self.session.version
+
+    @property
+    def status(self) -> m.Status:
+        """The peer's Status."""
+        assert self.session.peer_status is not None
+        return self.session.peer_status
+
+    @property
+    def block_range(self) -> tuple[int, int] | None:
+        """Served block range announced by eth/69+ Status or BlockRangeUpdate (earliest, latest)."""
+        return self.session.block_range
+
+    @property
+    def counters(self) -> PeerCounters:
+        """Per-session traffic and fault counts."""
+        return self.session.counters
+
+    @property
+    def request_timeout(self) -> float:
+        """The request timeout before any round trip is measured."""
+        return self.session.request_timeout
+
+    @property
+    def srtt(self) -> float | None:
+        """The smoothed round trip of answered requests (None before the first)."""
+        return self.session.srtt
+
+    @property
+    def rttvar(self) -> float:
+        """The round trip's smoothed variation."""
+        return self.session.rttvar
+
+    def current_timeout(self) -> float:
+        """The request timeout adapted to this peer's round trips (see :meth:`EthSession.current_timeout`)."""
+        return self.session.current_timeout()
 
     def __repr__(self) -> str:
         return f"<EthPeer {self.peer_id.hex()[:16]} eth/{self.eth_version} {self.client_id!r}>"
@@ -270,14 +281,15 @@ class EthPeer:
         handler: RequestHandler | None = None,
         request_timeout: float = REQUEST_TIMEOUT,
         handshake_timeout: float = STATUS_TIMEOUT,
-    ) -> "EthPeer":
+        misconduct: Misconduct | None = None,
+    ) -> EthPeer:
         """Dial ``enode``, run RLPx + Hello + Status, and start the session."""
         node = Enode.parse(enode) if isinstance(enode, str) else enode
         if node.host is None or not node.tcp_port:
             raise TransportError(f"enode has no address: {node.url()}")
         local = cls.local_identity(key or PrivateKey.generate(), versions)
-        conn = await Connection.dial(node.host, node.tcp_port, local, node.pubkey, timeout=handshake_timeout)
-        return await cls._start(conn, spec, head, handler, request_timeout, handshake_timeout)
+        conn = await P2PStream.dial(node.host, node.tcp_port, local, node.pubkey, timeout=handshake_timeout)
+        return await cls._start(conn, spec, head, handler, request_timeout, handshake_timeout, misconduct)
 
     @classmethod
     async def accept(
@@ -293,155 +305,228 @@ class EthPeer:
         request_timeout: float = REQUEST_TIMEOUT,
         handshake_timeout: float = STATUS_TIMEOUT,
         listen_port: int = 0,
-        status_transform: "Callable[[m.Status], m.Status] | None" = None,
-    ) -> "EthPeer":
+        misconduct: Misconduct | None = None,
+    ) -> EthPeer:
         """Run the recipient side on an accepted stream and start the session.
 
-        ``status_transform`` exists for test adversaries only: it rewrites the Status we
-        send (wrong genesis, foreign fork id, a lie about the head) and turns off the
-        check of the peer's Status.
+        ``misconduct`` exists for test adversaries only (see :class:`Misconduct`).
         """
         local = cls.local_identity(key, versions, listen_port)
-        conn = await Connection.accept(reader, writer, local, timeout=handshake_timeout)
-        return await cls._start(conn, spec, head, handler, request_timeout, handshake_timeout, status_transform)
+        conn = await P2PStream.accept(reader, writer, local, timeout=handshake_timeout)
+        return await cls._start(conn, spec, head, handler, request_timeout, handshake_timeout, misconduct)
 
     @classmethod
     async def _start(
         cls,
-        conn: Connection,
+        conn: P2PStream,
         spec: ChainSpec,
         head: ChainHead | None,
         handler: RequestHandler | None,
         request_timeout: float,
         handshake_timeout: float,
-        status_transform: "Callable[[m.Status], m.Status] | None" = None,
-    ) -> "EthPeer":
+        misconduct: Misconduct | None,
+    ) -> EthPeer:
         eth = next((p for p in conn.protocols if p.name == "eth"), None)
         if eth is None:
             await conn.disconnect(DisconnectReason.USELESS_PEER, "no shared eth version")
             raise IncompatiblePeer(
                 f"peer offers no eth version we speak (it has {', '.join(map(str, conn.hello.capabilities))})"
             )
-        version = eth.version
-        head = head or ChainHead.genesis(spec)
-        ours = make_status(
+        session = EthSession(
             spec,
-            version,
-            head_number=head.number,
-            head_hash=head.hash,
-            head_time=head.timestamp,
-            total_difficulty=head.total_difficulty,
-            earliest=head.earliest,
+            eth.version,
+            time.monotonic(),
+            head=head,
+            first_request_id=secrets.randbits(32),
+            request_timeout=request_timeout,
+            status_timeout=handshake_timeout,
+            status_rewrite=misconduct.rewrite_status if misconduct is not None else None,
         )
-        if status_transform is not None:
-            ours = status_transform(ours)
-        try:
-            code, payload = eth_codec.encode_message(ours, version)
-            await conn.send_message("eth", code, payload)
-            async with asyncio.timeout(handshake_timeout):
-                theirs = await cls._read_status(conn, version)
-        except TimeoutError:
-            await conn.disconnect(DisconnectReason.SUBPROTOCOL_ERROR, "no Status")
-            raise PeerDisconnected(f"peer sent no Status within {handshake_timeout:g}s") from None
-        except EthProtocolError as e:
-            await conn.disconnect(DisconnectReason.BREACH_OF_PROTOCOL, str(e))
-            raise PeerMisbehaved(FaultKind.BREACH, f"bad Status: {e}") from None
-        try:
-            if status_transform is None:
-                validate_status(spec, head.number, head.timestamp, theirs, version)
-        except StatusMismatch as e:
-            await conn.disconnect(DisconnectReason.USELESS_PEER, str(e))
-            raise IncompatiblePeer(f"incompatible peer: {e}", e) from None
-        peer = cls(conn, spec, version, theirs, handler=handler, request_timeout=request_timeout)
-        peer._tasks.append(asyncio.create_task(peer._read_loop(), name=f"eth-read-{conn.remote_pubkey.hex()[:8]}"))
-        peer._tasks.append(asyncio.create_task(peer._keepalive(), name=f"eth-ping-{conn.remote_pubkey.hex()[:8]}"))
+        peer = cls(conn, session, handler=handler, misconduct=misconduct)
+        await peer._exchange_status()
+        short = conn.remote_pubkey.hex()[:8]
+        peer._tasks.append(asyncio.create_task(peer._read_loop(), name=f"eth-read-{short}"))
+        peer._arm_timer()
         return peer
 
-    @staticmethod
-    async def _read_status(conn: Connection, version: int) -> object:
+    async def _exchange_status(self) -> None:
+        """Send our Status and read the peer's, until the core says the exchange is done or failed."""
+        conn, session = self.conn, self.session
+        await self._send_queued()
         while True:
-            event = await conn.next_event()
-            if isinstance(event, MessageReceived) and event.protocol == "eth":
-                if event.code != m.STATUS_CODE:
-                    raise EthProtocolError(f"expected Status, got eth message 0x{event.code:02x}")
-                return eth_codec.decode_message(event.code, event.payload, version)
-            if isinstance(event, ConnectionClosed):
-                raise PeerDisconnected(f"peer left during Status exchange: {event.describe()}", event)
+            deadline = session.next_deadline()
+            assert deadline is not None
+            try:
+                async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                    event = await conn.next_event()
+            except TimeoutError:
+                events = session.handle_timer(time.monotonic())
+            else:
+                if isinstance(event, ConnectionClosed):
+                    session.connection_lost()
+                    raise PeerDisconnected(f"peer left during Status exchange: {event.describe()}", event)
+                if not (isinstance(event, MessageReceived) and event.protocol == "eth"):
+                    continue
+                events = session.receive_message(event.code, event.payload, time.monotonic())
+            for ev in events:
+                if isinstance(ev, core.StatusExchanged):
+                    return
+                if isinstance(ev, core.StatusTimedOut):
+                    await conn.disconnect(DisconnectReason.SUBPROTOCOL_ERROR, "no Status")
+                    raise PeerDisconnected(f"peer sent no Status within {ev.timeout:g}s")
+                if isinstance(ev, core.StatusRejected):
+                    await conn.disconnect(DisconnectReason.USELESS_PEER, str(ev.mismatch))
+                    raise IncompatiblePeer(f"incompatible peer: {ev.mismatch}", ev.mismatch)
+                if isinstance(ev, core.FaultDetected):
+                    await conn.disconnect(DisconnectReason.BREACH_OF_PROTOCOL, ev.message)
+                    raise PeerMisbehaved(ev.kind, ev.message)
 
     # ---- running ----------------------------------------------------------------------------
 
+    async def _send_queued(self) -> None:
+        """Send the eth messages the core has queued."""
+        for code, payload in self.session.messages_to_send():
+            await self.conn.send_message("eth", code, payload)
+
     async def _read_loop(self) -> None:
+        conn, session = self.conn, self.session
         try:
             while True:
-                event = await self.conn.next_event()
+                event = await conn.next_event()
                 if isinstance(event, MessageReceived):
                     if event.protocol == "eth":
-                        await self._on_eth(event.code, event.payload)
+                        if await self._on_events(session.receive_message(event.code, event.payload, time.monotonic())):
+                            return
+                        if session.has_messages_to_send:
+                            await self._send_queued()
                 elif isinstance(event, PongReceived):
-                    self._last_pong = time.monotonic()
+                    session.pong_received(time.monotonic())
                     self._pong_event.set()
-                elif isinstance(event, PingReceived):
-                    pass  # the core queued the Pong; next_event flushed it
                 elif isinstance(event, ConnectionClosed):
                     self._finish(event)
                     return
+                # PingReceived: the p2p core queued the Pong; next_event flushed it.
         except ConnectionLost as e:
             self._finish(e.event)
-        except EthProtocolError as e:
-            log.debug("%r broke the eth protocol: %s", self, e)
-            self._finish(await self.conn.disconnect(DisconnectReason.BREACH_OF_PROTOCOL, str(e)))
-            self.report_fault(FaultKind.BREACH, str(e))  # after the disconnect: the pool only scores it
-        except PeerMisbehaved as e:
-            log.debug("%r sent a bad message: %s", self, e)
-            self._finish(await self.conn.disconnect(DisconnectReason.BREACH_OF_PROTOCOL, str(e)))
-            self.report_fault(e.kind, str(e))
         except asyncio.CancelledError:
             raise
         except Exception as e:  # never let a peer crash the node
             log.exception("unexpected error in session with %r", self)
-            self._finish(await self.conn.disconnect(DisconnectReason.SUBPROTOCOL_ERROR, f"internal error: {e}"))
+            self._finish(await conn.disconnect(DisconnectReason.SUBPROTOCOL_ERROR, f"internal error: {e}"))
 
-    async def _keepalive(self) -> None:
-        with contextlib.suppress(asyncio.CancelledError, ConnectionLost, RuntimeError):
-            while not self.closed:
-                await asyncio.sleep(PING_INTERVAL)
-                sent = time.monotonic()
-                await self.conn.send_ping()
-                await asyncio.sleep(PONG_TIMEOUT)
-                if self._last_pong < sent and not self.closed:
-                    self._finish(await self.conn.disconnect(DisconnectReason.PING_TIMEOUT, "no Pong"))
-                    return
+    async def _on_events(self, events: list[core.Event]) -> bool:
+        """Act on the core's events from one message; True when the session is over."""
+        for ev in events:
+            if type(ev) is core.ResponseReceived:
+                fut = self._waiters.get(ev.request_id)
+                if fut is not None and not fut.done():
+                    fut.set_result(ev.message)
+            elif isinstance(ev, core.RequestReceived):
+                await self._serve(ev.request)
+            elif isinstance(ev, core.ResponseRejected):
+                fut = self._waiters.get(ev.request_id)
+                if fut is not None and not fut.done():
+                    fut.set_exception(PeerMisbehaved(ev.kind, ev.message))
+            elif isinstance(ev, core.FaultDetected):
+                log.debug("%r broke the eth protocol: %s", self, ev.message)
+                self._finish(await self.conn.disconnect(DisconnectReason.BREACH_OF_PROTOCOL, ev.message))
+                self.report_fault(ev.kind, ev.message)  # after the disconnect: the pool only scores it
+                return True
+            # UnsolicitedResponse: counted by the core, dropped.
+        return False
+
+    async def _serve(self, request: Request) -> None:
+        hook = self.misconduct.serve_request
+        if hook is not None and await hook(self, request):
+            return  # the adversary answered (or chose not to) itself
+        self.session.send(self.answer(request))
+
+    def _arm_timer(self) -> None:
+        """Make sure the timer fires no later than the core's next deadline."""
+        deadline = self.session.next_deadline()
+        if deadline is None:
+            return
+        timer = self._timer
+        if timer is not None:
+            if self._timer_at <= deadline:
+                return  # it fires first; _on_timer re-arms
+            timer.cancel()
+        self._timer_at = deadline
+        self._timer = asyncio.get_running_loop().call_later(max(0.0, deadline - time.monotonic()), self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if self.closed:
+            return
+        for ev in self.session.handle_timer(time.monotonic()):
+            if isinstance(ev, core.RequestTimedOut):
+                fut = self._waiters.get(ev.request_id)
+                if fut is not None and not fut.done():
+                    fut.set_exception(
+                        RequestTimeout(f"{self!r} did not answer {ev.kind} request within {ev.timeout:.2f}s")
+                    )
+            elif isinstance(ev, core.PingDue):
+                self._spawn(self._send_ping())
+            elif isinstance(ev, core.PeerUnresponsive):
+                self._spawn(self._drop(DisconnectReason.PING_TIMEOUT, "no Pong"))
+        self._arm_timer()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.append(task)
+        task.add_done_callback(self._forget_task)
+
+    def _forget_task(self, task: asyncio.Task[Any]) -> None:
+        with contextlib.suppress(ValueError):
+            self._tasks.remove(task)
+
+    async def _send_ping(self) -> None:
+        with contextlib.suppress(ConnectionLost, RuntimeError):
+            await self.conn.send_ping()
+
+    async def _drop(self, reason: DisconnectReason, error: str) -> None:
+        if not self.closed:
+            self._finish(await self.conn.disconnect(reason, error))
 
     def _finish(self, event: ConnectionClosed | None) -> None:
         if self._closed.is_set():
             return
         self.closed_event = event
         self._closed.set()
+        self.session.connection_lost()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         text = event.describe() if event else "connection lost"
-        for pending in self._pending.values():
-            if not pending.future.done():
-                pending.future.set_exception(PeerDisconnected(text, event))
-        self._pending.clear()
+        for fut in self._waiters.values():
+            if not fut.done():
+                fut.set_exception(PeerDisconnected(text, event))
+        self._waiters.clear()
+        current = asyncio.current_task()
         for task in self._tasks:
-            if task is not asyncio.current_task():
+            if task is not current:
                 task.cancel()
 
     async def wait_closed(self) -> None:
+        """Wait until the session is over."""
         await self._closed.wait()
 
     async def disconnect(self, reason: DisconnectReason = DisconnectReason.REQUESTED) -> None:
         """End the session politely."""
         if not self.closed:
             self._finish(await self.conn.disconnect(reason))
-        for task in self._tasks:
+        current = asyncio.current_task()
+        tasks = [t for t in self._tasks if t is not current]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def send_block_range_update(self, msg: m.BlockRangeUpdate) -> None:
         """Tell an eth/69+ peer which blocks we now serve."""
         if self.eth_version < 69:
             raise ValueError("BlockRangeUpdate needs eth/69+")
-        await self._send(msg)
+        self.session.send(msg)
+        await self._send_queued()
 
     async def ping(self, timeout: float = PONG_TIMEOUT) -> float:
         """Send a Ping and wait for the Pong; returns the round-trip time in seconds."""
@@ -457,56 +542,6 @@ class EthPeer:
             raise RequestTimeout(f"{self!r} sent no Pong within {timeout:g}s") from None
         return time.monotonic() - start
 
-    async def _send(self, msg: object) -> None:
-        code, payload = eth_codec.encode_message(msg, self.eth_version)
-        await self.conn.send_message("eth", code, payload)
-
-    async def _on_eth(self, code: int, payload: bytes) -> None:
-        try:
-            msg = eth_codec.decode_message(code, payload, self.eth_version)
-        except EthProtocolError as e:
-            raise PeerMisbehaved(FaultKind.BAD_MESSAGE, str(e)) from None
-        if isinstance(msg, (m.BlockHeaders, m.BlockBodies, m.Receipts)):
-            self._on_response(msg)
-        elif isinstance(msg, (m.GetBlockHeaders, m.GetBlockBodies, m.GetReceipts)):
-            self.counters.requests_served += 1
-            kind = REQUEST_KINDS[type(msg)]
-            self.counters.served_by_kind[kind] = self.counters.served_by_kind.get(kind, 0) + 1
-            hook = getattr(self.handler, "serve_request", None)
-            if hook is not None and await hook(self, msg):
-                return  # the handler answered (or chose not to) itself
-            await self._send(self.answer(msg))
-        elif isinstance(msg, m.BlockRangeUpdate):
-            if msg.earliest > msg.latest:
-                raise EthProtocolError("BlockRangeUpdate with earliest > latest")
-            self.block_range = (msg.earliest, msg.latest)
-        elif isinstance(msg, (m.StatusV68, m.StatusV69)):
-            raise EthProtocolError("Status sent twice")
-        elif isinstance(msg, m.GetPooledTransactions):
-            await self._send(m.PooledTransactions(msg.request_id, []))
-        else:
-            # Announcements and transaction gossip: decoded, counted, ignored.
-            self.counters.ignored_announcements += 1
-
-    def _sample_rtt(self, rtt: float) -> None:
-        if self.srtt is None:
-            self.srtt, self.rttvar = rtt, rtt / 2
-        else:
-            self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - rtt)
-            self.srtt = 0.875 * self.srtt + 0.125 * rtt
-
-    def current_timeout(self) -> float:
-        """The request timeout adapted to this peer's measured round trips.
-
-        Starts at ``request_timeout`` (4 s by default); once answers have been timed it
-        is ``3 x (srtt + 4 x rttvar)``, kept within ``[min(request_timeout, 2 s),
-        2 x request_timeout]``: fast peers are given up on sooner, slow ones get longer.
-        """
-        if self.srtt is None:
-            return self.request_timeout
-        est = 3.0 * (self.srtt + 4.0 * self.rttvar)
-        return min(max(est, min(self.request_timeout, 2.0)), 2.0 * self.request_timeout)
-
     def report_fault(self, kind: FaultKind, message: str) -> None:
         """Record something this peer got wrong and pass it to :attr:`on_fault` (the pool's reputation).
 
@@ -519,7 +554,7 @@ class EthPeer:
         if self.on_fault is not None:
             self.on_fault(kind, message)
 
-    def answer(self, msg: m.GetBlockHeaders | m.GetBlockBodies | m.GetReceipts) -> m.Message:
+    def answer(self, msg: Request) -> m.Message:
         """The handler's answer to a request, as the message to send."""
         if isinstance(msg, m.GetBlockHeaders):
             return m.BlockHeaders(msg.request_id, self.handler.block_headers(msg))
@@ -533,45 +568,25 @@ class EthPeer:
         self.conn.writer.write(data)
         await self.conn.writer.drain()
 
-    def _on_response(self, msg: m.BlockHeaders | m.BlockBodies | m.Receipts) -> None:
-        pending = self._pending.pop(msg.request_id, None)
-        if pending is None or pending.future.done():
-            self.counters.unsolicited += 1  # late answer to a timed-out request, or junk
-            return
-        if not isinstance(msg, pending.expect):
-            pending.future.set_exception(PeerMisbehaved(FaultKind.BAD_MESSAGE, f"answered a {pending.expect.__name__} request with {type(msg).__name__}"))
-            return
-        items = msg.headers if isinstance(msg, m.BlockHeaders) else msg.bodies if isinstance(msg, m.BlockBodies) else msg.receipts
-        if len(items) > pending.max_items:
-            pending.future.set_exception(PeerMisbehaved(FaultKind.TOO_MANY_ITEMS, f"sent {len(items)} items, asked for at most {pending.max_items}"))
-            return
-        self.counters.responses += 1
-        self._sample_rtt(time.monotonic() - pending.sent_at)
-        pending.future.set_result(msg)
-
-    async def _request(self, msg_factory, expect: type, max_items: int, timeout: float | None) -> object:
+    async def _request(self, make: Callable[[int], Request], timeout: float | None) -> core.Response:
         if self.closed:
             raise PeerDisconnected("session is closed", self.closed_event)
-        request_id = next(self._ids) & 0xFFFFFFFFFFFFFFFF
-        fut: asyncio.Future = asyncio.get_running_loop().create_future()
-        self._pending[request_id] = _Pending(fut, expect, max_items)
-        self.counters.requests_sent += 1
+        session = self.session
         try:
-            await self._send(msg_factory(request_id))
-            # asyncio.timeout, not wait_for: on 3.11 wait_for drops a cancellation that lands
-            # in the same loop pass as the answer, and the cancelled fetch would run on.
-            async with asyncio.timeout(timeout if timeout is not None else self.current_timeout()):
-                return await fut
-        except TimeoutError:
-            self.counters.timeouts += 1
-            raise RequestTimeout(
-                f"{self!r} did not answer {expect.__name__[:-1] if expect is not m.Receipts else 'receipts'} request "
-                f"within {timeout if timeout is not None else self.current_timeout():.2f}s"
-            ) from None
+            request_id = session.request(make, time.monotonic(), timeout=timeout)
+        except RuntimeError as e:  # the core closed (a fault) before the driver finished closing
+            raise PeerDisconnected(f"session is closed: {e}", self.closed_event) from None
+        fut: asyncio.Future[core.Response] = asyncio.get_running_loop().create_future()
+        self._waiters[request_id] = fut
+        self._arm_timer()
+        try:
+            await self._send_queued()
+            return await fut
         except (ConnectionLost, RuntimeError) as e:
             raise PeerDisconnected(f"session closed while sending: {e}", self.closed_event) from None
         finally:
-            self._pending.pop(request_id, None)
+            self._waiters.pop(request_id, None)
+            session.cancel_request(request_id)
 
     async def request_headers(
         self,
@@ -583,16 +598,16 @@ class EthPeer:
         timeout: float | None = None,
     ) -> list[bytes]:
         """Raw header RLPs from ``origin`` (a number or a 32-byte hash); at most ``amount``."""
-        msg = await self._request(
-            lambda rid: m.GetBlockHeaders(rid, origin, amount, skip, reverse), m.BlockHeaders, amount, timeout
-        )
-        return list(msg.headers)  # type: ignore[attr-defined]
+        msg = await self._request(lambda rid: m.GetBlockHeaders(rid, origin, amount, skip, reverse), timeout)
+        assert isinstance(msg, m.BlockHeaders)
+        return list(msg.headers)  # type: ignore[arg-type]
 
     async def request_bodies(self, hashes: Sequence[bytes], *, timeout: float | None = None) -> list[bytes]:
         """Raw body RLPs for a prefix of ``hashes`` (the peer may answer fewer)."""
         hashes = list(hashes)
-        msg = await self._request(lambda rid: m.GetBlockBodies(rid, hashes), m.BlockBodies, len(hashes), timeout)
-        return list(msg.bodies)  # type: ignore[attr-defined]
+        msg = await self._request(lambda rid: m.GetBlockBodies(rid, hashes), timeout)
+        assert isinstance(msg, m.BlockBodies)
+        return list(msg.bodies)  # type: ignore[arg-type]
 
     async def request_receipts(
         self, hashes: Sequence[bytes], *, first_index: int = 0, timeout: float | None = None
@@ -606,7 +621,7 @@ class EthPeer:
         hashes = list(hashes)
         if first_index and self.eth_version < 70:
             raise ValueError("firstBlockReceiptIndex needs eth/70")
-        msg = await self._request(
-            lambda rid: m.make_get_receipts(self.eth_version, rid, hashes, first_index), m.Receipts, len(hashes), timeout
-        )
-        return msg  # type: ignore[return-value]
+        version = self.eth_version
+        msg = await self._request(lambda rid: m.make_get_receipts(version, rid, hashes, first_index), timeout)
+        assert isinstance(msg, m.Receipts)
+        return msg

@@ -24,7 +24,7 @@ from ..enode import Enode, EnodeError
 from ..faults import FaultKind, PeerFault
 from ..eth.chainspec import ChainSpec, network as network_by_name
 from ..p2p.disconnect import DisconnectReason, reason_name
-from ..transport.connection import TransportError
+from ..transport.stream import TransportError
 from .eth_peer import (
     DEFAULT_ETH_VERSIONS,
     ChainHead,

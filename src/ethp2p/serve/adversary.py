@@ -24,6 +24,7 @@ from ..crypto.keccak import keccak
 from ..eth import codec as eth_codec
 from ..eth import messages as m
 from ..eth.forkid import ForkId
+from ..peers.eth_peer import EthPeer, Misconduct
 from ..rlpx import snappy
 from ..store.blocks import BlockStore, StoredBlock
 from .handler import StoreHandler
@@ -69,6 +70,24 @@ def status_transform(kind: Misbehaviour) -> Callable[[m.Status], m.Status] | Non
             return dataclasses.replace(s, head_hash=fake, total_difficulty=s.total_difficulty * 1000)
         return lie
     return None
+
+
+#: The misbehaviours :meth:`AdversarialHandler.serve_request` acts on (at the connection, not in the data).
+CONNECTION_LEVEL = frozenset({
+    Misbehaviour.SILENT, Misbehaviour.SLOW, Misbehaviour.OVERSIZED, Misbehaviour.GARBAGE_FRAME,
+    Misbehaviour.DISCONNECT_MID_RESPONSE,
+})
+
+
+def misconduct(kind: Misbehaviour, handler: object) -> Misconduct | None:
+    """The session-level part of ``kind`` for :meth:`EthPeer.accept` (None if it has none):
+    its Status rewrite, and ``handler``'s :meth:`AdversarialHandler.serve_request` for the
+    connection-level kinds."""
+    rewrite = status_transform(kind)
+    hook = handler.serve_request if isinstance(handler, AdversarialHandler) and kind in CONNECTION_LEVEL else None
+    if rewrite is None and hook is None:
+        return None
+    return Misconduct(rewrite_status=rewrite, serve_request=hook)
 
 
 def _tamper_list_item(raw: bytes) -> bytes:
@@ -151,8 +170,8 @@ class AdversarialHandler(StoreHandler):
 
     # ---- connection-level misbehaviour ------------------------------------------------------
 
-    async def serve_request(self, peer, msg) -> bool:  # type: ignore[no-untyped-def]
-        """The hook :class:`EthPeer` calls before answering; True means "handled here"."""
+    async def serve_request(self, peer: EthPeer, msg: m.GetBlockHeaders | m.GetBlockBodies | m.GetReceipts) -> bool:
+        """The :attr:`Misconduct.serve_request` hook: runs before ``peer`` answers; True means "handled here"."""
         k = self.kind
         if k is Misbehaviour.SILENT:
             return True
@@ -180,7 +199,7 @@ class AdversarialHandler(StoreHandler):
         return False
 
 
-def _eth_offset(peer) -> int:  # type: ignore[no-untyped-def]
+def _eth_offset(peer: EthPeer) -> int:
     return next(p.offset for p in peer.conn.protocols if p.name == "eth")
 
 

@@ -16,11 +16,11 @@ from ..eth import messages as m
 from ..eth.chainspec import ChainSpec
 from ..p2p.disconnect import DisconnectReason
 from ..peers.eth_peer import (
-    DEFAULT_ETH_VERSIONS, ChainHead, EthPeer, PeerError, RequestHandler, refuse_inbound, traffic,
+    DEFAULT_ETH_VERSIONS, ChainHead, EthPeer, Misconduct, PeerError, RequestHandler, refuse_inbound, traffic,
 )
 from ..peers.limits import inbound_handshake_slots
 from ..store.blocks import BlockStore
-from ..transport.connection import TransportError
+from ..transport.stream import TransportError
 from .handler import StoreHandler
 
 if TYPE_CHECKING:
@@ -105,11 +105,12 @@ class HistoryServer:
         self.handshake_timeout = handshake_timeout
         self.versions = tuple(versions)
         self.handler = handler or StoreHandler(store)
-        self.status_transform = None
+        #: A test adversary's session-level misbehaviour (None for every normal server).
+        self.misconduct: Misconduct | None = None
         #: A ``fork`` adversary's first forged block (None for every other server).
         self.fork_block: int | None = None
         if misbehave is not None:  # test adversary: see ethp2p.serve.adversary
-            from .adversary import AdversarialHandler, ForkedStore, Misbehaviour, status_transform
+            from .adversary import AdversarialHandler, ForkedStore, Misbehaviour, misconduct
 
             if misbehave is Misbehaviour.FORK:
                 # It keeps to the protocol: only the chain it serves (and announces) is another one.
@@ -119,7 +120,7 @@ class HistoryServer:
                 self.handler = StoreHandler(store)
             else:
                 self.handler = AdversarialHandler(store, misbehave)
-            self.status_transform = status_transform(misbehave)
+            self.misconduct = misconduct(misbehave, self.handler)
         if fork_block is not None and self.fork_block is None:
             raise ValueError("fork_block is only for misbehave=Misbehaviour.FORK")
         self.range_update_interval = range_update_interval
@@ -220,7 +221,7 @@ class HistoryServer:
                     handler=self.handler,
                     handshake_timeout=self.handshake_timeout,
                     listen_port=self.port,
-                    status_transform=self.status_transform,
+                    misconduct=self.misconduct,
                 )
             except (PeerError, TransportError) as e:
                 self.stats.handshake_failures += 1

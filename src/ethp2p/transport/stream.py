@@ -1,4 +1,4 @@
-"""The asyncio driver for a devp2p connection: a TCP stream running a :class:`P2PConnection`.
+"""The asyncio driver for a devp2p connection: :class:`P2PStream`, a TCP stream running a :class:`P2PConnection`.
 
 This layer owns the socket and the clock; all protocol decisions are made by the
 sans-IO core in :mod:`ethp2p.p2p.connection`.
@@ -18,7 +18,6 @@ from ..p2p.connection import (
     HelloReceived,
     LocalIdentity,
     P2PConnection,
-    State,
 )
 from ..p2p.disconnect import DisconnectReason
 from ..p2p.messages import Hello
@@ -45,8 +44,8 @@ class ConnectionLost(TransportError):
         self.event = event
 
 
-class Connection:
-    """A live devp2p connection over asyncio streams."""
+class P2PStream:
+    """A live devp2p connection over asyncio streams (the driver of one :class:`P2PConnection`)."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, core: P2PConnection) -> None:
         self.reader = reader
@@ -67,7 +66,7 @@ class Connection:
         remote_pubkey: bytes,
         *,
         timeout: float = HANDSHAKE_TIMEOUT,
-    ) -> "Connection":
+    ) -> "P2PStream":
         """Connect, authenticate and exchange Hello, all within ``timeout`` seconds."""
         try:
             async with asyncio.timeout(timeout):
@@ -92,7 +91,7 @@ class Connection:
         local: LocalIdentity,
         *,
         timeout: float = HANDSHAKE_TIMEOUT,
-    ) -> "Connection":
+    ) -> "P2PStream":
         """Run the recipient side of the handshake and Hello on an accepted stream."""
         conn = cls(reader, writer, P2PConnection(local))
         try:
@@ -113,7 +112,7 @@ class Connection:
             if isinstance(event, HandshakeComplete):
                 continue
             if isinstance(event, HelloReceived):
-                if self.core.state is not State.ACTIVE:
+                if not self.core.active:
                     # No shared capability: the core has queued a Disconnect.
                     closed = self.core.close_event
                     await self.close_quietly()
@@ -145,7 +144,7 @@ class Connection:
 
     @property
     def closed(self) -> bool:
-        return self.core.state is State.CLOSED
+        return self.core.closed
 
     # ---- IO ---------------------------------------------------------------------------------
 
@@ -164,7 +163,7 @@ class Connection:
         A :class:`ConnectionClosed` event is returned once; after it, this raises.
         """
         while not self._pending:
-            if self.core.state is State.CLOSED:
+            if self.core.closed:
                 raise ConnectionLost("connection is closed", self.core.close_event)
             try:
                 data = await self.reader.read(READ_SIZE)
@@ -174,10 +173,7 @@ class Connection:
             else:
                 err = "peer closed the TCP stream"
             if not data:
-                self.core.state = State.CLOSED
-                event = ConnectionClosed(DisconnectReason.TCP_ERROR, by_peer=True, error=err)
-                self.core.close_event = event
-                return event
+                return self.core.connection_lost(err)
             self._pending.extend(self.core.receive_data(data))
             await self.flush()
         return self._pending.popleft()
