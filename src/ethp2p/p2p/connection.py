@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from ..crypto.keys import PrivateKey, PublicKey
 from ..rlpx.errors import RLPxError
 from ..rlpx.frame import FrameCodec
-from ..rlpx.handshake import Initiator, Recipient, Secrets
+from ..rlpx.handshake import Initiator, Recipient
+from ..rlpx.secrets import Secrets
 from ..rlpx.snappy import compress, decompress
 from .capabilities import NegotiatedProtocol, negotiate
 from .disconnect import DisconnectReason, reason_name
@@ -246,7 +247,7 @@ class P2PConnection:
             assert self._codec is not None
             for code, payload in self._codec.feed(data):
                 self._dispatch(code, payload, events)
-                if self.state is State.CLOSED:
+                if self.closed:  # (a property: mypy would narrow away a direct state check)
                     break
         except RLPxError as e:
             events.append(self.disconnect(DisconnectReason.BREACH_OF_PROTOCOL, f"{type(e).__name__}: {e}"))
@@ -290,11 +291,11 @@ class P2PConnection:
                 raise P2PProtocolError(f"message of {len(payload)} bytes exceeds {MAX_MESSAGE_SIZE}")
             return bytes(payload)
         try:
-            return decompress(payload, MAX_MESSAGE_SIZE)
+            return decompress(payload, MAX_MESSAGE_SIZE)  # type: ignore[arg-type]  # cramjam reads any buffer
         except RLPxError:
             # Some clients send Disconnect uncompressed even after snappy is on.
             if code == DISCONNECT and len(payload) <= 8:
-                return payload
+                return bytes(payload)
             raise
 
     def _dispatch(self, code: int, payload: bytes | memoryview, events: list[Event]) -> None:

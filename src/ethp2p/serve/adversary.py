@@ -136,7 +136,7 @@ class AdversarialHandler(StoreHandler):
     def block_bodies(self, hashes: Sequence[bytes]) -> list[bytes]:
         if self.kind is Misbehaviour.OMIT_ONE:
             omit = self._omitted()
-            if omit in hashes:
+            if omit is not None and omit in hashes:
                 hashes = hashes[: list(hashes).index(omit)]  # the answer ends just before it, every time
         out = super().block_bodies(hashes)
         if self.kind is Misbehaviour.BAD_BODIES:
@@ -333,7 +333,7 @@ class ForkedStore:
                 if raw is None:  # the run ends early (only if the store changed under us)
                     break
                 run.append(raw)
-            for n, raw, (forged, h) in zip(numbers, run, forge_chain(run, self._top_hash)):
+            for n, raw, (forged, h) in zip(numbers, run, forge_chain(run, self._top_hash), strict=False):
                 self._forked[n] = (forged, h, keccak(raw))
                 self._numbers[h] = n
                 self._top, self._top_hash = n, h
@@ -411,7 +411,7 @@ class ForkedStore:
     def headers_by_numbers(self, numbers: Sequence[int]) -> list[bytes | None]:
         """Raw served headers for each number (None where missing), in order."""
         low = [n for n in numbers if n < self.fork_block]
-        real = dict(zip(low, self.real.headers_by_numbers(low))) if low else {}
+        real = dict(zip(low, self.real.headers_by_numbers(low), strict=False)) if low else {}
         return [real[n] if n < self.fork_block else self.header_by_number(n) for n in numbers]
 
     def body(self, block_hash: bytes) -> bytes | None:

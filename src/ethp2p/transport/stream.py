@@ -66,7 +66,7 @@ class P2PStream:
         remote_pubkey: bytes,
         *,
         timeout: float = HANDSHAKE_TIMEOUT,
-    ) -> "P2PStream":
+    ) -> P2PStream:
         """Connect, authenticate and exchange Hello, all within ``timeout`` seconds."""
         try:
             async with asyncio.timeout(timeout):
@@ -91,7 +91,7 @@ class P2PStream:
         local: LocalIdentity,
         *,
         timeout: float = HANDSHAKE_TIMEOUT,
-    ) -> "P2PStream":
+    ) -> P2PStream:
         """Run the recipient side of the handshake and Hello on an accepted stream."""
         conn = cls(reader, writer, P2PConnection(local))
         try:
@@ -99,7 +99,9 @@ class P2PStream:
                 await conn._complete_hello()
         except TimeoutError:
             conn.abort()
-            raise HandshakeTimeout(f"inbound peer {conn.remote_address} did not finish handshake in {timeout:g}s") from None
+            raise HandshakeTimeout(
+                f"inbound peer {conn.remote_address} did not finish handshake in {timeout:g}s"
+            ) from None
         except BaseException:
             conn.abort()
             raise
