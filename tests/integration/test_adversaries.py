@@ -151,7 +151,7 @@ async def test_request_timeout_adapts_to_round_trips(mainnet_store_path) -> None
             await peer.request_headers(0, 64)
         assert peer.srtt is not None and peer.srtt < 0.5
         assert peer.current_timeout() == 2.0  # a fast loopback peer: the floor
-        peer.session._sample_rtt(10.0)  # noqa: SLF001 - a very slow answer widens it, up to the cap
+        peer.core._sample_rtt(10.0)  # noqa: SLF001 - a very slow answer widens it, up to the cap
         assert 2.0 < peer.current_timeout() <= 8.0
         await peer.disconnect()
     finally:

@@ -24,7 +24,7 @@ from ..crypto.keys import PrivateKey
 from ..enode import Enode
 from ..eth import codec as eth_codec
 from ..eth import messages as m
-from ..eth import session as core
+from ..eth import session as eth_session
 from ..eth.chainspec import ChainSpec
 from ..eth.session import (  # noqa: F401  (ChainHead, PeerCounters, REQUEST_KINDS: re-exported, their old home)
     PING_INTERVAL,
@@ -166,16 +166,16 @@ class EthPeer:
     def __init__(
         self,
         conn: P2PStream,
-        session: EthSession,
+        core: EthSession,
         *,
         handler: RequestHandler | None = None,
         misconduct: Misconduct | None = None,
     ) -> None:
-        """Drive ``session`` (whose Status is queued) over ``conn``; :meth:`connect` and :meth:`accept` build both."""
+        """Drive ``core`` (whose Status is queued) over ``conn``; :meth:`connect` and :meth:`accept` build both."""
         self.conn = conn
         #: The sans-IO eth session core: every protocol rule and counter lives there.
-        self.session = session
-        self.spec = session.spec
+        self.core = core
+        self.spec = core.spec
         self.handler: RequestHandler = handler or EmptyHandler()
         self.misconduct = misconduct or Misconduct()
         self.closed_event: ConnectionClosed | None = None
@@ -184,7 +184,7 @@ class EthPeer:
         #: Called with each reported fault (the pool's ``NetworkPeer`` sets it to turn faults into reputation).
         self.on_fault: Callable[[FaultKind, str], None] | None = None
         #: The futures of requests awaiting an answer, by request id.
-        self._waiters: dict[int, asyncio.Future[core.Response]] = {}
+        self._waiters: dict[int, asyncio.Future[eth_session.Response]] = {}
         self._tasks: list[asyncio.Task[Any]] = []
         self._closed = asyncio.Event()
         self._pong_event = asyncio.Event()
@@ -221,42 +221,42 @@ class EthPeer:
     @property
     def eth_version(self) -> int:
         """The negotiated eth version."""
-        return self.session.version
+        return self.core.version
 
     @property
     def status(self) -> m.Status:
         """The peer's Status."""
-        assert self.session.peer_status is not None
-        return self.session.peer_status
+        assert self.core.peer_status is not None
+        return self.core.peer_status
 
     @property
     def block_range(self) -> tuple[int, int] | None:
         """Served block range announced by eth/69+ Status or BlockRangeUpdate (earliest, latest)."""
-        return self.session.block_range
+        return self.core.block_range
 
     @property
     def counters(self) -> PeerCounters:
         """Per-session traffic and fault counts."""
-        return self.session.counters
+        return self.core.counters
 
     @property
     def request_timeout(self) -> float:
         """The request timeout before any round trip is measured."""
-        return self.session.request_timeout
+        return self.core.request_timeout
 
     @property
     def srtt(self) -> float | None:
         """The smoothed round trip of answered requests (None before the first)."""
-        return self.session.srtt
+        return self.core.srtt
 
     @property
     def rttvar(self) -> float:
         """The round trip's smoothed variation."""
-        return self.session.rttvar
+        return self.core.rttvar
 
     def current_timeout(self) -> float:
         """The request timeout adapted to this peer's round trips (see :meth:`EthSession.current_timeout`)."""
-        return self.session.current_timeout()
+        return self.core.current_timeout()
 
     def __repr__(self) -> str:
         return f"<EthPeer {self.peer_id.hex()[:16]} eth/{self.eth_version} {self.client_id!r}>"
@@ -332,7 +332,7 @@ class EthPeer:
             raise IncompatiblePeer(
                 f"peer offers no eth version we speak (it has {', '.join(map(str, conn.hello.capabilities))})"
             )
-        session = EthSession(
+        core = EthSession(
             spec,
             eth.version,
             time.monotonic(),
@@ -342,7 +342,7 @@ class EthPeer:
             status_timeout=handshake_timeout,
             status_rewrite=misconduct.rewrite_status if misconduct is not None else None,
         )
-        peer = cls(conn, session, handler=handler, misconduct=misconduct)
+        peer = cls(conn, core, handler=handler, misconduct=misconduct)
         await peer._exchange_status()
         short = conn.remote_pubkey.hex()[:8]
         peer._tasks.append(asyncio.create_task(peer._read_loop(), name=f"eth-read-{short}"))
@@ -351,33 +351,33 @@ class EthPeer:
 
     async def _exchange_status(self) -> None:
         """Send our Status and read the peer's, until the core says the exchange is done or failed."""
-        conn, session = self.conn, self.session
+        conn, core = self.conn, self.core
         await self._send_queued()
         while True:
-            deadline = session.next_deadline()
+            deadline = core.next_deadline()
             assert deadline is not None
             try:
                 async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
                     event = await conn.next_event()
             except TimeoutError:
-                events = session.handle_timer(time.monotonic())
+                events = core.handle_timer(time.monotonic())
             else:
                 if isinstance(event, ConnectionClosed):
-                    session.connection_lost()
+                    core.connection_lost()
                     raise PeerDisconnected(f"peer left during Status exchange: {event.describe()}", event)
                 if not (isinstance(event, MessageReceived) and event.protocol == "eth"):
                     continue
-                events = session.receive_message(event.code, event.payload, time.monotonic())
+                events = core.receive_message(event.code, event.payload, time.monotonic())
             for ev in events:
-                if isinstance(ev, core.StatusExchanged):
+                if isinstance(ev, eth_session.StatusExchanged):
                     return
-                if isinstance(ev, core.StatusTimedOut):
+                if isinstance(ev, eth_session.StatusTimedOut):
                     await conn.disconnect(DisconnectReason.SUBPROTOCOL_ERROR, "no Status")
                     raise PeerDisconnected(f"peer sent no Status within {ev.timeout:g}s")
-                if isinstance(ev, core.StatusRejected):
+                if isinstance(ev, eth_session.StatusRejected):
                     await conn.disconnect(DisconnectReason.USELESS_PEER, str(ev.mismatch))
                     raise IncompatiblePeer(f"incompatible peer: {ev.mismatch}", ev.mismatch)
-                if isinstance(ev, core.FaultDetected):
+                if isinstance(ev, eth_session.FaultDetected):
                     await conn.disconnect(DisconnectReason.BREACH_OF_PROTOCOL, ev.message)
                     raise PeerMisbehaved(ev.kind, ev.message)
 
@@ -385,22 +385,22 @@ class EthPeer:
 
     async def _send_queued(self) -> None:
         """Send the eth messages the core has queued."""
-        for code, payload in self.session.messages_to_send():
+        for code, payload in self.core.messages_to_send():
             await self.conn.send_message("eth", code, payload)
 
     async def _read_loop(self) -> None:
-        conn, session = self.conn, self.session
+        conn, core = self.conn, self.core
         try:
             while True:
                 event = await conn.next_event()
                 if isinstance(event, MessageReceived):
                     if event.protocol == "eth":
-                        if await self._on_events(session.receive_message(event.code, event.payload, time.monotonic())):
+                        if await self._on_events(core.receive_message(event.code, event.payload, time.monotonic())):
                             return
-                        if session.has_messages_to_send:
+                        if core.has_messages_to_send:
                             await self._send_queued()
                 elif isinstance(event, PongReceived):
-                    session.pong_received(time.monotonic())
+                    core.pong_received(time.monotonic())
                     self._pong_event.set()
                 elif isinstance(event, ConnectionClosed):
                     self._finish(event)
@@ -414,20 +414,20 @@ class EthPeer:
             log.exception("unexpected error in session with %r", self)
             self._finish(await conn.disconnect(DisconnectReason.SUBPROTOCOL_ERROR, f"internal error: {e}"))
 
-    async def _on_events(self, events: list[core.Event]) -> bool:
+    async def _on_events(self, events: list[eth_session.Event]) -> bool:
         """Act on the core's events from one message; True when the session is over."""
         for ev in events:
-            if type(ev) is core.ResponseReceived:
+            if type(ev) is eth_session.ResponseReceived:
                 fut = self._waiters.get(ev.request_id)
                 if fut is not None and not fut.done():
                     fut.set_result(ev.message)
-            elif isinstance(ev, core.RequestReceived):
+            elif isinstance(ev, eth_session.RequestReceived):
                 await self._serve(ev.request)
-            elif isinstance(ev, core.ResponseRejected):
+            elif isinstance(ev, eth_session.ResponseRejected):
                 fut = self._waiters.get(ev.request_id)
                 if fut is not None and not fut.done():
                     fut.set_exception(PeerMisbehaved(ev.kind, ev.message))
-            elif isinstance(ev, core.FaultDetected):
+            elif isinstance(ev, eth_session.FaultDetected):
                 log.debug("%r broke the eth protocol: %s", self, ev.message)
                 self._finish(await self.conn.disconnect(DisconnectReason.BREACH_OF_PROTOCOL, ev.message))
                 self.report_fault(ev.kind, ev.message)  # after the disconnect: the pool only scores it
@@ -439,11 +439,11 @@ class EthPeer:
         hook = self.misconduct.serve_request
         if hook is not None and await hook(self, request):
             return  # the adversary answered (or chose not to) itself
-        self.session.send(self.answer(request))
+        self.core.send(self.answer(request))
 
     def _arm_timer(self) -> None:
         """Make sure the timer fires no later than the core's next deadline."""
-        deadline = self.session.next_deadline()
+        deadline = self.core.next_deadline()
         if deadline is None:
             return
         timer = self._timer
@@ -458,16 +458,16 @@ class EthPeer:
         self._timer = None
         if self.closed:
             return
-        for ev in self.session.handle_timer(time.monotonic()):
-            if isinstance(ev, core.RequestTimedOut):
+        for ev in self.core.handle_timer(time.monotonic()):
+            if isinstance(ev, eth_session.RequestTimedOut):
                 fut = self._waiters.get(ev.request_id)
                 if fut is not None and not fut.done():
                     fut.set_exception(
                         RequestTimeout(f"{self!r} did not answer {ev.kind} request within {ev.timeout:.2f}s")
                     )
-            elif isinstance(ev, core.PingDue):
+            elif isinstance(ev, eth_session.PingDue):
                 self._spawn(self._send_ping())
-            elif isinstance(ev, core.PeerUnresponsive):
+            elif isinstance(ev, eth_session.PeerUnresponsive):
                 self._spawn(self._drop(DisconnectReason.PING_TIMEOUT, "no Pong"))
         self._arm_timer()
 
@@ -493,7 +493,7 @@ class EthPeer:
             return
         self.closed_event = event
         self._closed.set()
-        self.session.connection_lost()
+        self.core.connection_lost()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -525,7 +525,7 @@ class EthPeer:
         """Tell an eth/69+ peer which blocks we now serve."""
         if self.eth_version < 69:
             raise ValueError("BlockRangeUpdate needs eth/69+")
-        self.session.send(msg)
+        self.core.send(msg)
         await self._send_queued()
 
     async def ping(self, timeout: float = PONG_TIMEOUT) -> float:
@@ -568,15 +568,15 @@ class EthPeer:
         self.conn.writer.write(data)
         await self.conn.writer.drain()
 
-    async def _request(self, make: Callable[[int], Request], timeout: float | None) -> core.Response:
+    async def _request(self, make: Callable[[int], Request], timeout: float | None) -> eth_session.Response:
         if self.closed:
             raise PeerDisconnected("session is closed", self.closed_event)
-        session = self.session
+        core = self.core
         try:
-            request_id = session.request(make, time.monotonic(), timeout=timeout)
+            request_id = core.request(make, time.monotonic(), timeout=timeout)
         except RuntimeError as e:  # the core closed (a fault) before the driver finished closing
             raise PeerDisconnected(f"session is closed: {e}", self.closed_event) from None
-        fut: asyncio.Future[core.Response] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[eth_session.Response] = asyncio.get_running_loop().create_future()
         self._waiters[request_id] = fut
         self._arm_timer()
         try:
@@ -586,7 +586,7 @@ class EthPeer:
             raise PeerDisconnected(f"session closed while sending: {e}", self.closed_event) from None
         finally:
             self._waiters.pop(request_id, None)
-            session.cancel_request(request_id)
+            core.cancel_request(request_id)
 
     async def request_headers(
         self,
