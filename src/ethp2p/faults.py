@@ -34,17 +34,17 @@ class FaultKind(enum.StrEnum):
 
     BAD_MESSAGE = "bad-message"
     """An eth message that fails to decode, or an answer of the wrong message type
-    (peers.eth_peer). Costs 16 units; a message that fails to decode also ends the session."""
+    (eth.session, via peers.eth_peer). Costs 16 units; a message that fails to decode also ends the session."""
 
     TOO_MANY_ITEMS = "too-many-items"
-    """An answer with more items than the request asked for (peers.eth_peer). Costs 16 units."""
+    """An answer with more items than the request asked for (eth.session, via peers.eth_peer). Costs 16 units."""
 
     FAILED_DIAL = "failed-dial"
     """Dialling the peer failed in the transport or the handshake (peers.session). Costs 25 units."""
 
     BREACH = "breach"
     """A protocol breach that ends the session: a bad or repeated Status, an impossible
-    BlockRangeUpdate (peers.eth_peer). Bans at once."""
+    BlockRangeUpdate (eth.session, via peers.eth_peer). Bans at once."""
 
     WRONG_CHAIN = "wrong-chain"
     """Headers that contradict an anchor or the proven chain (fetch.head, fetch.payloads, sync.range).
