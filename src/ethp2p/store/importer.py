@@ -64,7 +64,7 @@ Progress = Callable[[int], None]
 WINDOW = EPOCH_SIZE
 
 
-class ImportError_(ValueError):
+class ChainImportError(ValueError):
     """A file could not be imported (unreadable, malformed, failed verification, or contradicts an anchor)."""
 
 
@@ -185,13 +185,13 @@ class _Scan:
                 if n == 1 and self._genesis is not None:
                     verify_header_chain([h], 1, parent=self._genesis)
             elif n <= prev.number:
-                raise ImportError_(f"{self.path}: block {n:,} follows block {prev.number:,}: blocks must ascend")
+                raise ChainImportError(f"{self.path}: block {n:,} follows block {prev.number:,}: blocks must ascend")
             elif n == prev.number + 1:
                 verify_header_chain([h], n, parent=prev)
             else:  # a gap: the running total difficulty goes on only from one the store recorded
                 self._td, self._records = self._td_before(n), None
         except VerificationError as e:
-            raise ImportError_(f"{self.path}: {e}") from None
+            raise ChainImportError(f"{self.path}: {e}") from None
         self._prev = h
         self.numbers.append(n)
         self.hashes += h.hash
@@ -225,7 +225,7 @@ class _Scan:
             self._td_source = f"computed from the file through epoch {epoch}"
 
     def decide(self, *, accumulator_proven: bool = False) -> tuple[list[Proof], list[str]]:
-        """Each block's proof (walking down), and notes; raises ImportError_ on a contradiction."""
+        """Each block's proof (walking down), and notes; raises ChainImportError on a contradiction."""
         store, anchors = self.store, self.anchors
         acc = anchors.accumulator
         verified = set(self.epochs)
@@ -289,7 +289,7 @@ class _Scan:
             lowest = min(self.problems)
             more = len(self.problems) - 1
             tail = f" ({more:,} more contradiction{'s' if more > 1 else ''} above it)" if more else ""
-            raise ImportError_(f"{self.path}: refused, it contradicts an anchor: {self.problems[lowest]}{tail}")
+            raise ChainImportError(f"{self.path}: refused, it contradicts an anchor: {self.problems[lowest]}{tail}")
         unanchored = sum(1 for pr in out if not pr.proven)
         if unanchored:
             notes.append(
@@ -326,13 +326,13 @@ def _check_era1_name(path: Path, data: bytes) -> tuple[int, str] | None:
     try:
         sums = mainnet_era1_checksums()
     except ChecksumError as e:
-        raise ImportError_(f"{path}: cannot check its name: {e}") from None
+        raise ChainImportError(f"{path}: cannot check its name: {e}") from None
     want = sums.get(path.name)
     if want is None:
-        raise ImportError_(f"{path}: named like a mainnet era1 file, but no file of that name is in the shipped checksum list")
+        raise ChainImportError(f"{path}: named like a mainnet era1 file, but no file of that name is in the shipped checksum list")
     got = hashlib.sha256(data).digest()
     if got != want:
-        raise ImportError_(
+        raise ChainImportError(
             f"{path}: its SHA-256 {got.hex()} is not the shipped checksum {want.hex()} of {path.name} "
             "(a renamed or altered file)"
         )
@@ -350,38 +350,38 @@ def import_era1(
     try:
         data = path.read_bytes()
     except OSError as e:
-        raise ImportError_(f"cannot read {path}: {e.strerror}") from None
+        raise ChainImportError(f"cannot read {path}: {e.strerror}") from None
     canon = _check_era1_name(path, data)
     try:
         era = read_era1(data)
     except Era1Error as e:
-        raise ImportError_(f"{path}: {e}") from None
+        raise ChainImportError(f"{path}: {e}") from None
     del data
     first, last = era.blocks[0], era.blocks[-1]
     if first.number == 0 and first.hash != spec.genesis_hash:
-        raise ImportError_(f"{path}: block 0 is not {spec.name}'s genesis")
+        raise ChainImportError(f"{path}: block 0 is not {spec.name}'s genesis")
     acc = anchors.accumulator
     epochs: list[int] = []
     if acc is not None:
         epoch = acc.epoch_of(first.number)
         if epoch is None:
-            raise ImportError_(
+            raise ChainImportError(
                 f"{path}: starts at block {first.number:,}, beyond the pre-merge history era1 files hold "
                 f"(blocks 0..{acc.last_block:,})"
             )
         lo, hi = acc.bounds(epoch)
         if (first.number, last.number) != (lo, hi):
-            raise ImportError_(
+            raise ChainImportError(
                 f"{path}: holds blocks {first.number:,}..{last.number:,}, not exactly epoch {epoch} "
                 f"(blocks {lo:,}..{hi:,})"
             )
         if era.accumulator_root != acc.root(epoch):
-            raise ImportError_(
+            raise ChainImportError(
                 f"{path}: epoch {epoch} (blocks {lo:,}..{hi:,}): its accumulator root 0x{era.accumulator_root.hex()} "
                 f"is not the shipped root of epoch {epoch}, 0x{acc.root(epoch).hex()} (a forged or foreign era1 file)"
             )
         if canon is not None and (canon[0] != epoch or not acc.root(epoch).hex().startswith(canon[1])):
-            raise ImportError_(f"{path}: its name says epoch {canon[0]} with root 0x{canon[1]}…, it holds epoch {epoch}")
+            raise ChainImportError(f"{path}: its name says epoch {canon[0]} with root 0x{canon[1]}…, it holds epoch {epoch}")
         epochs = [epoch]
     records: list[BlockRecord] = []
     scan = _Scan(store, anchors, spec, path, check_epochs=False)
@@ -391,7 +391,7 @@ def import_era1(
             body = verify_body(h, b.body)
             receipts = verify_receipts(h, b.receipts, form=68, tx_count=len(body.transactions))
         except VerificationError as e:
-            raise ImportError_(f"{path}: {e}") from None
+            raise ChainImportError(f"{path}: {e}") from None
         scan.add(h)
         records.append(BlockRecord(b.number, b.hash, b.header, b.body, receipts))
     proofs, notes = scan.decide(accumulator_proven=bool(epochs))
@@ -411,7 +411,7 @@ def _mapped(path: Path) -> Iterator[bytes | mmap.mmap]:
     try:
         f = open(path, "rb")
     except OSError as e:
-        raise ImportError_(f"cannot read {path}: {e.strerror}") from None
+        raise ChainImportError(f"cannot read {path}: {e.strerror}") from None
     with f:
         try:
             mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
@@ -419,7 +419,7 @@ def _mapped(path: Path) -> Iterator[bytes | mmap.mmap]:
             try:
                 data = f.read()
             except OSError as e:
-                raise ImportError_(f"cannot read {path}: {e.strerror}") from None
+                raise ChainImportError(f"cannot read {path}: {e.strerror}") from None
             yield data
             return
         try:
@@ -437,7 +437,7 @@ def _chain_blocks(data: bytes | mmap.mmap, path: Path) -> Iterator[tuple[Header,
         for b in blocks:
             yield Header(b.header), b.body
     except (ChainFileError, HeaderError) as e:
-        raise ImportError_(f"{path}: {e}") from None
+        raise ChainImportError(f"{path}: {e}") from None
     finally:
         blocks.close()
 
@@ -460,22 +460,22 @@ def import_chain_file(
             try:
                 check_body(h, body)
             except VerificationError as e:
-                raise ImportError_(f"{path}: {e}") from None
+                raise ChainImportError(f"{path}: {e}") from None
         proofs, notes = scan.decide()
 
         def records() -> Iterator[BlockRecord]:
             i = 0
             for h, body in _chain_blocks(data, path):
                 if i >= len(scan) or h.hash != scan.hash_at(i):
-                    raise ImportError_(f"{path}: the file changed while it was being imported")
+                    raise ChainImportError(f"{path}: the file changed while it was being imported")
                 try:
                     check_body(h, body)
                 except VerificationError as e:
-                    raise ImportError_(f"{path}: {e}") from None
+                    raise ChainImportError(f"{path}: {e}") from None
                 yield BlockRecord(h.number, h.hash, h.raw, body, None, proofs[i])
                 i += 1
             if i != len(scan):
-                raise ImportError_(f"{path}: the file changed while it was being imported")
+                raise ChainImportError(f"{path}: the file changed while it was being imported")
 
         n, counts = _write(store, records(), progress)
     for epoch in scan.epochs:
@@ -498,7 +498,7 @@ def import_derived(
         if not isinstance(blocks, list):
             raise TypeError("'blocks' is not a list")
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise ImportError_(f"{path}: not a derived block set ({e})") from None
+        raise ChainImportError(f"{path}: not a derived block set ({e})") from None
     by_number: dict[int, tuple[Header, BlockRecord]] = {}
     for i, b in enumerate(blocks):
         where = f"block {b.get('number')!r}" if isinstance(b, dict) else f"entry {i}"
@@ -514,10 +514,10 @@ def import_derived(
                     h, bytes.fromhex(b["receipts_eth69_rlp"]), form=69, tx_count=len(body.transactions)
                 )
         except (VerificationError, ValueError, KeyError, TypeError) as e:
-            raise ImportError_(f"{path}: {where}: {e}") from None
+            raise ChainImportError(f"{path}: {where}: {e}") from None
         have = by_number.get(h.number)
         if have is not None and have[0].hash != h.hash:
-            raise ImportError_(f"{path}: two different blocks numbered {h.number:,}")
+            raise ChainImportError(f"{path}: two different blocks numbered {h.number:,}")
         by_number[h.number] = (h, BlockRecord(h.number, h.hash, h.raw, body_raw, receipts))
     order = sorted(by_number)
     scan = _Scan(store, anchors, spec, path)
@@ -544,7 +544,7 @@ def import_file(
     """
     p = Path(path)
     if not p.exists():
-        raise ImportError_(f"no such file: {p}")
+        raise ChainImportError(f"no such file: {p}")
     if p.suffix == ".era1":
         return import_era1(store, p, spec, progress, anchors=anchors)
     if p.suffix == ".json":
