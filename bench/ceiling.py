@@ -118,7 +118,7 @@ def payload_ceiling(store: BlockStore, first: int, count: int, version: int, rou
         bodies = [b for mb in _receive(rx, wire_b, version) for b in mb.bodies]  # type: ignore[union-attr]
         receipts = [r for mr in _receive(rx, wire_r, version) for r in mr.receipts]  # type: ignore[union-attr]
         assert len(bodies) == len(receipts) == count
-        for h, body, rec in zip(ordered, bodies, receipts):
+        for h, body, rec in zip(ordered, bodies, receipts, strict=True):
             b = verify_body(h, body)
             verify_receipts(h, rec, form=68 if version == 68 else 69, tx_count=len(b.transactions))
         dt = time.perf_counter() - t0
@@ -139,8 +139,10 @@ def main() -> None:
         print(f"command: python bench/ceiling.py {' '.join(sys.argv[1:])}")
         print(f"headers/s ceiling (1..{nh:,}): {header_ceiling(store, 1, nh, args.version):,.0f}")
         nb = min(args.blocks, hi)
-        print(f"verified blocks/s ceiling (1..{nb:,}, eth/{args.version}): "
-              f"{payload_ceiling(store, 1, nb, args.version):,.0f}")
+        print(
+            f"verified blocks/s ceiling (1..{nb:,}, eth/{args.version}): "
+            f"{payload_ceiling(store, 1, nb, args.version):,.0f}"
+        )
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ Run:  .venv/bin/python bench/floors.py [--store DIR] [--blocks N]
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -38,9 +37,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
 from bench.ceiling import _codec_pair  # noqa: E402
+from ethp2p import accel  # noqa: E402
 from ethp2p.chain.body import BlockBody  # noqa: E402
 from ethp2p.chain.receipts import receipts69_items, receipts69_to_consensus  # noqa: E402
-from ethp2p import accel  # noqa: E402
 from ethp2p.crypto.keccak import keccak  # noqa: E402
 from ethp2p.eth import codec  # noqa: E402
 from ethp2p.eth import messages as m  # noqa: E402
@@ -123,7 +122,7 @@ def main() -> None:
     t_decompress = _best(lambda: [decompress(p, 1 << 26) for _, p in compressed])
 
     leaves = []
-    for body, list69 in zip(bodies, lists69):
+    for body, list69 in zip(bodies, lists69, strict=True):
         leaves.extend(bytes(t) for t in BlockBody.decode(body).transactions)  # type: ignore[arg-type]
         leaves.extend(receipts69_to_consensus(list69))  # type: ignore[arg-type]
     t_keccak = _best(lambda: [keccak(x) for x in leaves])
@@ -131,7 +130,10 @@ def main() -> None:
     t_blooms = _best(lambda: [keccak(k) for k in keys])
 
     with tempfile.TemporaryDirectory() as tmp:
-        rows = [BlockRecord(i, h, hd, b, r) for i, h, hd, b, r in zip(numbers, hashes, headers, bodies, lists69)]  # type: ignore[arg-type]
+        rows = [
+            BlockRecord(i, h, hd, b, r)
+            for i, h, hd, b, r in zip(numbers, hashes, headers, bodies, lists69, strict=True)
+        ]  # type: ignore[arg-type]
         with BlockStore(Path(tmp) / "w.db", genesis_hash=b"\x00" * 32) as out:
             t0 = time.perf_counter()
             for i in range(0, n, BATCH):
@@ -148,18 +150,22 @@ def main() -> None:
         ("client: keccak of log addresses/topics", t_blooms),
         ("client: SQLite write (WAL, 64/txn)", t_write),
     ]
-    size = sum(len(b) + len(r) for b, r in zip(bodies, lists69)) / n  # type: ignore[arg-type]
+    size = sum(len(b) + len(r) for b, r in zip(bodies, lists69, strict=True)) / n  # type: ignore[arg-type]
     print(f"keccak through {'the C extension (pysha3 sponge, one call per item)' if accel.speedups else 'pysha3'}")
-    print(f"{n:,} blocks; per block: {size / 1e3:.0f} KB body + eth/69 receipts, {wire_bytes / n / 1e3:.0f} KB in "
-          f"messages, {comp_bytes / n / 1e3:.0f} KB on the wire, {len(leaves) / n:.0f} leaves, "
-          f"{len(keys) / n:.0f} log keys")
+    print(
+        f"{n:,} blocks; per block: {size / 1e3:.0f} KB body + eth/69 receipts, {wire_bytes / n / 1e3:.0f} KB in "
+        f"messages, {comp_bytes / n / 1e3:.0f} KB on the wire, {len(leaves) / n:.0f} leaves, "
+        f"{len(keys) / n:.0f} log keys"
+    )
     total = 0.0
     for name, t in steps:
         ms = t / n * 1000
         total += ms
         print(f"  {name:42} {ms:6.3f} ms/block")
-    print(f"  {'floor (sum)':42} {total:6.3f} ms/block -> at most {2000 / total:,.0f} blocks/s on 2 cores, "
-          f"{1000 / total:,.0f} on 1")
+    print(
+        f"  {'floor (sum)':42} {total:6.3f} ms/block -> at most {2000 / total:,.0f} blocks/s on 2 cores, "
+        f"{1000 / total:,.0f} on 1"
+    )
 
 
 if __name__ == "__main__":

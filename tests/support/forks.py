@@ -66,7 +66,9 @@ def forked_blocks(
     split = fork_block - first
     forged = [
         dataclasses.replace(b, header=raw, hash=h)
-        for b, (raw, h) in zip(blocks[split:], forge_chain((b.header for b in blocks[split:]), blocks[split - 1].hash))
+        for b, (raw, h) in zip(
+            blocks[split:], forge_chain((b.header for b in blocks[split:]), blocks[split - 1].hash), strict=True
+        )
     ]
     return [b for b in blocks[:split] + forged if start <= b.number <= end]
 

@@ -13,7 +13,7 @@ from ethp2p.eth.chainspec import MAINNET
 from ethp2p.store.blocks import BlockStore
 from ethp2p.store.importer import ChainImportError, ensure_genesis, import_file
 from ethp2p.trust import Anchors, Checkpoint, Proof, anchors_for, mainnet_accumulator
-from tests.support.forks import chain_file_bytes, era1_blocks, write_fork_chain_file, write_forged_era1
+from tests.support.forks import chain_file_bytes, era1_blocks, write_forged_era1, write_fork_chain_file
 from tests.support.stores import DERIVED, ERA1_FILES
 
 ERA0, ERA1 = ERA1_FILES
@@ -128,8 +128,14 @@ def test_era1_without_an_accumulator_goes_through_linkage(tmp_path: Path) -> Non
     no_acc = Anchors(main.checkpoints, None)
     store = _store(tmp_path / "s.db")
     r = import_file(store, ERA1, MAINNET, anchors=no_acc)
-    assert r.epochs == [] and r.proofs == {Proof.CHECKPOINT: CHECKPOINT_1 - 8192 + 1, Proof.UNANCHORED: 16_383 - CHECKPOINT_1}
-    assert _runs(store, 8192, 16_383) == [(8192, CHECKPOINT_1, Proof.CHECKPOINT), (CHECKPOINT_1 + 1, 16_383, Proof.UNANCHORED)]
+    assert r.epochs == [] and r.proofs == {
+        Proof.CHECKPOINT: CHECKPOINT_1 - 8192 + 1,
+        Proof.UNANCHORED: 16_383 - CHECKPOINT_1,
+    }
+    assert _runs(store, 8192, 16_383) == [
+        (8192, CHECKPOINT_1, Proof.CHECKPOINT),
+        (CHECKPOINT_1 + 1, 16_383, Proof.UNANCHORED),
+    ]
     # Epoch 0 below it: linked down from the stored checkpoint-proven block 8,192.
     r = import_file(store, ERA0, MAINNET, anchors=no_acc)
     assert r.proofs == {Proof.CHECKPOINT: 8192}
@@ -155,7 +161,10 @@ def test_a_chain_file_of_the_real_blocks_is_proven_up_to_the_checkpoint(tmp_path
     assert (r.kind, r.blocks, r.first, r.last, r.epochs) == ("chain", 11_000, 1, 11_000, [])
     assert r.proofs == {Proof.CHECKPOINT: CHECKPOINT_1, Proof.UNANCHORED: 35}
     assert any("35 block(s) are unanchored" in n for n in r.notes)
-    assert _runs(store, 0, 11_000) == [(0, CHECKPOINT_1, Proof.CHECKPOINT), (CHECKPOINT_1 + 1, 11_000, Proof.UNANCHORED)]
+    assert _runs(store, 0, 11_000) == [
+        (0, CHECKPOINT_1, Proof.CHECKPOINT),
+        (CHECKPOINT_1 + 1, 11_000, Proof.UNANCHORED),
+    ]
     # Epoch 1's era1 file then proves the unanchored ones; the checkpoint-proven keep the stronger proof.
     r = import_file(store, ERA1, MAINNET)
     assert r.proofs == {Proof.CHECKPOINT: CHECKPOINT_1 - 8192 + 1, Proof.ACCUMULATOR: 16_383 - CHECKPOINT_1}
@@ -205,13 +214,17 @@ def test_a_fork_inside_an_epoch_is_refused_by_its_root_or_the_stored_chain(tmp_p
     # Blocks 1..8191 of it (epoch 0 not complete): linked from the stored proven block 8,192 it contradicts it.
     path.write_bytes(chain_file_bytes(forked_blocks(blocks[:8192], 5000, 1, 8191)))
     store = _store(tmp_path / "t.db", ERA1)
-    with pytest.raises(ChainImportError, match=r"block 8,191 has hash .* the store's block 8,192 \(accumulator\) links to"):
+    with pytest.raises(
+        ChainImportError, match=r"block 8,191 has hash .* the store's block 8,192 \(accumulator\) links to"
+    ):
         import_file(store, path, MAINNET)
     # Where the store holds proven blocks, a fork of them is refused at its first forged block.
     store = _store(tmp_path / "u.db", ERA0)
     before = _snapshot(store)
     path.write_bytes(chain_file_bytes(forked_blocks(blocks[:8192], 5000, 4000, 6000)))
-    with pytest.raises(ChainImportError, match=r"block 5,000 has hash .* the store holds block 5,000 .* proven by accumulator"):
+    with pytest.raises(
+        ChainImportError, match=r"block 5,000 has hash .* the store holds block 5,000 .* proven by accumulator"
+    ):
         import_file(store, path, MAINNET)
     assert _snapshot(store) == before
     # The real blocks 1..8191 under a proven 8,192 inherit its proof.
@@ -298,9 +311,18 @@ def test_hostile_derived_sets_are_refused_cleanly(tmp_path: Path) -> None:
         "nolist.json": (json.dumps({"blocks": 5}), "not a derived block set"),
         "notobjects.json": (json.dumps({"blocks": [1, 2]}), "entry 0: not an object"),
         "badhex.json": (json.dumps({"blocks": [dict(by_number[1], header_rlp="zz")]}), "block 1: non-hexadecimal"),
-        "badbody.json": (json.dumps({"blocks": [dict(by_number[3], body_rlp=by_number[1]["body_rlp"])]}), "ommers hash"),
-        "duplicate.json": (json.dumps({"blocks": [by_number[3], forged(3, b"\x01" * 32)]}), "two different blocks numbered 3"),
-        "unlinked.json": (json.dumps({"blocks": [by_number[1], forged(2, b"\x01" * 32)]}), "block 2 does not link to block 1"),
+        "badbody.json": (
+            json.dumps({"blocks": [dict(by_number[3], body_rlp=by_number[1]["body_rlp"])]}),
+            "ommers hash",
+        ),
+        "duplicate.json": (
+            json.dumps({"blocks": [by_number[3], forged(3, b"\x01" * 32)]}),
+            "two different blocks numbered 3",
+        ),
+        "unlinked.json": (
+            json.dumps({"blocks": [by_number[1], forged(2, b"\x01" * 32)]}),
+            "block 2 does not link to block 1",
+        ),
     }
     for name, (text, why) in cases.items():
         p = tmp_path / name

@@ -10,7 +10,6 @@ from ethp2p import rlp
 from ethp2p.chain import receipts as R
 from ethp2p.chain.body import BlockBody
 from ethp2p.chain.header import Header, HeaderError
-from ethp2p.crypto.keccak import keccak
 from ethp2p.chain.receipts import ReceiptError, receipts68_to_69
 from ethp2p.chain.verify import (
     VerificationError,
@@ -21,6 +20,7 @@ from ethp2p.chain.verify import (
     verify_header_chain,
     verify_receipts,
 )
+from ethp2p.crypto.keccak import keccak
 from ethp2p.eth.chainspec import MAINNET
 from ethp2p.eth.genesis import GenesisError, chainspec_from_genesis, genesis_header, load_genesis
 from ethp2p.formats.chainfile import read_chain_file
@@ -183,7 +183,7 @@ def test_ethtest_genesis_and_chain() -> None:
     headers = [Header(b.header) for b in blocks]
     verify_header_chain(headers, 1, parent=Header(spec.genesis_header or b""))
     assert headers[-1].hash.hex().startswith("44e3809c")
-    for h, b in zip(headers, blocks):
+    for h, b in zip(headers, blocks, strict=True):
         verify_body(h, b.body)
         verify_fork_fields(h, spec)
     assert sum(not header_proves_empty_body(h) for h in headers) > 500

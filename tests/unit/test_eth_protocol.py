@@ -36,7 +36,7 @@ def test_geth_message_vectors_round_trip(vec: dict, version: int) -> None:
     raw = bytes.fromhex(vec["rlp"])
     code = _GETH_CODES[vec["go_type"]]
     msg = codec.decode_message(code, raw, version)
-    assert getattr(msg, "request_id") == 1111
+    assert msg.request_id == 1111
     assert codec.encode_message(msg, version) == (code, raw)
 
 
@@ -67,7 +67,9 @@ _EIP2481_CODES = {
 }
 
 
-@pytest.mark.parametrize("vec", [v for v in EIP2481["messages"] if v["type"] in _EIP2481_CODES], ids=lambda v: v["type"])
+@pytest.mark.parametrize(
+    "vec", [v for v in EIP2481["messages"] if v["type"] in _EIP2481_CODES], ids=lambda v: v["type"]
+)
 def test_eip2481_vectors_at_eth68(vec: dict) -> None:
     raw = bytes.fromhex(vec["rlp"].removeprefix("0x"))
     code = _EIP2481_CODES[vec["type"]]

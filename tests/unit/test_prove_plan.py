@@ -87,7 +87,8 @@ def test_user_checkpoints_and_stored_proven_blocks_are_anchors() -> None:
     anchors = anchors_for(genesis, [Checkpoint(600, b"\x66" * 32)])
     segs = plan_segments(list(range(1, 701)), anchors, Facts())
     assert [(s.lo, s.hi, s.routes[0].proof) for s in segs] == [  # type: ignore[union-attr]
-        (1, 600, Proof.CHECKPOINT), (601, 700, Proof.PEER_AGREEMENT)
+        (1, 600, Proof.CHECKPOINT),
+        (601, 700, Proof.PEER_AGREEMENT),
     ]
     # A proven stored block just above a run: link to it, nothing beyond fetched.
     facts = Facts({701: (b"\x07" * 32, b"\x08" * 32, Proof.PEER_AGREEMENT)})

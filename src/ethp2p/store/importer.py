@@ -109,7 +109,9 @@ def ensure_genesis(store: BlockStore, spec: ChainSpec) -> None:
     store.put_blocks([BlockRecord(0, spec.genesis_hash, spec.genesis_header, EMPTY_BODY, b"\xc0", Proof.CHECKPOINT)])
 
 
-def _write(store: BlockStore, records: Iterable[BlockRecord], progress: Progress | None) -> tuple[int, dict[Proof, int]]:
+def _write(
+    store: BlockStore, records: Iterable[BlockRecord], progress: Progress | None
+) -> tuple[int, dict[Proof, int]]:
     batch: list[BlockRecord] = []
     total = 0
     counts: dict[Proof, int] = {}
@@ -136,8 +138,9 @@ class _Scan:
     """The headers of one file, fed in ascending order: checks what needs only headers and keeps per
     block just its number, hash and parent hash, then decides every block's proof from the top down."""
 
-    def __init__(self, store: BlockStore, anchors: Anchors, spec: ChainSpec, path: str | Path,
-                 *, check_epochs: bool = True) -> None:
+    def __init__(
+        self, store: BlockStore, anchors: Anchors, spec: ChainSpec, path: str | Path, *, check_epochs: bool = True
+    ) -> None:
         self.store, self.anchors, self.spec, self.path = store, anchors, spec, path
         self.numbers = array("q")
         self.hashes = bytearray()
@@ -245,7 +248,8 @@ class _Scan:
                 if above is not None:
                     if above[1] != h:
                         self._problem(
-                            n, f"block {n:,} has hash {_short(h)}, but the store's block {n + 1:,} "
+                            n,
+                            f"block {n:,} has hash {_short(h)}, but the store's block {n + 1:,} "
                             f"({above[2].label}) links to {_short(above[1])}",
                         )
                     else:
@@ -253,7 +257,9 @@ class _Scan:
                 else:
                     raw = store.header_by_number(n + 1)
                     if raw is not None and _parent_of(raw) != h:
-                        notes.append(f"the store's block {n + 1:,} (not proven) does not link to the imported block {n:,}")
+                        notes.append(
+                            f"the store's block {n + 1:,} (not proven) does not link to the imported block {n:,}"
+                        )
             if window is None or not window[0] <= n < window[0] + WINDOW:
                 lo = n - n % WINDOW
                 window = (lo, {e.number: (e.hash, e.proof) for e in store.canonical_entries(lo, lo + WINDOW - 1)})
@@ -262,7 +268,8 @@ class _Scan:
             if stored is not None and stored[1].proven:
                 if stored[0] != h:
                     self._problem(
-                        n, f"block {n:,} has hash {_short(h)}, the store holds block {n:,} {_short(stored[0])} "
+                        n,
+                        f"block {n:,} has hash {_short(h)}, the store holds block {n:,} {_short(stored[0])} "
                         f"proven by {stored[1].label}",
                     )
                 else:
@@ -282,7 +289,8 @@ class _Scan:
                 below_proof = store.proof(n - 1)
                 if below_hash is not None and below_proof is not None and below_proof.proven and below_hash != p:
                     self._problem(
-                        n, f"block {n:,} does not link to the store's block {n - 1:,} {_short(below_hash)} "
+                        n,
+                        f"block {n:,} does not link to the store's block {n - 1:,} {_short(below_hash)} "
                         f"({below_proof.label}): its parent hash is {_short(p)}",
                     )
         if self.problems:
@@ -329,7 +337,9 @@ def _check_era1_name(path: Path, data: bytes) -> tuple[int, str] | None:
         raise ChainImportError(f"{path}: cannot check its name: {e}") from None
     want = sums.get(path.name)
     if want is None:
-        raise ChainImportError(f"{path}: named like a mainnet era1 file, but no file of that name is in the shipped checksum list")
+        raise ChainImportError(
+            f"{path}: named like a mainnet era1 file, but no file of that name is in the shipped checksum list"
+        )
     got = hashlib.sha256(data).digest()
     if got != want:
         raise ChainImportError(
@@ -340,8 +350,12 @@ def _check_era1_name(path: Path, data: bytes) -> tuple[int, str] | None:
 
 
 def import_era1(
-    store: BlockStore, path: str | Path, spec: ChainSpec, progress: Progress | None = None,
-    *, anchors: Anchors | None = None,
+    store: BlockStore,
+    path: str | Path,
+    spec: ChainSpec,
+    progress: Progress | None = None,
+    *,
+    anchors: Anchors | None = None,
 ) -> ImportResult:
     """Import one era1 archive: its own checks (hashes, links, accumulator record, index), then on mainnet
     the shipped root of its epoch (and the shipped checksum of a canonical name); elsewhere linkage."""
@@ -381,7 +395,9 @@ def import_era1(
                 f"is not the shipped root of epoch {epoch}, 0x{acc.root(epoch).hex()} (a forged or foreign era1 file)"
             )
         if canon is not None and (canon[0] != epoch or not acc.root(epoch).hex().startswith(canon[1])):
-            raise ChainImportError(f"{path}: its name says epoch {canon[0]} with root 0x{canon[1]}…, it holds epoch {epoch}")
+            raise ChainImportError(
+                f"{path}: its name says epoch {canon[0]} with root 0x{canon[1]}…, it holds epoch {epoch}"
+            )
         epochs = [epoch]
     records: list[BlockRecord] = []
     scan = _Scan(store, anchors, spec, path, check_epochs=False)
@@ -395,7 +411,7 @@ def import_era1(
         scan.add(h)
         records.append(BlockRecord(b.number, b.hash, b.header, b.body, receipts))
     proofs, notes = scan.decide(accumulator_proven=bool(epochs))
-    n, counts = _write(store, (_with_proof(r, p) for r, p in zip(records, proofs)), progress)
+    n, counts = _write(store, (_with_proof(r, p) for r, p in zip(records, proofs, strict=True)), progress)
     # Total difficulty of the last block: eth/68 Status announces it, and the next epoch's proof starts from it.
     store.set_total_difficulty(last.number, last.total_difficulty)
     return ImportResult(str(path), "era1", n, first.number, last.number, counts, epochs, notes)
@@ -432,7 +448,7 @@ def _mapped(path: Path) -> Iterator[bytes | mmap.mmap]:
 
 
 def _chain_blocks(data: bytes | mmap.mmap, path: Path) -> Iterator[tuple[Header, bytes]]:
-    blocks = iter_chain_file(data)  # type: ignore[arg-type]
+    blocks = iter_chain_file(data)
     try:
         for b in blocks:
             yield Header(b.header), b.body
@@ -443,8 +459,12 @@ def _chain_blocks(data: bytes | mmap.mmap, path: Path) -> Iterator[tuple[Header,
 
 
 def import_chain_file(
-    store: BlockStore, path: str | Path, spec: ChainSpec, progress: Progress | None = None,
-    *, anchors: Anchors | None = None,
+    store: BlockStore,
+    path: str | Path,
+    spec: ChainSpec,
+    progress: Progress | None = None,
+    *,
+    anchors: Anchors | None = None,
 ) -> ImportResult:
     """Import a geth-export RLP chain file (headers and bodies; such files carry no receipts).
 
@@ -486,8 +506,12 @@ def import_chain_file(
 
 
 def import_derived(
-    store: BlockStore, path: str | Path, spec: ChainSpec, progress: Progress | None = None,
-    *, anchors: Anchors | None = None,
+    store: BlockStore,
+    path: str | Path,
+    spec: ChainSpec,
+    progress: Progress | None = None,
+    *,
+    anchors: Anchors | None = None,
 ) -> ImportResult:
     """Import the isolated real blocks of a ``mainnet_blocks.json`` set (each verified on its own;
     consecutive ones must link)."""
@@ -524,18 +548,28 @@ def import_derived(
     for number in order:
         scan.add(by_number[number][0])
     proofs, notes = scan.decide()
-    n, counts = _write(store, (_with_proof(by_number[k][1], p) for k, p in zip(order, proofs)), progress)
+    n, counts = _write(store, (_with_proof(by_number[k][1], p) for k, p in zip(order, proofs, strict=True)), progress)
     for epoch in scan.epochs:
         store.set_total_difficulty(*scan.epoch_tds[epoch])
     return ImportResult(
-        str(path), "derived", n, order[0] if order else None, order[-1] if order else None, counts,
-        list(scan.epochs), notes,
+        str(path),
+        "derived",
+        n,
+        order[0] if order else None,
+        order[-1] if order else None,
+        counts,
+        list(scan.epochs),
+        notes,
     )
 
 
 def import_file(
-    store: BlockStore, path: str | Path, spec: ChainSpec, progress: Progress | None = None,
-    *, anchors: Anchors | None = None,
+    store: BlockStore,
+    path: str | Path,
+    spec: ChainSpec,
+    progress: Progress | None = None,
+    *,
+    anchors: Anchors | None = None,
 ) -> ImportResult:
     """Import a file by its kind: ``.era1``, ``.json`` (derived set) or anything else as an RLP chain file.
 

@@ -45,8 +45,9 @@ def _check_host(host: object, what: str) -> None:
     try:
         ip = ipaddress.ip_address(text)
     except ValueError:
-        raise PublicAddressBlocked(f"readme-test loopback guard: {what} of name {text!r} blocked "
-                                   f"(only loopback addresses and localhost)") from None
+        raise PublicAddressBlocked(
+            f"readme-test loopback guard: {what} of name {text!r} blocked (only loopback addresses and localhost)"
+        ) from None
     if not ip.is_loopback and not (ip.version == 6 and ip.ipv4_mapped and ip.ipv4_mapped.is_loopback):
         raise PublicAddressBlocked(f"readme-test loopback guard: {what} to {text} blocked (not loopback)")
 
