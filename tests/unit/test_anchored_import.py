@@ -303,7 +303,7 @@ def test_hostile_derived_sets_are_refused_cleanly(tmp_path: Path) -> None:
     real = json.loads(DERIVED.read_text())["blocks"]
     by_number = {b["number"]: b for b in real}
 
-    def forged(n: int, parent: bytes) -> dict:  # type: ignore[type-arg]
+    def forged(n: int, parent: bytes) -> dict:
         return dict(by_number[n], header_rlp=fork_header(bytes.fromhex(by_number[n]["header_rlp"]), parent).hex())
 
     cases = {

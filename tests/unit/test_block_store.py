@@ -249,7 +249,12 @@ def test_dropping_the_page_cache_opens_and_closes_no_descriptor(
     calls: list[int] = []
     real = os.posix_fadvise
     monkeypatch.setattr(blocks, "DROP_CACHE_EVERY", 1 << 20)
-    monkeypatch.setattr(os, "posix_fadvise", lambda fd, *a: (calls.append(fd), real(fd, *a))[1])
+
+    def fadvise(fd: int, offset: int, length: int, advice: int) -> None:
+        calls.append(fd)
+        real(fd, offset, length, advice)
+
+    monkeypatch.setattr(os, "posix_fadvise", fadvise)
     store = BlockStore(tmp_path / "s.db")
     before = sorted(os.listdir("/proc/self/fd"))
     _fill(store, 4)

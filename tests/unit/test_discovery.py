@@ -59,6 +59,7 @@ def test_enr_tampering_and_limits() -> None:
     key = PrivateKey.generate()
     r = ENR.create(key, 5, {b"ip": bytes([10, 0, 0, 1]), b"tcp": 30303, b"udp": 30301})
     items = rlp.decode(r.raw)
+    assert isinstance(items, list)
     items[1] = b"\x06"  # bump seq without re-signing
     with pytest.raises(ENRError, match="signature"):
         ENR.from_rlp(rlp.encode(items))

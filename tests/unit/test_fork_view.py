@@ -29,7 +29,7 @@ DERIVED = load_vector("mainnet/derived/mainnet_blocks.json")["blocks"]
 
 
 @pytest.fixture(scope="module")
-def store(mainnet_store_path: Path):  # type: ignore[no-untyped-def]
+def store(mainnet_store_path: Path):
     with BlockStore(mainnet_store_path, readonly=True) as s:
         yield s
 

@@ -70,7 +70,7 @@ def test_reputation_bans_and_backoff() -> None:
     assert not rep.may_dial(b"\x04" * 64)  # useless peers are never redialled
 
 
-def test_peer_cache_merge_ttl_cap_and_corruption(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_peer_cache_merge_ttl_cap_and_corruption(tmp_path) -> None:
     path = tmp_path / "p.db"
     cache = PeerCache(path)
     ids = [PrivateKey.generate().public_key.to_bytes() for _ in range(6)]

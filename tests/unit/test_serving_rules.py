@@ -16,7 +16,7 @@ WITH_RECEIPTS = [b for b in load_vector("mainnet/derived/mainnet_blocks.json")["
 
 
 @pytest.fixture()
-def handler(mainnet_store_path):  # type: ignore[no-untyped-def]
+def handler(mainnet_store_path):
     store = BlockStore(mainnet_store_path, genesis_hash=MAINNET.genesis_hash)
     yield StoreHandler(store)
     store.close()

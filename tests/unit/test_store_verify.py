@@ -25,7 +25,7 @@ ISOLATED = DERIVED_COUNT - 5  # the derived blocks above 16,383 (1..5 are era1 b
 
 
 @pytest.fixture
-def store(mainnet_store_path: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
+def store(mainnet_store_path: Path, tmp_path: Path):
     """A private copy of the shared mainnet store (the shared one must not change)."""
     copy = tmp_path / "copy.db"
     src, dst = sqlite3.connect(mainnet_store_path), sqlite3.connect(copy)

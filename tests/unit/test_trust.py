@@ -34,11 +34,11 @@ EIP7643_ROOT = "ec8e040fd6c557b41ca8ddd38f7e9d58a9281918dc92bdb72342a38fb085e701
 
 
 @pytest.fixture(scope="module")
-def era1_blocks():  # type: ignore[no-untyped-def]
+def era1_blocks():
     return [b for f in ERA1_FILES for b in read_era1(f).blocks]
 
 
-def test_shipped_checkpoints_are_geths_and_agree_with_the_era1_history(era1_blocks) -> None:  # type: ignore[no-untyped-def]
+def test_shipped_checkpoints_are_geths_and_agree_with_the_era1_history(era1_blocks) -> None:
     cps = mainnet_checkpoints()
     assert len(cps) == 2001 and cps[0].number == 0 and cps[-1].number == 21_930_000
     assert all(b.number - a.number == 10_965 for a, b in pairwise(cps))
@@ -47,7 +47,7 @@ def test_shipped_checkpoints_are_geths_and_agree_with_the_era1_history(era1_bloc
     assert cps[1].number == 10_965 and cps[1].hash == era1_blocks[10_965].hash
 
 
-def test_shipped_accumulator_is_eip7643s_and_proves_the_era1_epochs(era1_blocks) -> None:  # type: ignore[no-untyped-def]
+def test_shipped_accumulator_is_eip7643s_and_proves_the_era1_epochs(era1_blocks) -> None:
     acc = mainnet_accumulator()
     assert acc.epochs == 1897 and acc.bounds(1896) == (15_532_032, 15_537_393)
     assert acc.ssz_root().hex() == EIP7643_ROOT
@@ -155,7 +155,7 @@ def test_agreement_needs_distinct_networks_and_distinct_ids() -> None:
     assert a.support[good] == 3 and a.block_hash == good
 
 
-def test_linkage_from_above(era1_blocks) -> None:  # type: ignore[no-untyped-def]
+def test_linkage_from_above(era1_blocks) -> None:
     anchors = anchors_for(MAINNET.genesis_hash)
     chain = [(b.number, b.hash, Header(b.header).parent_hash) for b in era1_blocks[10_000:11_000]]
     # From checkpoint 10,965 down everything is proven; above it nothing (nothing links down to it).

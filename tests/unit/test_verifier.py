@@ -45,9 +45,9 @@ def _blocks() -> list[BlockToVerify]:
     with_txs = [blk for blk, b in zip(out, [b for b in DERIVED for _ in (69, 68)], strict=True) if b["tx_count"] > 0]
     for i, blk in enumerate(with_txs[:12]):
         if i % 3 == 0:
-            body = bytearray(blk.body)
-            body[len(body) // 2] ^= 1
-            bad.append(BlockToVerify(blk.header, bytes(body), blk.receipts, blk.form))
+            damaged = bytearray(blk.body)
+            damaged[len(damaged) // 2] ^= 1
+            bad.append(BlockToVerify(blk.header, bytes(damaged), blk.receipts, blk.form))
         elif i % 3 == 1:
             rec = bytearray(blk.receipts)
             rec[-1] ^= 0x40
@@ -136,7 +136,7 @@ def test_worker_killed_from_outside_falls_back_inline() -> None:
         assert await v.verify(BLOCKS[:4]) == want[:4]
         pool = v._pool
         assert pool is not None
-        for pid in list(pool._processes):  # type: ignore[attr-defined]
+        for pid in list(pool._processes):
             os.kill(pid, signal.SIGKILL)
         await asyncio.sleep(0.5)
         assert await v.verify(BLOCKS) == want

@@ -93,8 +93,9 @@ def getaddrinfo(host: Any, *args: Any, **kw: Any) -> Any:
     return _getaddrinfo(host, *args, **kw)
 
 
-socket.socket.connect = connect  # type: ignore[method-assign]
-socket.socket.connect_ex = connect_ex  # type: ignore[method-assign]
+# The guards take looser argument types than typeshed's methods: patching them in is the point.
+socket.socket.connect = connect  # type: ignore[method-assign,assignment]
+socket.socket.connect_ex = connect_ex  # type: ignore[method-assign,assignment]
 socket.socket.sendto = sendto  # type: ignore[method-assign,assignment]
-socket.socket.sendmsg = sendmsg  # type: ignore[method-assign]
+socket.socket.sendmsg = sendmsg  # type: ignore[method-assign,assignment]
 socket.getaddrinfo = getaddrinfo
