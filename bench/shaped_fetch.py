@@ -30,6 +30,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -93,7 +94,7 @@ def ethp2p_fetch(
     *,
     chain_db: Path,
     anchor: int | None = None,
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """``ethp2p fetch 1..count`` under GNU time: wall, CPU and peak RSS of the client process.
 
     Its headers are proven against a checkpoint at block ``anchor`` (default: ``count``, the

@@ -19,6 +19,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -34,13 +35,26 @@ from ethp2p.fetch.verifier import BlockToVerify, verify_blocks  # noqa: E402
 from ethp2p.store.blocks import BlockStore  # noqa: E402
 
 
+class _Block(NamedTuple):
+    """A stored block the bench chain holds in full."""
+
+    header: bytes
+    body: bytes
+    receipts: bytes
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--chain", type=Path, default=ROOT / ".cache/bench/shaped")
     args = ap.parse_args()
     _, db = build(args.chain, 11, quiet=True)
     with BlockStore(db, readonly=True) as s:
-        blocks = list(s.canonical_blocks(1, 11))
+        blocks = [
+            _Block(b.header, b.body, b.receipts)
+            for b in s.canonical_blocks(1, 11)
+            if b.body is not None and b.receipts is not None
+        ]
+    assert len(blocks) == 11, "the bench chain lacks blocks"
     headers = [Header(b.header) for b in blocks]
     r68 = [receipts69_to_68(b.receipts) for b in blocks]
     cons = [receipts69_to_consensus(b.receipts) for b in blocks]
