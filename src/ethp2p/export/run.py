@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict
 
 from ..eth.chainspec import NETWORKS
 from ..store.blocks import BlockStore
@@ -417,7 +418,16 @@ def _writer(path: Path, cols: tuple[Column, ...], table: str, opts: ExportOption
     return JsonlTableWriter(path, cols, column_names(table))
 
 
-def _layout(network: str, opts: ExportOptions, columns: dict[str, tuple[Column, ...]]) -> dict[str, object]:
+class _Layout(TypedDict):
+    """What every file of an export directory shares (recorded in its layout file)."""
+
+    network: str
+    chunk_size: int
+    hex: bool
+    tables: dict[str, list[str]]
+
+
+def _layout(network: str, opts: ExportOptions, columns: dict[str, tuple[Column, ...]]) -> _Layout:
     """What every file of an export directory shares: chunk size, hex or binary, each table's columns."""
     return {
         "network": network,
@@ -431,7 +441,7 @@ def _layout_path(out: Path, ext: str) -> Path:
     return out / f".ethp2p-export-{ext}.json"
 
 
-def _check_layout(out: Path, ext: str, layout: dict[str, object]) -> None:
+def _check_layout(out: Path, ext: str, layout: _Layout) -> None:
     """Refuse an export whose files would not read as one dataset with those already in ``out``
     (another chunk size, hex against binary, other columns of a table)."""
     path = _layout_path(out, ext)
@@ -452,7 +462,7 @@ def _check_layout(out: Path, ext: str, layout: dict[str, object]) -> None:
     if hexed != layout["hex"]:
         were = "0x strings (--hex)" if hexed else "binary"
         raise ExportError(f"{out} holds hashes and bytes as {were}; {hint}")
-    for t, names in layout["tables"].items():  # type: ignore[attr-defined]
+    for t, names in layout["tables"].items():
         had = tables.get(t)
         if had is not None and had != names:
             more = [n for n in names if n not in had]
@@ -471,7 +481,7 @@ def _check_layout(out: Path, ext: str, layout: dict[str, object]) -> None:
             raise ExportError(f"{out} holds table {t} with other columns ({diff}); {hint}")
 
 
-def _write_layout(out: Path, ext: str, layout: dict[str, object]) -> None:
+def _write_layout(out: Path, ext: str, layout: _Layout) -> None:
     """Record ``layout`` (merged with the tables already recorded) for the next export into ``out``."""
     path = _layout_path(out, ext)
     try:
@@ -479,7 +489,7 @@ def _write_layout(out: Path, ext: str, layout: dict[str, object]) -> None:
         tables = old.get("tables", {}) if isinstance(old, dict) and old.get("network") == layout["network"] else {}
     except (OSError, ValueError):
         tables = {}
-    merged = {**layout, "tables": {**tables, **layout["tables"]}}  # type: ignore[dict-item]
+    merged = {**layout, "tables": {**tables, **layout["tables"]}}
     tmp = path.with_name(path.name + ".tmp")
     try:
         tmp.write_text(json.dumps(merged, indent=1) + "\n")

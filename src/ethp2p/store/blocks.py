@@ -446,16 +446,17 @@ class BlockStore:
             + " ORDER BY c.number"
         )
         cur = self._db.execute(sql, (start, end))
-        first = last = None
+        first: int | None = None  # the run being built is first..last
+        last = 0
         for (n,) in cur:
-            if last is not None and n == last + 1:
+            if first is not None and n == last + 1:
                 last = n
                 continue
             if first is not None:
-                yield first, last  # type: ignore[misc]
+                yield first, last
             first = last = int(n)
         if first is not None:
-            yield first, last  # type: ignore[misc]
+            yield first, last
 
     # ---- proofs -----------------------------------------------------------------------------
 
@@ -520,9 +521,11 @@ _PROVEN_SQL = ",".join(str(int(p)) for p in Proof if p.proven)
 def _proof(value: object) -> Proof:
     """A stored proof code; an unknown one (a newer ethp2p, or damage) reads as unproven."""
     try:
-        return Proof(int(value))  # type: ignore[call-overload]
-    except (TypeError, ValueError):
-        return Proof.UNPROVEN
+        if isinstance(value, int | float | str | bytes):  # what SQLite can hand back
+            return Proof(int(value))
+    except ValueError:
+        pass
+    return Proof.UNPROVEN
 
 
 def _schema_number(value: object, path: Path) -> int:

@@ -203,16 +203,16 @@ class _Scan:
             return
         acc = self._acc
         epoch = acc.epoch_of(n) if acc is not None else None
-        if epoch is not None and n == acc.bounds(epoch)[0]:  # type: ignore[union-attr]
+        if acc is not None and epoch is not None and n == acc.bounds(epoch)[0]:
             self._records = []
             self._epoch_start = (self._td, self._td_source)
         self._td += h.difficulty
-        if self._records is None or epoch is None:
+        if self._records is None or acc is None or epoch is None:  # (epoch is None whenever acc is)
             return
         self._records.append((h.hash, self._td))
-        first, last = acc.bounds(epoch)  # type: ignore[union-attr]
+        first, last = acc.bounds(epoch)
         if n == last:
-            if acc.matches(epoch, self._records):  # type: ignore[union-attr]
+            if acc.matches(epoch, self._records):
                 self.epochs.append(epoch)
                 self.epoch_tds[epoch] = (last, self._td)
             else:
@@ -221,7 +221,7 @@ class _Scan:
                 self._problem(
                     first,
                     f"epoch {epoch} (blocks {first:,}..{last:,}): its headers give accumulator root 0x{root.hex()}, "
-                    f"the shipped root of epoch {epoch} is 0x{acc.root(epoch).hex()} "  # type: ignore[union-attr]
+                    f"the shipped root of epoch {epoch} is 0x{acc.root(epoch).hex()} "
                     f"(total difficulty before it {td_before:,}, {source})",
                 )
             self._records = None

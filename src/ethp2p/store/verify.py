@@ -216,8 +216,8 @@ def _check_upward(
         entries = store.canonical_entries(wlo, whi, data=True)
         epoch = acc.epoch_of(wlo) if acc is not None else None
         epoch_rows: list[tuple[bytes, int]] | None = None
-        if epoch is not None:
-            first, last = acc.bounds(epoch)  # type: ignore[union-attr]
+        if acc is not None and epoch is not None:
+            first, last = acc.bounds(epoch)
             if start <= first and last <= end:
                 epoch_rows = []
         for e in entries:
@@ -257,13 +257,14 @@ def _check_upward(
                     verify_receipts(h, e.receipts, form=69, tx_count=count)
                 except VerificationError as err:
                     problems.add(n, "receipts", str(err))
-            if epoch_rows is not None and n <= acc.last_block:  # type: ignore[union-attr]
+            # (epoch_rows is a list only when there is an accumulator)
+            if epoch_rows is not None and acc is not None and n <= acc.last_block:
                 epoch_rows.append((e.hash, h.difficulty))
         if progress is not None:
             progress(len(entries))
-        if epoch is None or epoch_rows is None:
+        if acc is None or epoch is None or epoch_rows is None:
             continue
-        first, last = acc.bounds(epoch)  # type: ignore[union-attr]
+        first, last = acc.bounds(epoch)
         if len(epoch_rows) != last - first + 1:
             continue  # not all held: nothing to check
         if epoch == 0:
@@ -279,7 +280,7 @@ def _check_upward(
         for block_hash, difficulty in epoch_rows:
             td += difficulty
             records.append((block_hash, td))
-        if acc.matches(epoch, records):  # type: ignore[union-attr]
+        if acc.matches(epoch, records):
             verified.add(epoch)
             carry = (last, td)
             if write and store.total_difficulty(last) != td:
@@ -292,7 +293,7 @@ def _check_upward(
                 first,
                 "accumulator",
                 f"epoch {epoch} (blocks {first:,}..{last:,}): the stored headers give accumulator root "
-                f"0x{accumulator_root(records).hex()}, the shipped root is 0x{acc.root(epoch).hex()} "  # type: ignore[union-attr]
+                f"0x{accumulator_root(records).hex()}, the shipped root is 0x{acc.root(epoch).hex()} "
                 f"(total difficulty before it {td_before:,}, {source})",
             )
     return verified, failed
