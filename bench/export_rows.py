@@ -67,8 +67,10 @@ def main() -> None:
     if not db.exists():
         build(CHAIN, max(args.blocks + 1, 2001))
     print(f"command: python bench/export_rows.py --blocks {args.blocks} --rounds {args.rounds} --jobs {args.jobs}")
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"{accel.implementation()}; chain {db} (bench/mainnet_shaped.py)")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"{accel.implementation()}; chain {db} (bench/mainnet_shaped.py)"
+    )
     with BlockStore(db, readonly=True) as store:
         for label, jobs, exclude in (
             ("(a) every column, 1 process", 1, frozenset()),
@@ -78,8 +80,10 @@ def main() -> None:
             runs = [run(store, args.blocks, jobs, exclude) for _ in range(args.rounds)]
             secs, rows, cpu = min(runs)
             spread = ", ".join(f"{r[1] / r[0]:,.0f}" for r in runs)
-            print(f"{label}: {rows:,} rows in {secs:.1f} s = {rows / secs:,.0f} rows/s "
-                  f"({args.blocks / secs:,.0f} blocks/s; CPU {cpu:.1f} s; runs: {spread} rows/s)")
+            print(
+                f"{label}: {rows:,} rows in {secs:.1f} s = {rows / secs:,.0f} rows/s "
+                f"({args.blocks / secs:,.0f} blocks/s; CPU {cpu:.1f} s; runs: {spread} rows/s)"
+            )
 
 
 if __name__ == "__main__":

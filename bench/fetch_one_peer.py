@@ -24,11 +24,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.support.servers import start_servers  # noqa: E402
+from tests.support.stores import mainnet_store  # noqa: E402
+
 from ethp2p.eth.chainspec import MAINNET  # noqa: E402
 from ethp2p.fetch import fetch_payloads_for_peer, request_headers_chunked_with_stats  # noqa: E402
 from ethp2p.peers.eth_peer import EthPeer  # noqa: E402
-from tests.support.servers import start_servers  # noqa: E402
-from tests.support.stores import mainnet_store  # noqa: E402
 
 
 async def run(enode: str, version: int, rounds: int) -> dict[str, float]:
@@ -67,8 +68,10 @@ def main() -> None:
         server.stop()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"command: {' '.join(['python', 'bench/fetch_one_peer.py', *sys.argv[1:]])}")
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
-          f"1 server process + 1 client process on loopback; eth/{args.version}; best of {args.rounds}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+        f"1 server process + 1 client process on loopback; eth/{args.version}; best of {args.rounds}"
+    )
     print(f"headers/s (0-16,383, parsed+hashed+linked): {res['headers_per_s']:,.0f}")
     print(f"verified blocks/s (fetch_payloads_for_peer 0-16,383): {res['verified_blocks_per_s']:,.0f}")
     print(f"client CPU: {cpu:.2f} s for {args.rounds * 2 * 16384:,} blocks fetched; peak RSS {rss:.0f} MB")

@@ -26,7 +26,6 @@ Run:  .venv/bin/python bench/floors.py [--store DIR] [--blocks N]
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -37,10 +36,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
-from bench.ceiling import _codec_pair  # noqa: E402
+from bench.ceiling import _all, _codec_pair  # noqa: E402
+from ethp2p import accel  # noqa: E402
 from ethp2p.chain.body import BlockBody  # noqa: E402
 from ethp2p.chain.receipts import receipts69_items, receipts69_to_consensus  # noqa: E402
-from ethp2p import accel  # noqa: E402
 from ethp2p.crypto.keccak import keccak  # noqa: E402
 from ethp2p.eth import codec  # noqa: E402
 from ethp2p.eth import messages as m  # noqa: E402
@@ -81,22 +80,22 @@ def main() -> None:
     with BlockStore(args.store / "chain.db", readonly=True) as store:
         n = min(args.blocks, store.block_range()[1])  # type: ignore[index]
         numbers = list(range(1, n + 1))
-        headers = store.headers_by_numbers(numbers)
-        hashes = [store.canonical_hash(i) for i in numbers]
+        headers = _all(list(store.headers_by_numbers(numbers)))
+        hashes = _all([store.canonical_hash(i) for i in numbers])
         handler = StoreHandler(store)
-        bodies = [store.body(h) for h in hashes]  # type: ignore[arg-type]
-        lists69 = [handler.receipts([h], 69, 0)[0][0] for h in hashes]  # type: ignore[list-item]
+        bodies = _all([store.body(h) for h in hashes])
+        lists69 = [bytes(handler.receipts([h], 69, 0)[0][0]) for h in hashes]
 
         def read() -> None:
             for h in hashes:
-                store.body(h)  # type: ignore[arg-type]
-                store.receipts(h)  # type: ignore[arg-type]
+                store.body(h)
+                store.receipts(h)
 
         t_read = _best(read)
 
     msgs = []
     for i in range(0, n, BATCH):
-        for msg in (m.BlockBodies(i, bodies[i : i + BATCH]), m.Receipts(i, lists69[i : i + BATCH])):  # type: ignore[arg-type]
+        for msg in (m.BlockBodies(i, bodies[i : i + BATCH]), m.Receipts(i, lists69[i : i + BATCH])):
             code, payload = codec.encode_message(msg, 69)
             msgs.append((0x10 + code, payload))
     wire_bytes = sum(len(p) for _, p in msgs)
@@ -122,16 +121,19 @@ def main() -> None:
     t_decrypt = min(decrypt() for _ in range(3))
     t_decompress = _best(lambda: [decompress(p, 1 << 26) for _, p in compressed])
 
-    leaves = []
-    for body, list69 in zip(bodies, lists69):
-        leaves.extend(bytes(t) for t in BlockBody.decode(body).transactions)  # type: ignore[arg-type]
-        leaves.extend(receipts69_to_consensus(list69))  # type: ignore[arg-type]
+    leaves: list[bytes | memoryview] = []
+    for body, list69 in zip(bodies, lists69, strict=True):
+        leaves.extend(bytes(t) for t in BlockBody.decode(body).transactions)
+        leaves.extend(receipts69_to_consensus(list69))
     t_keccak = _best(lambda: [keccak(x) for x in leaves])
-    keys = [k for list69 in lists69 for k in _log_keys(list69)]  # type: ignore[arg-type]
+    keys = [k for list69 in lists69 for k in _log_keys(list69)]
     t_blooms = _best(lambda: [keccak(k) for k in keys])
 
     with tempfile.TemporaryDirectory() as tmp:
-        rows = [BlockRecord(i, h, hd, b, r) for i, h, hd, b, r in zip(numbers, hashes, headers, bodies, lists69)]  # type: ignore[arg-type]
+        rows = [
+            BlockRecord(i, h, hd, b, r)
+            for i, h, hd, b, r in zip(numbers, hashes, headers, bodies, lists69, strict=True)
+        ]
         with BlockStore(Path(tmp) / "w.db", genesis_hash=b"\x00" * 32) as out:
             t0 = time.perf_counter()
             for i in range(0, n, BATCH):
@@ -148,18 +150,22 @@ def main() -> None:
         ("client: keccak of log addresses/topics", t_blooms),
         ("client: SQLite write (WAL, 64/txn)", t_write),
     ]
-    size = sum(len(b) + len(r) for b, r in zip(bodies, lists69)) / n  # type: ignore[arg-type]
+    size = sum(len(b) + len(r) for b, r in zip(bodies, lists69, strict=True)) / n
     print(f"keccak through {'the C extension (pysha3 sponge, one call per item)' if accel.speedups else 'pysha3'}")
-    print(f"{n:,} blocks; per block: {size / 1e3:.0f} KB body + eth/69 receipts, {wire_bytes / n / 1e3:.0f} KB in "
-          f"messages, {comp_bytes / n / 1e3:.0f} KB on the wire, {len(leaves) / n:.0f} leaves, "
-          f"{len(keys) / n:.0f} log keys")
+    print(
+        f"{n:,} blocks; per block: {size / 1e3:.0f} KB body + eth/69 receipts, {wire_bytes / n / 1e3:.0f} KB in "
+        f"messages, {comp_bytes / n / 1e3:.0f} KB on the wire, {len(leaves) / n:.0f} leaves, "
+        f"{len(keys) / n:.0f} log keys"
+    )
     total = 0.0
     for name, t in steps:
         ms = t / n * 1000
         total += ms
         print(f"  {name:42} {ms:6.3f} ms/block")
-    print(f"  {'floor (sum)':42} {total:6.3f} ms/block -> at most {2000 / total:,.0f} blocks/s on 2 cores, "
-          f"{1000 / total:,.0f} on 1")
+    print(
+        f"  {'floor (sum)':42} {total:6.3f} ms/block -> at most {2000 / total:,.0f} blocks/s on 2 cores, "
+        f"{1000 / total:,.0f} on 1"
+    )
 
 
 if __name__ == "__main__":

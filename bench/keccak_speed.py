@@ -68,13 +68,15 @@ def rate(fn: Callable[[bytes], bytes], size: int, budget: int = 20_000_000, repe
 
 
 def main() -> None:
-    from cryptography.hazmat.backends.openssl import backend
-
     import ssl
 
+    from cryptography.hazmat.backends.openssl import backend
+
     print("command: python bench/keccak_speed.py")
-    print(f"ethp2p keccak: {accel.implementation()}; hashlib: {ssl.OPENSSL_VERSION}; "
-          f"cryptography's {backend.openssl_version_text()}: {_keccak_via_cryptography_available()}")
+    print(
+        f"ethp2p keccak: {accel.implementation()}; hashlib: {ssl.OPENSSL_VERSION}; "
+        f"cryptography's {backend.openssl_version_text()}: {_keccak_via_cryptography_available()}"
+    )
     rows: list[tuple[str, Callable[[bytes], bytes]]] = [
         ("ethp2p.crypto.keccak (Keccak-256)", keccak),
         ("pysha3 keccak_256 object (Keccak-256)", lambda d: sha3.keccak_256(d).digest()),

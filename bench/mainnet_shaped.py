@@ -123,8 +123,11 @@ def load_sources(path: Path = DERIVED) -> list[SourceBlock]:
             fields += [b"", b"", bytes(32)]
         if len(fields) < 21:
             fields.append(EMPTY_REQUESTS_HASH)
-        out.append(SourceBlock(n, tuple(fields[:21]), body, bytes.fromhex(b["receipts_eth69_rlp"]),
-                               len(b["receipts_eth68_rlp"]) // 2))
+        out.append(
+            SourceBlock(
+                n, tuple(fields[:21]), body, bytes.fromhex(b["receipts_eth69_rlp"]), len(b["receipts_eth68_rlp"]) // 2
+            )
+        )
     if not out:
         raise SystemExit(f"no post-merge blocks with receipts in {path}")
     return out
@@ -197,8 +200,10 @@ def main() -> None:
     args = ap.parse_args()
     sources = load_sources()
     avg68 = sum(len(s.body) + s.receipts68_size for s in sources) / len(sources)
-    print(f"{len(sources)} source blocks ({', '.join(str(s.number) for s in sources)}), "
-          f"{avg68 / 1000:.0f} KB body + eth/68 receipts on average")
+    print(
+        f"{len(sources)} source blocks ({', '.join(str(s.number) for s in sources)}), "
+        f"{avg68 / 1000:.0f} KB body + eth/68 receipts on average"
+    )
     g, db = build(args.out, args.blocks)
     print(f"genesis: {g}\nstore:   {db} ({db.stat().st_size / 1e9:.1f} GB)")
 

@@ -24,9 +24,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
+from tests.support.servers import start_servers  # noqa: E402
+
 from bench.mainnet_shaped import build  # noqa: E402
 from bench.shaped_fetch import ethp2p_fetch  # noqa: E402
-from tests.support.servers import start_servers  # noqa: E402
 
 #: Blocks between two shipped mainnet checkpoints: the longest bridge a mainnet fetch below 21.93M needs.
 CHECKPOINT_SPACING = 10_965
@@ -44,8 +45,10 @@ def main() -> None:
     genesis, db = build(args.chain, far, quiet=True)
     work = Path(tempfile.mkdtemp(prefix="ethp2p-proof-"))
     print(f"command: python bench/proof_overhead.py {' '.join(sys.argv[1:])}")
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
-          f"{args.servers} server processes + 1 client on loopback")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+        f"{args.servers} server processes + 1 client on loopback"
+    )
     servers = start_servers(args.servers, db, work, network_args=["--genesis", str(genesis)])
     enodes = [s.enode for s in servers]
     walls: dict[str, list[float]] = {"end": [], "bridge": []}
@@ -54,14 +57,19 @@ def main() -> None:
             for label, anchor in (("end", n), ("bridge", far)):
                 r = ethp2p_fetch(enodes, genesis, n, work, chain_db=db, anchor=anchor)
                 walls[label].append(float(r["wall"]))
-                print(f"anchor at {'the range end' if label == 'end' else f'#{anchor:,} (bridge {anchor - n:,})'}: "
-                      f"{r['wall']:.1f} s, {n / r['wall']:,.0f} blocks/s wall\n    {r['summary']}", flush=True)
+                print(
+                    f"anchor at {'the range end' if label == 'end' else f'#{anchor:,} (bridge {anchor - n:,})'}: "
+                    f"{r['wall']:.1f} s, {n / r['wall']:,.0f} blocks/s wall\n    {r['summary']}",
+                    flush=True,
+                )
     finally:
         for s in servers:
             s.stop()
     end, bridge = statistics.median(walls["end"]), statistics.median(walls["bridge"])
-    print(f"median wall over {args.rounds} round(s): {end:.1f} s with the anchor at the end, {bridge:.1f} s with "
-          f"a {far - n:,}-header bridge: {100 * (bridge - end) / end:+.1f}%")
+    print(
+        f"median wall over {args.rounds} round(s): {end:.1f} s with the anchor at the end, {bridge:.1f} s with "
+        f"a {far - n:,}-header bridge: {100 * (bridge - end) / end:+.1f}%"
+    )
 
 
 if __name__ == "__main__":

@@ -30,10 +30,13 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
+
+from tests.support.servers import start_servers  # noqa: E402
 
 from bench.ceiling import header_ceiling, payload_ceiling  # noqa: E402
 from bench.mainnet_shaped import build  # noqa: E402
@@ -43,7 +46,6 @@ from ethp2p.eth.genesis import load_genesis  # noqa: E402
 from ethp2p.fetch import request_headers_chunked_with_stats  # noqa: E402
 from ethp2p.peers.eth_peer import EthPeer  # noqa: E402
 from ethp2p.store.blocks import BlockStore  # noqa: E402
-from tests.support.servers import start_servers  # noqa: E402
 
 NODE_MODULES = ROOT / ".cache/ethereumjs/node_modules"
 
@@ -84,18 +86,46 @@ def checkpoint_arg(chain_db: Path, number: int) -> str:
 
 
 def ethp2p_fetch(
-    enodes: list[str], genesis: Path, count: int, work: Path, extra: Sequence[str] = (), *, chain_db: Path,
+    enodes: list[str],
+    genesis: Path,
+    count: int,
+    work: Path,
+    extra: Sequence[str] = (),
+    *,
+    chain_db: Path,
     anchor: int | None = None,
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """``ethp2p fetch 1..count`` under GNU time: wall, CPU and peak RSS of the client process.
 
     Its headers are proven against a checkpoint at block ``anchor`` (default: ``count``, the
     range's end; higher: a bridge of ``anchor - count`` headers is fetched to reach it)."""
     out = work / f"fetch-{count}.db"
-    args = ["/usr/bin/time", "-f", "RUSAGE %e %U %S %M", sys.executable, "-m", "ethp2p.cli", "fetch",
-            f"1..{count}", "--store", str(out), "--genesis", str(genesis), "--bootnodes", ",".join(enodes),
-            "--no-discovery", "--dns", "", "--peers", str(len(enodes)), "--warmup", "0.5",
-            "--checkpoint", checkpoint_arg(chain_db, anchor if anchor is not None else count), *extra]
+    args = [
+        "/usr/bin/time",
+        "-f",
+        "RUSAGE %e %U %S %M",
+        sys.executable,
+        "-m",
+        "ethp2p.cli",
+        "fetch",
+        f"1..{count}",
+        "--store",
+        str(out),
+        "--genesis",
+        str(genesis),
+        "--bootnodes",
+        ",".join(enodes),
+        "--no-discovery",
+        "--dns",
+        "",
+        "--peers",
+        str(len(enodes)),
+        "--warmup",
+        "0.5",
+        "--checkpoint",
+        checkpoint_arg(chain_db, anchor if anchor is not None else count),
+        *extra,
+    ]
     r = subprocess.run(args, capture_output=True, text=True, timeout=7200)
     line = [x for x in r.stderr.splitlines() if x.startswith("RUSAGE")]
     if r.returncode != 0 or not line:
@@ -106,13 +136,26 @@ def ethp2p_fetch(
         stored = len(s.complete_numbers(1, count))
     assert stored == count, f"{stored} of {count} blocks stored"
     out.unlink()
-    return {"blocks": count, "wall": wall, "cpu": user + sys_, "rss_mb": rss_kb / 1024,
-            "summary": "\n    ".join(summary)}
+    return {
+        "blocks": count,
+        "wall": wall,
+        "cpu": user + sys_,
+        "rss_mb": rss_kb / 1024,
+        "summary": "\n    ".join(summary),
+    }
 
 
 def js_fetch(enodes: list[str], genesis: Path, genesis_hash: bytes, headers: int, payloads: int) -> dict:
-    args = ["node", str(ROOT / "bench/js/fetch.mjs"), str(NODE_MODULES), str(genesis), genesis_hash.hex(),
-            str(headers), str(payloads), *enodes]
+    args = [
+        "node",
+        str(ROOT / "bench/js/fetch.mjs"),
+        str(NODE_MODULES),
+        str(genesis),
+        genesis_hash.hex(),
+        str(headers),
+        str(payloads),
+        *enodes,
+    ]
     r = subprocess.run(args, capture_output=True, text=True, timeout=3600)
     if r.returncode != 0:
         raise SystemExit(f"JS client failed:\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
@@ -135,32 +178,46 @@ def main() -> None:
     spec = load_genesis(genesis)
     work = Path(tempfile.mkdtemp(prefix="ethp2p-bench-"))
     print(f"command: python bench/shaped_fetch.py {' '.join(sys.argv[1:])}")
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"node {subprocess.run(['node', '--version'], capture_output=True, text=True).stdout.strip()}; "
-          f"{args.servers} server processes + 1 client process on loopback, all sharing the cores")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"node {subprocess.run(['node', '--version'], capture_output=True, text=True).stdout.strip()}; "
+        f"{args.servers} server processes + 1 client process on loopback, all sharing the cores"
+    )
     with BlockStore(db, readonly=True) as store:
         ceil_h = header_ceiling(store, 1, args.headers, args.version)
         ceil_b = payload_ceiling(store, 1, 2000, args.version)
         ceil_b68 = payload_ceiling(store, 1, 2000, 68)
-    print(f"(e) ceiling, one core, no sockets: {ceil_h:,.0f} headers/s; verified blocks/s (2,000 blocks): "
-          f"{ceil_b:,.0f} at eth/{args.version}, {ceil_b68:,.0f} at eth/68")
+    print(
+        f"(e) ceiling, one core, no sockets: {ceil_h:,.0f} headers/s; verified blocks/s (2,000 blocks): "
+        f"{ceil_b:,.0f} at eth/{args.version}, {ceil_b68:,.0f} at eth/68"
+    )
     servers = start_servers(args.servers, db, work, network_args=["--genesis", str(genesis)])
     enodes = [s.enode for s in servers]
     try:
         hps = asyncio.run(ethp2p_headers(enodes, spec, args.headers, args.version))
         js = js_fetch(enodes, genesis, spec.genesis_hash, args.headers, args.js_blocks)
-        print(f"(a) ethp2p headers/s (1..{args.headers:,}, eth/{args.version}): {hps:,.0f} "
-              f"= {hps / ceil_h:.0%} of the ceiling")
-        print(f"(d) JS @ethereumjs/devp2p headers/s (same range, eth/68): {js['headers_per_s']:,.0f} "
-              f"-> ethp2p is {hps / js['headers_per_s']:.1f}x")
-        print(f"(d) JS bodies+receipts blocks/s (1..{args.js_blocks:,}, eth/68, NOT verified): "
-              f"{js['payload_blocks_per_s']:,.0f}; JS CPU {js['cpu_s']:.1f} s")
+        print(
+            f"(a) ethp2p headers/s (1..{args.headers:,}, eth/{args.version}): {hps:,.0f} "
+            f"= {hps / ceil_h:.0%} of the ceiling"
+        )
+        print(
+            f"(d) JS @ethereumjs/devp2p headers/s (same range, eth/68): {js['headers_per_s']:,.0f} "
+            f"-> ethp2p is {hps / js['headers_per_s']:.1f}x"
+        )
+        print(
+            f"(d) JS bodies+receipts blocks/s (1..{args.js_blocks:,}, eth/68, NOT verified): "
+            f"{js['payload_blocks_per_s']:,.0f}; JS CPU {js['cpu_s']:.1f} s"
+        )
         for n in sizes:
-            r = ethp2p_fetch(enodes, genesis, n, work, ["--keep-page-cache"] if args.keep_page_cache else [], chain_db=db)
-            print(f"(b) ethp2p fetch 1..{n:,} (verified, stored): {n / r['wall']:,.0f} blocks/s wall "
-                  f"({r['wall']:.1f} s incl. start-up); (c) {r['cpu'] / n * 1000:.2f} CPU s per 1,000 blocks; "
-                  f"peak RSS {r['rss_mb']:,.0f} MB (the fetch process; verify worker processes, if any, in the summary below; "
-                  f"CPU includes them); verification in {accel.implementation()}")
+            r = ethp2p_fetch(
+                enodes, genesis, n, work, ["--keep-page-cache"] if args.keep_page_cache else [], chain_db=db
+            )
+            print(
+                f"(b) ethp2p fetch 1..{n:,} (verified, stored): {n / r['wall']:,.0f} blocks/s wall "
+                f"({r['wall']:.1f} s incl. start-up); (c) {r['cpu'] / n * 1000:.2f} CPU s per 1,000 blocks; "
+                f"peak RSS {r['rss_mb']:,.0f} MB (the fetch process; verify worker processes, if any, "
+                f"in the summary below; CPU includes them); verification in {accel.implementation()}"
+            )
             print(f"    {r['summary']}")
     finally:
         for s in servers:

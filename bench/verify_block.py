@@ -19,19 +19,28 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
 from bench.mainnet_shaped import build  # noqa: E402
+from ethp2p import accel  # noqa: E402
 from ethp2p.chain.header import Header  # noqa: E402
 from ethp2p.chain.receipts import receipts69_to_68, receipts69_to_consensus, receipts_root  # noqa: E402
-from ethp2p import accel  # noqa: E402
 from ethp2p.chain.verify import check_body, verify_body, verify_receipts  # noqa: E402
-from ethp2p.fetch.verifier import BlockToVerify, verify_blocks  # noqa: E402
 from ethp2p.crypto.keccak import keccak  # noqa: E402
+from ethp2p.fetch.verifier import BlockToVerify, verify_blocks  # noqa: E402
 from ethp2p.store.blocks import BlockStore  # noqa: E402
+
+
+class _Block(NamedTuple):
+    """A stored block the bench chain holds in full."""
+
+    header: bytes
+    body: bytes
+    receipts: bytes
 
 
 def main() -> None:
@@ -40,7 +49,12 @@ def main() -> None:
     args = ap.parse_args()
     _, db = build(args.chain, 11, quiet=True)
     with BlockStore(db, readonly=True) as s:
-        blocks = list(s.canonical_blocks(1, 11))
+        blocks = [
+            _Block(b.header, b.body, b.receipts)
+            for b in s.canonical_blocks(1, 11)
+            if b.body is not None and b.receipts is not None
+        ]
+    assert len(blocks) == 11, "the bench chain lacks blocks"
     headers = [Header(b.header) for b in blocks]
     r68 = [receipts69_to_68(b.receipts) for b in blocks]
     cons = [receipts69_to_consensus(b.receipts) for b in blocks]
@@ -54,10 +68,16 @@ def main() -> None:
     print(f"{len(blocks)} blocks, {sum(len(c) for c in cons) / len(cons):.0f} receipts per block on average")
     batch = [BlockToVerify(b.header, b.body, b.receipts, 69) for b in blocks]
     per_block("verify_blocks (a fetch's check)", lambda: verify_blocks(batch))
-    per_block("check body (count only)", lambda: [check_body(h, b.body) for h, b in zip(headers, blocks)])
-    per_block("verify body", lambda: [verify_body(h, b.body) for h, b in zip(headers, blocks)])
-    per_block("verify receipts (eth/69 form)", lambda: [verify_receipts(h, b.receipts, form=69) for h, b in zip(headers, blocks)])
-    per_block("verify receipts (eth/68 form)", lambda: [verify_receipts(h, r, form=68) for h, r in zip(headers, r68)])
+    per_block("check body (count only)", lambda: [check_body(h, b.body) for h, b in zip(headers, blocks, strict=True)])
+    per_block("verify body", lambda: [verify_body(h, b.body) for h, b in zip(headers, blocks, strict=True)])
+    per_block(
+        "verify receipts (eth/69 form)",
+        lambda: [verify_receipts(h, b.receipts, form=69) for h, b in zip(headers, blocks, strict=True)],
+    )
+    per_block(
+        "verify receipts (eth/68 form)",
+        lambda: [verify_receipts(h, r, form=68) for h, r in zip(headers, r68, strict=True)],
+    )
     per_block("serve: eth/69 -> eth/68", lambda: [receipts69_to_68(b.receipts) for b in blocks])
     per_block("receipts root only", lambda: [receipts_root(c) for c in cons])
     per_block("keccak of each receipt only", lambda: [[keccak(x) for x in c] for c in cons])

@@ -17,22 +17,31 @@ from pathlib import Path
 
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # for tests.* (after the ethp2p under test)
 
+from tests.conftest import load_vector  # noqa: E402
+from tests.support.mutants import mutants  # noqa: E402
+from tests.unit.test_speedups import (  # noqa: E402
+    _body_roots_py,
+    _norm_fields,
+    _or_none,
+    _py_receipt_fields,
+    _py_tx_fields,
+    _tx_encodings,
+)
+
 import ethp2p._speedups as C  # noqa: E402
 from ethp2p.chain import receipts as R  # noqa: E402
 from ethp2p.chain.trie import ordered_trie_root_py  # noqa: E402
-from tests.conftest import load_vector  # noqa: E402
-from tests.support.mutants import mutants  # noqa: E402
-from tests.unit.test_speedups import _body_roots_py, _or_none, _py_receipt_fields, _py_tx_fields, _tx_encodings  # noqa: E402
+
 blocks = load_vector("mainnet/derived/mainnet_blocks.json")["blocks"]
-l69 = [bytes.fromhex(b["receipts_eth69_rlp"]) for b in blocks if b.get("receipts_eth69_rlp") and len(b["receipts_eth69_rlp"]) < 40000]
+l69 = [
+    bytes.fromhex(b["receipts_eth69_rlp"])
+    for b in blocks
+    if b.get("receipts_eth69_rlp") and len(b["receipts_eth69_rlp"]) < 40000
+]
 l68 = [R.receipts69_to_68_py(x) for x in l69]
 bodies = [bytes.fromhex(b["body_rlp"]) for b in blocks if len(b["body_rlp"]) < 40000]
 txs = [t for t in _tx_encodings() if len(t) < 4000]
 rng = random.Random(int(sys.argv[1]))
-
-
-def _norm(receipts):  # type: ignore[no-untyped-def]
-    return None if receipts is None else [(r[0], r[1], [tuple(x) for x in r[2]]) for r in receipts]
 
 
 deadline = time.time() + float(sys.argv[2])
@@ -50,7 +59,7 @@ while time.time() < deadline:
         assert C.receipts69_root(m) == want
         assert C.receipts69_shape(m) == _or_none(R.receipts69_shape_py, m)
         assert C.receipts69_to_68(m) == _or_none(R.receipts69_to_68_py, m)
-        assert _norm(C.receipts69_fields(m)) == _norm(_py_receipt_fields(m))
+        assert _norm_fields(C.receipts69_fields(m)) == _norm_fields(_py_receipt_fields(m))
     elif kind == 1:
         want68 = _or_none(R.receipts68_root_py, m)
         accepted += want68 is not None

@@ -144,7 +144,7 @@ def _open_store(args: argparse.Namespace, spec: "ChainSpec", *, create: bool) ->
 
 def cmd_import(args: argparse.Namespace) -> int:
     from .progress import Progress
-    from .store.importer import ImportError_, ensure_genesis, import_file
+    from .store.importer import ChainImportError, ensure_genesis, import_file
 
     spec = _load_spec(args)
     anchors = _anchors(args, spec)
@@ -156,7 +156,7 @@ def cmd_import(args: argparse.Namespace) -> int:
             with Progress(f"import {Path(name).name}", unit="blocks") as bar:
                 try:
                     result = import_file(store, name, spec, bar.advance, anchors=anchors)
-                except ImportError_ as e:
+                except ChainImportError as e:
                     raise UserError(str(e)) from None
             total += result.blocks
             print(f"{name}: {result.blocks} {result.kind} blocks ({result.first}..{result.last}): "

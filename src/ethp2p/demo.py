@@ -8,7 +8,6 @@ stores it, and prints a summary.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import signal
@@ -104,13 +103,13 @@ async def run_demo(workdir: str | Path = "ethp2p-demo", servers: int = 3, era1_d
             procs.append(proc)
             enodes.append(enode)
         print(f"started {servers} serving nodes (separate processes):")
-        for e in enodes:
-            print(f"  {e[:30]}…{e[-22:]}")
-        for e in enodes:
+        for url in enodes:
+            print(f"  {url[:30]}…{url[-22:]}")
+        for url in enodes:
             try:
-                peers.append(await EthPeer.connect(e, MAINNET))
+                peers.append(await EthPeer.connect(url, MAINNET))
             except (PeerError, TransportError) as err:
-                print(f"  could not connect to {e[-22:]}: {err}", file=sys.stderr)
+                print(f"  could not connect to {url[-22:]}: {err}", file=sys.stderr)
         if not peers:
             print("ethp2p demo: no serving node accepted us", file=sys.stderr)
             return 1

@@ -73,7 +73,7 @@ class Enode:
         return self.url()
 
     @classmethod
-    def parse(cls, url: str) -> "Enode":
+    def parse(cls, url: str) -> Enode:
         """Parse an ``enode://`` URL, validating the key, host and ports."""
         if not url.startswith("enode://"):
             raise EnodeError("missing 'enode://' prefix")

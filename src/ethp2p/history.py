@@ -282,4 +282,3 @@ def open_store(path: str | Path) -> History:
         return History(BlockStore(p, readonly=True))
     except StoreError as e:
         raise ValueError(str(e)) from None
-

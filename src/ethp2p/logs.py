@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from datetime import UTC, datetime, timezone
+from datetime import UTC, datetime
 from typing import TextIO
 
 #: The values ``--log-format`` accepts.

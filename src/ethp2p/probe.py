@@ -40,7 +40,8 @@ async def probe(node: Enode, spec: ChainSpec, *, timeout: float = 10.0) -> Probe
         result.eth_version = peer.eth_version
         result.status = peer.status
         status = peer.status
-        best = status.head_hash  # type: ignore[union-attr]
+        assert isinstance(status, m.StatusV68 | m.StatusV69)  # a connected peer has passed the Status exchange
+        best = status.head_hash
         headers = await peer.request_headers(best, 1)
         if headers:
             header = Header(headers[0])

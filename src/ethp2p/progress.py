@@ -11,7 +11,12 @@ class Progress:
     """Counts work done and shows rate (and ETA when the total is known) on ``stream`` (stderr)."""
 
     def __init__(
-        self, label: str, *, total: int | None = None, unit: str = "items", stream: TextIO | None = None,
+        self,
+        label: str,
+        *,
+        total: int | None = None,
+        unit: str = "items",
+        stream: TextIO | None = None,
         interval: float | None = None,
     ) -> None:
         self.label = label
@@ -25,7 +30,7 @@ class Progress:
         self.start = time.monotonic()
         self._last = 0.0
 
-    def __enter__(self) -> "Progress":
+    def __enter__(self) -> Progress:
         return self
 
     def __exit__(self, exc_type: object, *exc: object) -> None:

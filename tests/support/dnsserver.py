@@ -63,7 +63,7 @@ class DnsServer:
         self.conf.write_text("\n".join(lines) + "\n")
         self.log = self.workdir / f"dnsmasq-{port}.log"
 
-    def start(self) -> "DnsServer":
+    def start(self) -> DnsServer:
         # The port was free when chosen, but another test's server may take it before dnsmasq
         # binds it: then try another port (a few times).
         for attempt in range(5):

@@ -66,7 +66,9 @@ def forked_blocks(
     split = fork_block - first
     forged = [
         dataclasses.replace(b, header=raw, hash=h)
-        for b, (raw, h) in zip(blocks[split:], forge_chain((b.header for b in blocks[split:]), blocks[split - 1].hash))
+        for b, (raw, h) in zip(
+            blocks[split:], forge_chain((b.header for b in blocks[split:]), blocks[split - 1].hash), strict=True
+        )
     ]
     return [b for b in blocks[:split] + forged if start <= b.number <= end]
 
@@ -85,11 +87,11 @@ def write_fork_chain_file(
     path: Path, source: BlockStore | Sequence[Era1Block], fork_block: int, last: int
 ) -> list[StoredBlock] | list[Era1Block]:
     """Write blocks 1..``last`` of the fork from ``fork_block`` on as an RLP chain file; returns them."""
-    blocks = forked_blocks(source, fork_block, 1, last)  # type: ignore[call-overload]
+    blocks = forked_blocks(source, fork_block, 1, last)
     if not blocks or blocks[-1].number != last:
         raise ValueError(f"the source does not reach block {last}")
     path.write_bytes(chain_file_bytes(blocks))
-    return blocks  # type: ignore[no-any-return]
+    return blocks
 
 
 def _record(rtype: bytes, data: bytes) -> bytes:

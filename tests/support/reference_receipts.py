@@ -7,12 +7,10 @@ fast paths there accept and reject exactly what this does and produce the same b
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from ethp2p import rlp
-from ethp2p.crypto.keccak import keccak_256
 from ethp2p.chain.body import TX_TYPES
 from ethp2p.chain.receipts import BLOOM_SIZE, MAX_LOGS, MAX_RECEIPTS, MAX_TOPICS, ReceiptError
+from ethp2p.crypto.keccak import keccak_256
 
 
 def _bloom_bits(value: bytes | memoryview) -> int:

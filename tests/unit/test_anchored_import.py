@@ -11,9 +11,9 @@ import pytest
 
 from ethp2p.eth.chainspec import MAINNET
 from ethp2p.store.blocks import BlockStore
-from ethp2p.store.importer import ImportError_, ensure_genesis, import_file
+from ethp2p.store.importer import ChainImportError, ensure_genesis, import_file
 from ethp2p.trust import Anchors, Checkpoint, Proof, anchors_for, mainnet_accumulator
-from tests.support.forks import chain_file_bytes, era1_blocks, write_fork_chain_file, write_forged_era1
+from tests.support.forks import chain_file_bytes, era1_blocks, write_forged_era1, write_fork_chain_file
 from tests.support.stores import DERIVED, ERA1_FILES
 
 ERA0, ERA1 = ERA1_FILES
@@ -80,7 +80,7 @@ def test_a_forged_era1_file_is_refused_naming_its_epoch_and_both_roots(tmp_path:
     forged = tmp_path / "epoch1-fork.era1"
     blocks = write_forged_era1(forged, 9000, epoch=1)
     assert blocks[9000 - 8192].hash != era1_blocks()[9000].hash  # really a fork, and read_era1 accepts it
-    with pytest.raises(ImportError_) as e:
+    with pytest.raises(ChainImportError) as e:
         import_file(store, forged, MAINNET)
     msg = str(e.value)
     assert "epoch 1" in msg and mainnet_accumulator().root(1).hex() in msg and "forged" in msg
@@ -91,7 +91,7 @@ def test_a_forged_era1_file_is_refused_naming_its_epoch_and_both_roots(tmp_path:
     # A forged epoch 0 (from block 1 on) is refused the same way.
     forged0 = tmp_path / "epoch0-fork.era1"
     write_forged_era1(forged0, 1, epoch=0)
-    with pytest.raises(ImportError_, match="epoch 0"):
+    with pytest.raises(ChainImportError, match="epoch 0"):
         import_file(store, forged0, MAINNET)
     assert _snapshot(store) == before
 
@@ -102,19 +102,19 @@ def test_era1_files_under_canonical_names_must_have_the_shipped_checksum(tmp_pat
     # The real epoch 0 file under epoch 1's canonical name: its SHA-256 is not that name's.
     wrong = tmp_path / ERA1.name
     shutil.copy(ERA0, wrong)
-    with pytest.raises(ImportError_, match="SHA-256 .* is not the shipped checksum") as e:
+    with pytest.raises(ChainImportError, match="SHA-256 .* is not the shipped checksum") as e:
         import_file(store, wrong, MAINNET)
     assert ERA1.name in str(e.value)
     # A canonical-looking name that is in no list.
     unknown = tmp_path / "mainnet-00000-deadbeef.era1"
     shutil.copy(ERA0, unknown)
-    with pytest.raises(ImportError_, match="no file of that name is in the shipped checksum list"):
+    with pytest.raises(ChainImportError, match="no file of that name is in the shipped checksum list"):
         import_file(store, unknown, MAINNET)
     # A forged file under the real name is caught by the checksum before anything else.
     forged = tmp_path / "x" / ERA0.name
     forged.parent.mkdir()
     write_forged_era1(forged, 100, epoch=0)
-    with pytest.raises(ImportError_, match="not the shipped checksum"):
+    with pytest.raises(ChainImportError, match="not the shipped checksum"):
         import_file(store, forged, MAINNET)
     assert _snapshot(store) == before
     # The real file under any non-canonical name is proven by its root alone.
@@ -128,8 +128,14 @@ def test_era1_without_an_accumulator_goes_through_linkage(tmp_path: Path) -> Non
     no_acc = Anchors(main.checkpoints, None)
     store = _store(tmp_path / "s.db")
     r = import_file(store, ERA1, MAINNET, anchors=no_acc)
-    assert r.epochs == [] and r.proofs == {Proof.CHECKPOINT: CHECKPOINT_1 - 8192 + 1, Proof.UNANCHORED: 16_383 - CHECKPOINT_1}
-    assert _runs(store, 8192, 16_383) == [(8192, CHECKPOINT_1, Proof.CHECKPOINT), (CHECKPOINT_1 + 1, 16_383, Proof.UNANCHORED)]
+    assert r.epochs == [] and r.proofs == {
+        Proof.CHECKPOINT: CHECKPOINT_1 - 8192 + 1,
+        Proof.UNANCHORED: 16_383 - CHECKPOINT_1,
+    }
+    assert _runs(store, 8192, 16_383) == [
+        (8192, CHECKPOINT_1, Proof.CHECKPOINT),
+        (CHECKPOINT_1 + 1, 16_383, Proof.UNANCHORED),
+    ]
     # Epoch 0 below it: linked down from the stored checkpoint-proven block 8,192.
     r = import_file(store, ERA0, MAINNET, anchors=no_acc)
     assert r.proofs == {Proof.CHECKPOINT: 8192}
@@ -139,7 +145,7 @@ def test_era1_without_an_accumulator_goes_through_linkage(tmp_path: Path) -> Non
     assert import_file(store, ERA1, MAINNET, anchors=anchored).proofs == {Proof.CHECKPOINT: 8192}
     lying = no_acc.with_checkpoints([Checkpoint(16_000, b"\x42" * 32)])
     fresh = _store(tmp_path / "t.db")
-    with pytest.raises(ImportError_, match=r"block 16,000 .*--checkpoint"):
+    with pytest.raises(ChainImportError, match=r"block 16,000 .*--checkpoint"):
         import_file(fresh, ERA1, MAINNET, anchors=lying)
     assert fresh.count() == 1
 
@@ -155,7 +161,10 @@ def test_a_chain_file_of_the_real_blocks_is_proven_up_to_the_checkpoint(tmp_path
     assert (r.kind, r.blocks, r.first, r.last, r.epochs) == ("chain", 11_000, 1, 11_000, [])
     assert r.proofs == {Proof.CHECKPOINT: CHECKPOINT_1, Proof.UNANCHORED: 35}
     assert any("35 block(s) are unanchored" in n for n in r.notes)
-    assert _runs(store, 0, 11_000) == [(0, CHECKPOINT_1, Proof.CHECKPOINT), (CHECKPOINT_1 + 1, 11_000, Proof.UNANCHORED)]
+    assert _runs(store, 0, 11_000) == [
+        (0, CHECKPOINT_1, Proof.CHECKPOINT),
+        (CHECKPOINT_1 + 1, 11_000, Proof.UNANCHORED),
+    ]
     # Epoch 1's era1 file then proves the unanchored ones; the checkpoint-proven keep the stronger proof.
     r = import_file(store, ERA1, MAINNET)
     assert r.proofs == {Proof.CHECKPOINT: CHECKPOINT_1 - 8192 + 1, Proof.ACCUMULATOR: 16_383 - CHECKPOINT_1}
@@ -182,7 +191,7 @@ def test_a_fork_crossing_a_checkpoint_is_refused_naming_the_block(tmp_path: Path
     forged = write_fork_chain_file(path, era1_blocks(), 9000, 12_000)
     assert forged[CHECKPOINT_1 - 1].hash != era1_blocks()[CHECKPOINT_1].hash
     store = _store(tmp_path / "s.db")
-    with pytest.raises(ImportError_) as e:
+    with pytest.raises(ChainImportError) as e:
         import_file(store, path, MAINNET)
     msg = str(e.value)
     assert "block 10,965 has hash" in msg and "checkpoint #10,965" in msg and "history index" in msg
@@ -199,19 +208,23 @@ def test_a_fork_inside_an_epoch_is_refused_by_its_root_or_the_stored_chain(tmp_p
     path = tmp_path / "e0.rlp"
     path.write_bytes(chain_file_bytes(forked_blocks(blocks[:8192], 5000, 0, 8191)))
     store = _store(tmp_path / "s.db")
-    with pytest.raises(ImportError_, match=r"epoch 0 \(blocks 0\.\.8,191\).*shipped root of epoch 0"):
+    with pytest.raises(ChainImportError, match=r"epoch 0 \(blocks 0\.\.8,191\).*shipped root of epoch 0"):
         import_chain_file(store, path, MAINNET)
     assert store.count() == 1
     # Blocks 1..8191 of it (epoch 0 not complete): linked from the stored proven block 8,192 it contradicts it.
     path.write_bytes(chain_file_bytes(forked_blocks(blocks[:8192], 5000, 1, 8191)))
     store = _store(tmp_path / "t.db", ERA1)
-    with pytest.raises(ImportError_, match=r"block 8,191 has hash .* the store's block 8,192 \(accumulator\) links to"):
+    with pytest.raises(
+        ChainImportError, match=r"block 8,191 has hash .* the store's block 8,192 \(accumulator\) links to"
+    ):
         import_file(store, path, MAINNET)
     # Where the store holds proven blocks, a fork of them is refused at its first forged block.
     store = _store(tmp_path / "u.db", ERA0)
     before = _snapshot(store)
     path.write_bytes(chain_file_bytes(forked_blocks(blocks[:8192], 5000, 4000, 6000)))
-    with pytest.raises(ImportError_, match=r"block 5,000 has hash .* the store holds block 5,000 .* proven by accumulator"):
+    with pytest.raises(
+        ChainImportError, match=r"block 5,000 has hash .* the store holds block 5,000 .* proven by accumulator"
+    ):
         import_file(store, path, MAINNET)
     assert _snapshot(store) == before
     # The real blocks 1..8191 under a proven 8,192 inherit its proof.
@@ -244,7 +257,7 @@ def test_malformed_chain_files_are_refused_cleanly(tmp_path: Path) -> None:
     for name, (data, why) in cases.items():
         p = tmp_path / name
         p.write_bytes(data)
-        with pytest.raises(ImportError_, match=why) as e:
+        with pytest.raises(ChainImportError, match=why) as e:
             import_file(store, p, MAINNET)
         assert str(e.value).startswith(str(p)), e.value
     assert store.count() == 1
@@ -278,7 +291,7 @@ def test_the_derived_block_set_imports_unanchored(tmp_path: Path) -> None:
     # One that contradicts a block of the set refuses it.
     wrong = main.with_checkpoints([Checkpoint(200_000, b"\x01" * 32)])
     store = _store(tmp_path / "w.db")
-    with pytest.raises(ImportError_, match=r"block 200,000 has hash .*--checkpoint"):
+    with pytest.raises(ChainImportError, match=r"block 200,000 has hash .*--checkpoint"):
         import_file(store, DERIVED, MAINNET, anchors=wrong)
     assert store.count() == 1
 
@@ -290,7 +303,7 @@ def test_hostile_derived_sets_are_refused_cleanly(tmp_path: Path) -> None:
     real = json.loads(DERIVED.read_text())["blocks"]
     by_number = {b["number"]: b for b in real}
 
-    def forged(n: int, parent: bytes) -> dict:  # type: ignore[type-arg]
+    def forged(n: int, parent: bytes) -> dict:
         return dict(by_number[n], header_rlp=fork_header(bytes.fromhex(by_number[n]["header_rlp"]), parent).hex())
 
     cases = {
@@ -298,13 +311,22 @@ def test_hostile_derived_sets_are_refused_cleanly(tmp_path: Path) -> None:
         "nolist.json": (json.dumps({"blocks": 5}), "not a derived block set"),
         "notobjects.json": (json.dumps({"blocks": [1, 2]}), "entry 0: not an object"),
         "badhex.json": (json.dumps({"blocks": [dict(by_number[1], header_rlp="zz")]}), "block 1: non-hexadecimal"),
-        "badbody.json": (json.dumps({"blocks": [dict(by_number[3], body_rlp=by_number[1]["body_rlp"])]}), "ommers hash"),
-        "duplicate.json": (json.dumps({"blocks": [by_number[3], forged(3, b"\x01" * 32)]}), "two different blocks numbered 3"),
-        "unlinked.json": (json.dumps({"blocks": [by_number[1], forged(2, b"\x01" * 32)]}), "block 2 does not link to block 1"),
+        "badbody.json": (
+            json.dumps({"blocks": [dict(by_number[3], body_rlp=by_number[1]["body_rlp"])]}),
+            "ommers hash",
+        ),
+        "duplicate.json": (
+            json.dumps({"blocks": [by_number[3], forged(3, b"\x01" * 32)]}),
+            "two different blocks numbered 3",
+        ),
+        "unlinked.json": (
+            json.dumps({"blocks": [by_number[1], forged(2, b"\x01" * 32)]}),
+            "block 2 does not link to block 1",
+        ),
     }
     for name, (text, why) in cases.items():
         p = tmp_path / name
         p.write_text(text)
-        with pytest.raises(ImportError_, match=why):
+        with pytest.raises(ChainImportError, match=why):
             import_file(store, p, MAINNET)
     assert store.count() == 1

@@ -239,7 +239,9 @@ def test_written_history_leaves_the_page_cache(tmp_path: Path, monkeypatch: pyte
     store.close()
 
 
-def test_dropping_the_page_cache_opens_and_closes_no_descriptor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_dropping_the_page_cache_opens_and_closes_no_descriptor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Closing any descriptor of the file would release SQLite's POSIX locks on it:
     # the advice must go through SQLite's own.
     import ethp2p.store.blocks as blocks
@@ -247,7 +249,12 @@ def test_dropping_the_page_cache_opens_and_closes_no_descriptor(tmp_path: Path, 
     calls: list[int] = []
     real = os.posix_fadvise
     monkeypatch.setattr(blocks, "DROP_CACHE_EVERY", 1 << 20)
-    monkeypatch.setattr(os, "posix_fadvise", lambda fd, *a: (calls.append(fd), real(fd, *a))[1])
+
+    def fadvise(fd: int, offset: int, length: int, advice: int) -> None:
+        calls.append(fd)
+        real(fd, offset, length, advice)
+
+    monkeypatch.setattr(os, "posix_fadvise", fadvise)
     store = BlockStore(tmp_path / "s.db")
     before = sorted(os.listdir("/proc/self/fd"))
     _fill(store, 4)
@@ -273,7 +280,9 @@ def test_only_what_the_store_appends_leaves_the_page_cache(tmp_path: Path, monke
     store._db.execute("PRAGMA wal_autocheckpoint=64")
     for n in range(100, 124):
         store.put_blocks([_rec(n, body=os.urandom(512 * 1024), receipts=os.urandom(512 * 1024))])
-    out = subprocess.run([sys.executable, "-c", _RESIDENT, str(path), str(old_size)], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", _RESIDENT, str(path), str(old_size)], capture_output=True, text=True, check=True
+    )
     old_part, new_part = (float(x) for x in out.stdout.split())
     assert path.stat().st_size > old_size + (16 << 20)
     assert old_part > 0.9 and new_part < 0.35, (old_part, new_part)

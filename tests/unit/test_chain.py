@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -10,7 +11,6 @@ from ethp2p import rlp
 from ethp2p.chain import receipts as R
 from ethp2p.chain.body import BlockBody
 from ethp2p.chain.header import Header, HeaderError
-from ethp2p.crypto.keccak import keccak
 from ethp2p.chain.receipts import ReceiptError, receipts68_to_69
 from ethp2p.chain.verify import (
     VerificationError,
@@ -21,6 +21,7 @@ from ethp2p.chain.verify import (
     verify_header_chain,
     verify_receipts,
 )
+from ethp2p.crypto.keccak import keccak
 from ethp2p.eth.chainspec import MAINNET
 from ethp2p.eth.genesis import GenesisError, chainspec_from_genesis, genesis_header, load_genesis
 from ethp2p.formats.chainfile import read_chain_file
@@ -85,10 +86,17 @@ def test_missing_withdrawals_are_rejected() -> None:
         verify_body(_h(block), rlp.encode_raw_list([bytes(p) for p in parts[:2]]))
 
 
+def _fields(raw: bytes) -> list[Any]:
+    """The items of an RLP list, loosely typed, for building tampered copies."""
+    items = rlp.decode(raw)
+    assert isinstance(items, list)
+    return items
+
+
 def test_tampered_receipts_are_rejected() -> None:
     block = _with_receipts()
     h = _h(block)
-    r69 = rlp.decode(bytes.fromhex(block["receipts_eth69_rlp"]))
+    r69 = _fields(bytes.fromhex(block["receipts_eth69_rlp"]))
     r69[0][2] = rlp.encode_int(rlp.decode_int(r69[0][2]) + 1)
     with pytest.raises(VerificationError, match="receipts root"):
         verify_receipts(h, rlp.encode(r69), form=69)
@@ -103,7 +111,7 @@ def test_eth68_receipt_with_wrong_bloom_is_rejected() -> None:
     for i, item in enumerate(items):
         consensus = item if item[0] >= 0xC0 else rlp.string_payload(item)
         typed = consensus[0] < 0xC0
-        fields = rlp.decode(bytes(consensus[1:] if typed else consensus))
+        fields = _fields(bytes(consensus[1:] if typed else consensus))
         if fields[3]:
             bloom = bytearray(fields[2])
             bloom[0] ^= 0x80
@@ -147,7 +155,7 @@ def test_header_chain_checks() -> None:
 def test_unknown_trailing_fields_are_kept() -> None:
     """A future fork's extra header fields don't break decoding, and the hash covers them."""
     prague = next(b for b in DERIVED if int(b["number"]) == 22431084)
-    fields = rlp.decode(bytes.fromhex(prague["header_rlp"]))
+    fields = _fields(bytes.fromhex(prague["header_rlp"]))
     future = rlp.encode(fields + [b"\x11" * 32, b"\x05"])
     h = Header(future)
     assert h.field_count == len(fields) + 2
@@ -157,7 +165,7 @@ def test_unknown_trailing_fields_are_kept() -> None:
 
 def test_malformed_headers_are_rejected() -> None:
     good = bytes.fromhex(DERIVED[0]["header_rlp"])
-    fields = rlp.decode(good)
+    fields = _fields(good)
     with pytest.raises(HeaderError):
         Header(rlp.encode(fields[:14]))
     with pytest.raises(HeaderError, match="bytes, must be"):
@@ -183,7 +191,7 @@ def test_ethtest_genesis_and_chain() -> None:
     headers = [Header(b.header) for b in blocks]
     verify_header_chain(headers, 1, parent=Header(spec.genesis_header or b""))
     assert headers[-1].hash.hex().startswith("44e3809c")
-    for h, b in zip(headers, blocks):
+    for h, b in zip(headers, blocks, strict=True):
         verify_body(h, b.body)
         verify_fork_fields(h, spec)
     assert sum(not header_proves_empty_body(h) for h in headers) > 500
@@ -200,7 +208,7 @@ def test_mainnet_genesis_from_alloc() -> None:
     assert genesis_header(g).hex() == rlp.split_list(bytes.fromhex(want["genesis_rlp_hex"]))[0].tobytes().hex()
 
 
-def test_bad_genesis_files_give_clear_errors(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_bad_genesis_files_give_clear_errors(tmp_path) -> None:
     p = tmp_path / "g.json"
     p.write_text("{not json")
     with pytest.raises(GenesisError, match="not JSON"):

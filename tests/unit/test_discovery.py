@@ -27,7 +27,11 @@ def test_eip778_example_decodes_and_re_encodes() -> None:
     assert again.text() == v["text"]
 
 
-@pytest.mark.parametrize("case", [c for c in load_vector("enr/geth_parse_node_tests.json")["tests"] if c["input"].startswith("enr:")], ids=lambda c: c["input"][:30])
+@pytest.mark.parametrize(
+    "case",
+    [c for c in load_vector("enr/geth_parse_node_tests.json")["tests"] if c["input"].startswith("enr:")],
+    ids=lambda c: c["input"][:30],
+)
 def test_geth_enr_parse_cases(case: dict) -> None:
     if case["accept"]:
         r = ENR.from_text(case["input"])
@@ -55,6 +59,7 @@ def test_enr_tampering_and_limits() -> None:
     key = PrivateKey.generate()
     r = ENR.create(key, 5, {b"ip": bytes([10, 0, 0, 1]), b"tcp": 30303, b"udp": 30301})
     items = rlp.decode(r.raw)
+    assert isinstance(items, list)
     items[1] = b"\x06"  # bump seq without re-signing
     with pytest.raises(ENRError, match="signature"):
         ENR.from_rlp(rlp.encode(items))
@@ -83,13 +88,18 @@ def test_eip8_discv4_packets_are_accepted(p: dict) -> None:
     pkt = dec.packet
     if isinstance(pkt, w.Ping):
         assert (pkt.version, pkt.from_, pkt.to, pkt.expiration) == (
-            exp["version"], w.Endpoint(**exp["from"]), w.Endpoint(**exp["to"]), exp["expiration"])
+            exp["version"],
+            w.Endpoint(**exp["from"]),
+            w.Endpoint(**exp["to"]),
+            exp["expiration"],
+        )
         assert pkt.enr_seq == exp.get("enr_seq")
     if isinstance(pkt, w.FindNode):
         assert pkt.target.hex() == exp["target"] and pkt.expiration == exp["expiration"]
     if isinstance(pkt, w.Neighbors):
         assert [(n.pubkey.hex(), n.ip, n.udp, n.tcp) for n in pkt.nodes] == [
-            (n["id"], n["ip"], n["udp"], n["tcp"]) for n in exp["nodes"]]
+            (n["id"], n["ip"], n["udp"], n["tcp"]) for n in exp["nodes"]
+        ]
 
 
 def test_packet_round_trip_and_corruption() -> None:
@@ -200,7 +210,9 @@ def test_findnode_without_bond_and_unsolicited_replies_are_dropped() -> None:
 
 def test_rate_limit_per_source() -> None:
     a, b = _core(1), _core(2)
-    ping, _ = w.encode_packet(b.key, w.Ping(w.Endpoint("127.0.0.1", 2, 2), w.Endpoint("127.0.0.1", 1, 1), int(NOW) + 20))
+    ping, _ = w.encode_packet(
+        b.key, w.Ping(w.Endpoint("127.0.0.1", 2, 2), w.Endpoint("127.0.0.1", 1, 1), int(NOW) + 20)
+    )
     results = [a.receive(ping, ("10.0.0.9", 2), NOW) for _ in range(600)]
     limited = sum(1 for r in results if r and isinstance(r[0], Dropped) and r[0].reason == "rate limited")
     assert limited >= 150

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from typing import Protocol, runtime_checkable
 
 import pytest
 
@@ -30,13 +31,20 @@ _GETH_CODES = {
 GETH = load_vector("eth/geth_protocol_messages.json")
 
 
+@runtime_checkable
+class _Request(Protocol):
+    """A request or response message (each carries its request id)."""
+
+    request_id: int
+
+
 @pytest.mark.parametrize("vec", GETH["messages"], ids=lambda v: v["description"][:50])
 @pytest.mark.parametrize("version", [68, 69])
 def test_geth_message_vectors_round_trip(vec: dict, version: int) -> None:
     raw = bytes.fromhex(vec["rlp"])
     code = _GETH_CODES[vec["go_type"]]
     msg = codec.decode_message(code, raw, version)
-    assert getattr(msg, "request_id") == 1111
+    assert isinstance(msg, _Request) and msg.request_id == 1111
     assert codec.encode_message(msg, version) == (code, raw)
 
 
@@ -47,9 +55,10 @@ def test_geth_vectors_decode_to_the_described_values() -> None:
     assert msg.origin == bytes.fromhex("00" * 28 + "deadc0de") and msg.amount == 5 and msg.skip == 5 and not msg.reverse
     num = next(bytes.fromhex(v["rlp"]) for v in GETH["messages"] if "number 9999" in v["description"])
     msg = codec.decode_message(m.GET_BLOCK_HEADERS_CODE, num, 69)
-    assert msg.origin == 9999
+    assert isinstance(msg, m.GetBlockHeaders) and msg.origin == 9999
     bodies = next(bytes.fromhex(v["rlp"]) for v in GETH["messages"] if v["go_type"] == "BlockBodiesPacket")
     msg = codec.decode_message(m.BLOCK_BODIES_CODE, bodies, 69)
+    assert isinstance(msg, m.BlockBodies)
     txs = rlp.split_list(msg.bodies[0])[0]
     assert [bytes(t).hex() for t in rlp.split_list(txs)] == GETH["transactions_hex"]
 
@@ -67,12 +76,14 @@ _EIP2481_CODES = {
 }
 
 
-@pytest.mark.parametrize("vec", [v for v in EIP2481["messages"] if v["type"] in _EIP2481_CODES], ids=lambda v: v["type"])
+@pytest.mark.parametrize(
+    "vec", [v for v in EIP2481["messages"] if v["type"] in _EIP2481_CODES], ids=lambda v: v["type"]
+)
 def test_eip2481_vectors_at_eth68(vec: dict) -> None:
     raw = bytes.fromhex(vec["rlp"].removeprefix("0x"))
     code = _EIP2481_CODES[vec["type"]]
     msg = codec.decode_message(code, raw, 68)
-    assert msg.request_id == vec["data"]["RequestId"]
+    assert isinstance(msg, _Request) and msg.request_id == vec["data"]["RequestId"]
     assert codec.encode_message(msg, 68) == (code, raw)
 
 
@@ -101,6 +112,7 @@ def test_eth70_get_receipts_and_receipts() -> None:
     code, payload = codec.encode_message(m.make_receipts(70, 7, lists, True), 70)
     assert rlp.decode(payload)[1] == b"\x01"
     got = codec.decode_message(code, payload, 70)
+    assert isinstance(got, m.Receipts)
     assert got.last_block_incomplete and [bytes(x) for x in got.receipts] == lists
     # The same request at eth/69 has no index and cannot carry one.
     code, payload = codec.encode_message(m.GetReceipts(7, hashes), 69)
@@ -133,7 +145,9 @@ def test_status_forms_round_trip() -> None:
 
 def test_status_tolerates_extra_fields() -> None:
     s = make_status(MAINNET, 69)
-    payload = rlp.encode(rlp.decode(codec.encode_message(s, 69)[1]) + [b"future"])
+    fields = rlp.decode(codec.encode_message(s, 69)[1])
+    assert isinstance(fields, list)
+    payload = rlp.encode([*fields, b"future"])
     assert codec.decode_message(m.STATUS_CODE, payload, 69) == s
 
 
@@ -256,7 +270,7 @@ def test_fork_id_encoding(case: dict) -> None:
 # ---- Status validation -------------------------------------------------------------------------
 
 
-def _peer_status(spec=MAINNET, version=69, **kw) -> m.Status:  # type: ignore[no-untyped-def]
+def _peer_status(spec=MAINNET, version=69, **kw) -> m.Status:
     latest = spec.fork_id(30_000_000, 2_000_000_000)  # a synced peer
     s = make_status(spec, version, head_number=23_000_000, head_hash=b"\x33" * 32)
     return dataclasses.replace(s, **{"fork_id": latest, **kw})

@@ -55,7 +55,7 @@ def _stricter(f_fast, f_ref, data: bytes) -> None:
 
 def test_real_lists_convert_identically() -> None:
     assert len(LISTS69) > 60
-    for l69, l68 in zip(LISTS69, LISTS68):
+    for l69, l68 in zip(LISTS69, LISTS68, strict=True):
         assert fast.receipts69_to_consensus(l69) == ref.receipts69_to_consensus(l69)
         assert fast.receipts69_to_68(l69) == l68
         assert fast.receipts68_to_69(l68) == l69
@@ -70,7 +70,7 @@ def test_real_lists_convert_identically() -> None:
 @pytest.mark.parametrize("seed", range(4))
 def test_corrupted_lists_are_rejected_or_converted_identically(seed: int) -> None:
     rng = random.Random(seed)
-    for l69, l68 in zip(SMALL69, SMALL68):
+    for l69, l68 in zip(SMALL69, SMALL68, strict=True):
         for m in _mutants(l69, rng, 40):
             _same(fast.receipts69_to_consensus, ref.receipts69_to_consensus, m)
             _stricter(fast.receipts69_items, ref.receipts69_items, m)

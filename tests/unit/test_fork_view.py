@@ -22,12 +22,14 @@ from tests.support.forks import era1_blocks, era1_bytes, forked_blocks, write_fo
 
 F = 9000
 HEAD = 16383
-REAL_ROOTS = [f["accumulator_root"] for f in json.loads((VECTORS / "mainnet/era1/era1_summary.json").read_text())["files"]]
+REAL_ROOTS = [
+    f["accumulator_root"] for f in json.loads((VECTORS / "mainnet/era1/era1_summary.json").read_text())["files"]
+]
 DERIVED = load_vector("mainnet/derived/mainnet_blocks.json")["blocks"]
 
 
 @pytest.fixture(scope="module")
-def store(mainnet_store_path: Path):  # type: ignore[no-untyped-def]
+def store(mainnet_store_path: Path):
     with BlockStore(mainnet_store_path, readonly=True) as s:
         yield s
 
@@ -66,7 +68,7 @@ def test_view_is_real_below_the_fork_and_a_linked_fork_above(store: BlockStore, 
     served = [Header(r) for r in view.headers_by_numbers(numbers)]  # type: ignore[arg-type]
     real = [Header(r) for r in store.headers_by_numbers(numbers)]  # type: ignore[arg-type]
     assert served[:50] == real[:50]
-    assert all(s.hash != r.hash for s, r in zip(served[50:], real[50:]))
+    assert all(s.hash != r.hash for s, r in zip(served[50:], real[50:], strict=True))
     verify_header_chain(served, F - 50)
     assert served[50].parent_hash == real[49].hash  # branches off the real block F-1
     assert [view.header_by_number(n) for n in numbers] == [s.raw for s in served]
@@ -168,8 +170,11 @@ def test_forged_era1_is_self_consistent_but_not_the_real_epoch(tmp_path: Path, e
     for b in (got.blocks[0], got.blocks[-1], got.blocks[max(0, fork_block - first)]):
         forged = b.number >= fork_block
         assert (b.hash != real[b.number].hash) is forged
-        assert (b.body, b.receipts, b.total_difficulty) == (real[b.number].body, real[b.number].receipts,
-                                                            real[b.number].total_difficulty)
+        assert (b.body, b.receipts, b.total_difficulty) == (
+            real[b.number].body,
+            real[b.number].receipts,
+            real[b.number].total_difficulty,
+        )
     if fork_block <= first:  # the whole epoch is forged: it links to the forged previous epoch
         assert Header(got.blocks[0].header).parent_hash == forked_blocks(real, fork_block, first - 1, first - 1)[0].hash
     # A forged block swapped into the real archive breaks it: the fork is only consistent with itself.
@@ -188,7 +193,7 @@ def test_fork_chain_file_parses_and_links(tmp_path: Path, store: BlockStore) -> 
     assert [(b.hash, b.header, b.body) for b in blocks] == [(w.hash, w.header, w.body) for w in written]
     headers = [Header(b.header) for b in blocks]
     verify_header_chain(headers, 1, parent=Header(store.header_by_number(0)))  # type: ignore[arg-type]
-    for h, b in zip(headers, blocks):
+    for h, b in zip(headers, blocks, strict=True):
         verify_body(h, b.body)
     assert blocks[F - 2].hash == store.canonical_hash(F - 1) and blocks[F - 1].hash != store.canonical_hash(F)
     # The same file from the store (one fork implementation either way).

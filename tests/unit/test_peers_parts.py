@@ -15,7 +15,12 @@ from ethp2p.store.peers import PeerCache, StoredPeer, now_ms, parse_addr
 def test_limits_defaults_and_overrides() -> None:
     d = p2p_limits()
     assert (d.request_timeout, d.max_headers_per_request, d.max_outbound, d.max_inbound) == (4.0, 1024, 400, 200)
-    assert (d.max_concurrent_dials, d.peer_refill_interval, d.peer_cache_max, d.peer_start_warmup) == (200, 0.5, 5000, 2.0)
+    assert (d.max_concurrent_dials, d.peer_refill_interval, d.peer_cache_max, d.peer_start_warmup) == (
+        200,
+        0.5,
+        5000,
+        2.0,
+    )
     assert d.peer_cache_ttl_ms == 7 * 24 * 3600 * 1000 and d.max_concurrent_probes == 24
     assert p2p_limits(max_outbound=3).max_outbound == 3
     with pytest.raises(TypeError, match="unknown"):
@@ -65,7 +70,7 @@ def test_reputation_bans_and_backoff() -> None:
     assert not rep.may_dial(b"\x04" * 64)  # useless peers are never redialled
 
 
-def test_peer_cache_merge_ttl_cap_and_corruption(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_peer_cache_merge_ttl_cap_and_corruption(tmp_path) -> None:
     path = tmp_path / "p.db"
     cache = PeerCache(path)
     ids = [PrivateKey.generate().public_key.to_bytes() for _ in range(6)]

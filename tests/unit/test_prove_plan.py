@@ -14,14 +14,14 @@ class Facts:
         self.proven = proven or {}
         self.tds = tds or {}
 
-    def link_above(self, number: int):  # type: ignore[no-untyped-def]
+    def link_above(self, number: int):
         got = self.proven.get(number + 1)
         return (number, got[1], got[2]) if got else None
 
-    def lowest_proven_above(self, number: int):  # type: ignore[no-untyped-def]
+    def lowest_proven_above(self, number: int):
         return min((n for n in self.proven if n > number), default=None)
 
-    def proven_td(self, number: int):  # type: ignore[no-untyped-def]
+    def proven_td(self, number: int):
         if number in self.tds and number in self.proven:
             return self.tds[number], self.proven[number][0]
         return None
@@ -30,7 +30,7 @@ class Facts:
 MAIN = anchors_for(MAINNET.genesis_hash)
 
 
-def _routes(seg):  # type: ignore[no-untyped-def]
+def _routes(seg):
     return [(type(r).__name__, getattr(r, "top", getattr(r, "epoch", None))) for r in seg.routes]
 
 
@@ -87,12 +87,13 @@ def test_user_checkpoints_and_stored_proven_blocks_are_anchors() -> None:
     anchors = anchors_for(genesis, [Checkpoint(600, b"\x66" * 32)])
     segs = plan_segments(list(range(1, 701)), anchors, Facts())
     assert [(s.lo, s.hi, s.routes[0].proof) for s in segs] == [  # type: ignore[union-attr]
-        (1, 600, Proof.CHECKPOINT), (601, 700, Proof.PEER_AGREEMENT)
+        (1, 600, Proof.CHECKPOINT),
+        (601, 700, Proof.PEER_AGREEMENT),
     ]
     # A proven stored block just above a run: link to it, nothing beyond fetched.
     facts = Facts({701: (b"\x07" * 32, b"\x08" * 32, Proof.PEER_AGREEMENT)})
     segs = plan_segments(list(range(601, 701)), anchors, facts)
-    assert segs[0].routes[0] == LinkRoute(700, b"\x08" * 32, Proof.PEER_AGREEMENT, segs[0].routes[0].source)  # type: ignore[union-attr]
+    assert segs[0].routes[0] == LinkRoute(700, b"\x08" * 32, Proof.PEER_AGREEMENT, segs[0].routes[0].source)
     assert segs[0].extra == 0
 
 
@@ -106,7 +107,7 @@ def test_a_stored_block_proven_by_peer_agreement_yields_to_checkpoints_and_stric
     lo, hi = 22_000_000, 22_000_009
     facts = Facts({22_000_500: (b"\x05" * 32, b"\x06" * 32, Proof.PEER_AGREEMENT)})
     (seg,) = plan_segments(list(range(lo, hi + 1)), MAIN, facts)
-    assert seg.routes[0].source.startswith("stored block #22,000,500") and len(seg.routes) == 2  # type: ignore[union-attr]
+    assert seg.routes[0].source.startswith("stored block #22,000,500") and len(seg.routes) == 2
     # A checkpoint the user gives above it wins: the weaker stored proof is not used.
     cp = Checkpoint(22_001_000, b"\x07" * 32)
     (seg,) = plan_segments(list(range(lo, hi + 1)), MAIN.with_checkpoints([cp]), facts)

@@ -8,7 +8,7 @@ import pytest
 
 from ethp2p import rlp
 from ethp2p.crypto import ecies
-from ethp2p.crypto.keccak import keccak, keccak_256
+from ethp2p.crypto.keccak import keccak
 from ethp2p.crypto.keys import PrivateKey, PublicKey
 from ethp2p.p2p.messages import decode_hello
 from ethp2p.rlpx.errors import FrameError, HandshakeError, SnappyError
@@ -257,7 +257,7 @@ def test_cpp_secrets_vector() -> None:
 class _FakeMac:
     """geth's fake hash: ``Sum`` is always 32 bytes of 0x01 and writes are ignored."""
 
-    def update(self, data: bytes) -> None:
+    def update(self, data: bytes | memoryview, /) -> None:
         pass
 
     def digest(self) -> bytes:

@@ -16,7 +16,7 @@ WITH_RECEIPTS = [b for b in load_vector("mainnet/derived/mainnet_blocks.json")["
 
 
 @pytest.fixture()
-def handler(mainnet_store_path):  # type: ignore[no-untyped-def]
+def handler(mainnet_store_path):
     store = BlockStore(mainnet_store_path, genesis_hash=MAINNET.genesis_hash)
     yield StoreHandler(store)
     store.close()
@@ -28,7 +28,9 @@ def test_headers_cap_and_directions(handler: StoreHandler) -> None:
     assert handler.block_headers(m.GetBlockHeaders(1, 16380, 10)) == [
         handler.store.header_by_number(n) for n in range(16380, 16384)
     ]  # a prefix ending at the first block we lack
-    by_hash = handler.block_headers(m.GetBlockHeaders(1, handler.store.canonical_hash(100) or b"", 3, skip=1, reverse=True))
+    by_hash = handler.block_headers(
+        m.GetBlockHeaders(1, handler.store.canonical_hash(100) or b"", 3, skip=1, reverse=True)
+    )
     assert by_hash == [handler.store.header_by_number(n) for n in (100, 98, 96)]
     assert handler.block_headers(m.GetBlockHeaders(1, 2, 5, reverse=True)) == [
         handler.store.header_by_number(n) for n in (2, 1, 0)
@@ -58,7 +60,7 @@ def test_receipts_in_each_form(handler: StoreHandler, version: int) -> None:
     lists, incomplete = handler.receipts(hashes, version, 0)
     assert not incomplete or version == 70
     size = 0
-    for i, (got, b) in enumerate(zip(lists, WITH_RECEIPTS)):
+    for i, (got, b) in enumerate(zip(lists, WITH_RECEIPTS, strict=False)):
         want = b["receipts_eth68_rlp"] if version == 68 else b["receipts_eth69_rlp"]
         if incomplete and i == len(lists) - 1:
             # eth/70 cut the last list where it would cross the soft limit: a strict prefix.

@@ -18,7 +18,7 @@ import random
 import subprocess
 import sys
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import pytest
 
@@ -38,15 +38,16 @@ LISTS69 = [
 ]
 SMALL69 = [x for x in LISTS69 if 10 < len(x) < 20_000]
 
-C = accel.speedups
 _T = TypeVar("_T")
-needs_c = pytest.mark.skipif(C is None, reason=f"pure Python run ({accel.reason})")
+needs_c = pytest.mark.skipif(accel.speedups is None, reason=f"pure Python run ({accel.reason})")
+#: The extension, for the tests marked ``needs_c`` (skipped when it is None).
+C = cast(accel.Speedups, accel.speedups)
 
 
 def test_extension_is_built_and_in_use() -> None:
     if os.environ.get("ETHP2P_PURE_PYTHON", "") not in ("", "0"):
         pytest.skip("ETHP2P_PURE_PYTHON is set for this run")
-    assert C is not None, accel.reason
+    assert accel.speedups is not None, accel.reason
     assert accel.implementation() == "c"
 
 
@@ -78,7 +79,7 @@ def test_keccak_matches_pysha3() -> None:
         assert C.keccak256(memoryview(data)) == keccak_py(data)
     assert C.keccak256(bytearray(b"abc")) == keccak_py(b"abc")
     with pytest.raises(TypeError):
-        C.keccak256("not bytes")
+        C.keccak256("not bytes")  # type: ignore[arg-type]  # the wrong type is the test
 
 
 def _values(rng: random.Random, n: int, kind: str) -> list[bytes]:
@@ -117,9 +118,15 @@ def test_ordered_root_matches_python_and_generic_trie(n: int) -> None:
 @needs_c
 def test_ordered_root_rejects_non_buffers() -> None:
     with pytest.raises(TypeError):
-        C.ordered_trie_root([b"ok", 5])
+        C.ordered_trie_root([b"ok", 5])  # type: ignore[list-item]  # the wrong type is the test
     with pytest.raises(TypeError):
-        C.ordered_trie_root(5)
+        C.ordered_trie_root(5)  # type: ignore[arg-type]  # the wrong type is the test
+
+
+def _some(x: _T | None) -> _T:
+    """``x``, which the test expects the extension to have accepted."""
+    assert x is not None
+    return x
 
 
 def _or_none(f: Callable[[bytes], _T], data: bytes) -> _T | None:
@@ -149,7 +156,7 @@ def test_real_receipt_lists_give_the_same_roots() -> None:
     for l69 in LISTS69:
         assert _c_and_python_agree(l69)
         # and the reference trie over the split-everything conversion agrees too
-        assert C.receipts69_root(l69)[0] == ordered_trie_root_py(ref.receipts69_to_consensus(l69))
+        assert _some(C.receipts69_root(l69))[0] == ordered_trie_root_py(ref.receipts69_to_consensus(l69))
 
 
 def _mutants(data: bytes, rng: random.Random, count: int) -> list[bytes]:
@@ -213,7 +220,9 @@ def test_bloom_cache_evictions_and_collisions_do_not_change_roots() -> None:
     addrs = [rng.randbytes(20) for _ in range(20_000)]
     receipts = []
     for r in range(200):
-        logs = [_log(addrs[(r * 100 + j) % len(addrs)], keys[(r * 300 + 3 * j) % len(keys):][:3], b"") for j in range(100)]
+        logs = [
+            _log(addrs[(r * 100 + j) % len(addrs)], keys[(r * 300 + 3 * j) % len(keys) :][:3], b"") for j in range(100)
+        ]
         receipts.append(_receipt69(2, b"\x01", 21_000 * (r + 1), logs))
     data = rlp.encode(receipts)
     assert _c_and_python_agree(data)
@@ -254,7 +263,7 @@ def _body_roots_py(raw: bytes) -> tuple[bytes, int, bytes, bytes | None] | None:
         return None
 
 
-def _withdrawals_root_py(body) -> bytes:  # type: ignore[no-untyped-def]
+def _withdrawals_root_py(body) -> bytes:
     body.withdrawals_root()  # raises BodyError for a withdrawal that is not a list
     return ordered_trie_root_py(body.withdrawals)
 
@@ -264,11 +273,16 @@ def test_real_bodies_give_the_same_roots_and_match_their_headers() -> None:
     from ethp2p.chain.header import Header
 
     assert len(BODIES) > 60
-    for b, raw in zip(BLOCKS, BODIES):
+    for b, raw in zip(BLOCKS, BODIES, strict=True):
         got = C.body_roots(raw)
         assert got is not None and got == _body_roots_py(raw)
         h = Header(bytes.fromhex(b["header_rlp"]))
-        assert (got[0], got[1], got[2], got[3]) == (h.transactions_root, b["tx_count"], h.ommers_hash, h.withdrawals_root)
+        assert (got[0], got[1], got[2], got[3]) == (
+            h.transactions_root,
+            b["tx_count"],
+            h.ommers_hash,
+            h.withdrawals_root,
+        )
 
 
 @needs_c
@@ -325,7 +339,7 @@ def test_check_body_gives_verify_body_results() -> None:
     from ethp2p.chain.verify import check_body, verify_body
 
     rng = random.Random(3)
-    for b, raw in zip(BLOCKS[::4], BODIES[::4]):
+    for b, raw in zip(BLOCKS[::4], BODIES[::4], strict=True):
         h = Header(bytes.fromhex(b["header_rlp"]))
         assert check_body(h, raw) == len(verify_body(h, raw).transactions) == b["tx_count"]
         for m in _mutants(raw, rng, 10) + [BODIES[0]]:
@@ -370,7 +384,7 @@ def test_receipt_shape_check_agrees_with_the_reference() -> None:
     for l69 in LISTS69:
         want = _or_none(fast.receipts69_shape_py, l69)
         assert want is not None and C.receipts69_shape(l69) == want
-        assert want[0] == C.receipts69_root(l69)[1]
+        assert want[0] == _some(C.receipts69_root(l69))[1]
     for l69 in SMALL69:
         for m in _mutants(l69, rng, 40):
             want = _or_none(fast.receipts69_shape_py, m)
@@ -393,10 +407,10 @@ SMALL68 = [ref.receipts69_to_68(x) for x in SMALL69]
 
 @needs_c
 def test_eth68_lists_give_the_same_root_count_and_stored_form() -> None:
-    for l69, l68 in zip(LISTS69, LISTS68):
+    for l69, l68 in zip(LISTS69, LISTS68, strict=True):
         got = C.receipts68_root(l68)
         assert got == _or_none(fast.receipts68_root_py, l68)
-        assert got[0] == C.receipts69_root(l69)[0] and got[2] == l69
+        assert got is not None and got[0] == _some(C.receipts69_root(l69))[0] and got[2] == l69
         assert C.receipts69_to_68(l69) == l68 == fast.receipts69_to_68_py(l69)
 
 
@@ -405,7 +419,7 @@ def test_eth68_lists_give_the_same_root_count_and_stored_form() -> None:
 def test_corrupted_eth68_lists_and_conversions_agree(seed: int) -> None:
     rng = random.Random(200 + seed)
     outcomes = {True: 0, False: 0}
-    for l69, l68 in zip(SMALL69, SMALL68):
+    for l69, l68 in zip(SMALL69, SMALL68, strict=True):
         for m in mutants(l68, rng, 40, header_bytes=True):
             want = _or_none(fast.receipts68_root_py, m)
             assert C.receipts68_root(m) == want
@@ -460,7 +474,7 @@ def _py_tx_fields(raw: bytes) -> object:
         return None
 
 
-def _py_receipt_fields(raw: bytes) -> object:
+def _py_receipt_fields(raw: bytes) -> list[fast.ReceiptFields] | None:
     try:
         return fast.receipt_fields_py(raw)
     except rlp.RLPError:
@@ -474,31 +488,36 @@ def test_tx_fields_match_python_on_real_and_corrupted_transactions() -> None:
     encs = _tx_encodings()
     assert {e[0] if e[0] < 0xC0 else 0 for e in encs} == {0, 1, 2, 3, 4}
     for e in encs:
-        assert C.tx_fields(e) == _py_tx_fields(e)  # type: ignore[union-attr]
+        assert C.tx_fields(e) == _py_tx_fields(e)
     rng = random.Random(7)
     rejected = 0
     for e in rng.sample(encs, 200):
         for m in _mutants(e, rng, 30):
-            got = C.tx_fields(m)  # type: ignore[union-attr]
+            got = C.tx_fields(m)
             assert got == _py_tx_fields(m), m.hex()
             rejected += got is None
     assert rejected > 1000  # the corruptions reached the checks
 
 
+def _norm_fields(rs: list[fast.ReceiptFields] | None) -> list[tuple[bytes, bytes, list[tuple[object, ...]]]] | None:
+    """Receipt fields with each log as a tuple, for comparing the two paths."""
+    return None if rs is None else [(r[0], r[1], [tuple(x) for x in r[2]]) for r in rs]
+
+
 @needs_c
 def test_receipts69_fields_match_python_on_real_and_corrupted_lists() -> None:
     for l69 in LISTS69:
-        got = C.receipts69_fields(l69)  # type: ignore[union-attr]
+        got = C.receipts69_fields(l69)
         assert got is not None and [tuple(r[:2]) + ([tuple(x) for x in r[2]],) for r in got] == [
-            tuple(r[:2]) + ([tuple(x) for x in r[2]],) for r in fast.receipt_fields_py(l69)]
+            tuple(r[:2]) + ([tuple(x) for x in r[2]],) for r in fast.receipt_fields_py(l69)
+        ]
     rng = random.Random(11)
     rejected = 0
     for l69 in SMALL69:
         for m in _mutants(l69, rng, 60):
-            got = C.receipts69_fields(m)  # type: ignore[union-attr]
+            got = C.receipts69_fields(m)
             want = _py_receipt_fields(m)
-            norm = (lambda rs: None if rs is None else [(r[0], r[1], [tuple(x) for x in r[2]]) for r in rs])
-            assert norm(got) == norm(want), m.hex()
+            assert _norm_fields(got) == _norm_fields(want), m.hex()
             rejected += got is None
     assert rejected > 100
 

@@ -25,7 +25,7 @@ ISOLATED = DERIVED_COUNT - 5  # the derived blocks above 16,383 (1..5 are era1 b
 
 
 @pytest.fixture
-def store(mainnet_store_path: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
+def store(mainnet_store_path: Path, tmp_path: Path):
     """A private copy of the shared mainnet store (the shared one must not change)."""
     copy = tmp_path / "copy.db"
     src, dst = sqlite3.connect(mainnet_store_path), sqlite3.connect(copy)
@@ -57,7 +57,9 @@ def test_a_sound_store_verifies_clean_and_fast(store: BlockStore) -> None:
     assert r.epochs_proven == [0, 1] and r.epochs_failed == []
     assert r.proofs == {Proof.CHECKPOINT: 1, Proof.ACCUMULATOR: 16_383, Proof.UNANCHORED: ISOLATED}
     assert r.upgraded == r.downgraded == 0 and r.changes == {}
-    assert r.missing_receipts == len([b for b in json.loads(DERIVED.read_text())["blocks"] if not b.get("receipts_eth69_rlp")])
+    assert r.missing_receipts == len(
+        [b for b in json.loads(DERIVED.read_text())["blocks"] if not b.get("receipts_eth69_rlp")]
+    )
     assert elapsed < 10, elapsed
 
 
@@ -84,7 +86,8 @@ def test_a_migrated_range_without_its_epoch_is_relinked_from_the_checkpoint(stor
     # The whole range: epoch 1's root (from the total difficulty recorded at 8,191) proves the rest.
     r = verify_store(store, ANCHORS, 8192, 16_383)
     assert r.epochs_proven == [1] and store.proof_counts(8192, 16_383) == {
-        Proof.ACCUMULATOR: 8192 - (10_965 - 9000 + 1), Proof.CHECKPOINT: 10_965 - 9000 + 1,
+        Proof.ACCUMULATOR: 8192 - (10_965 - 9000 + 1),
+        Proof.CHECKPOINT: 10_965 - 9000 + 1,
     }
 
 
@@ -139,9 +142,15 @@ def test_tampered_headers_bodies_and_receipts_are_found(store: BlockStore) -> No
     # A body swapped for another block's (raw SQLite, as damage or a malicious edit would).
     _raw(store, "UPDATE bodies SET body=? WHERE hash=?", blocks[ommers[1]].body, blocks[body_victim].hash)
     # A receipt list where the header says there is none.
-    derived = next(b for b in json.loads(DERIVED.read_text())["blocks"] if b.get("receipts_eth69_rlp") and b["tx_count"])
-    _raw(store, "UPDATE receipts SET receipts=? WHERE hash=?", bytes.fromhex(derived["receipts_eth69_rlp"]),
-         blocks[receipts_victim].hash)
+    derived = next(
+        b for b in json.loads(DERIVED.read_text())["blocks"] if b.get("receipts_eth69_rlp") and b["tx_count"]
+    )
+    _raw(
+        store,
+        "UPDATE receipts SET receipts=? WHERE hash=?",
+        bytes.fromhex(derived["receipts_eth69_rlp"]),
+        blocks[receipts_victim].hash,
+    )
     # A header changed in place (its row keeps the old hash).
     bad_header = bytearray(blocks[header_victim].header)
     bad_header[-20] ^= 1

@@ -4,6 +4,7 @@ checked against the real mainnet data in tests/vectors."""
 from __future__ import annotations
 
 import hashlib
+from itertools import pairwise
 
 import pytest
 
@@ -33,20 +34,20 @@ EIP7643_ROOT = "ec8e040fd6c557b41ca8ddd38f7e9d58a9281918dc92bdb72342a38fb085e701
 
 
 @pytest.fixture(scope="module")
-def era1_blocks():  # type: ignore[no-untyped-def]
+def era1_blocks():
     return [b for f in ERA1_FILES for b in read_era1(f).blocks]
 
 
-def test_shipped_checkpoints_are_geths_and_agree_with_the_era1_history(era1_blocks) -> None:  # type: ignore[no-untyped-def]
+def test_shipped_checkpoints_are_geths_and_agree_with_the_era1_history(era1_blocks) -> None:
     cps = mainnet_checkpoints()
     assert len(cps) == 2001 and cps[0].number == 0 and cps[-1].number == 21_930_000
-    assert all(b.number - a.number == 10_965 for a, b in zip(cps, cps[1:]))
+    assert all(b.number - a.number == 10_965 for a, b in pairwise(cps))
     assert cps[0].hash == MAINNET.genesis_hash
     # The one checkpoint inside the era1 range is the real block's hash.
     assert cps[1].number == 10_965 and cps[1].hash == era1_blocks[10_965].hash
 
 
-def test_shipped_accumulator_is_eip7643s_and_proves_the_era1_epochs(era1_blocks) -> None:  # type: ignore[no-untyped-def]
+def test_shipped_accumulator_is_eip7643s_and_proves_the_era1_epochs(era1_blocks) -> None:
     acc = mainnet_accumulator()
     assert acc.epochs == 1897 and acc.bounds(1896) == (15_532_032, 15_537_393)
     assert acc.ssz_root().hex() == EIP7643_ROOT
@@ -92,7 +93,8 @@ def test_anchors_for_a_network() -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["", "12", "12:", "x:" + "ab" * 32, "12:" + "ab" * 31, "12:0x" + "zz" * 32, "99999999999999999999:" + "ab" * 32]
+    "text",
+    ["", "12", "12:", "x:" + "ab" * 32, "12:" + "ab" * 31, "12:0x" + "zz" * 32, "99999999999999999999:" + "ab" * 32],
 )
 def test_malformed_checkpoints_are_refused(text: str) -> None:
     with pytest.raises(AnchorError):
@@ -115,7 +117,9 @@ def test_network_of_uses_the_rules_prefixes() -> None:
     assert network_of("10.2.2.3", rule) != network_of("10.1.2.3", rule)
     assert network_of("::ffff:10.1.2.3", rule) == "10.1.0.0/16"
     assert network_of("2001:db8:1::1", rule) == network_of("2001:db8:ffff::1", rule)
-    assert network_of("127.0.0.2", AgreementRule(ipv4_prefix=32)) != network_of("127.0.0.3", AgreementRule(ipv4_prefix=32))
+    assert network_of("127.0.0.2", AgreementRule(ipv4_prefix=32)) != network_of(
+        "127.0.0.3", AgreementRule(ipv4_prefix=32)
+    )
     assert network_of(None, rule) is None and network_of("not-an-ip", rule) is None
 
 
@@ -141,13 +145,17 @@ def test_agreement_needs_distinct_networks_and_distinct_ids() -> None:
     assert agree(_answers(*rows), rule).block_hash is None
     # Ids and networks are matched, not just counted: three ids and three networks, but ids 2 and 3
     # share one network and id 1 can stand for only one of its two: two peers.
-    a = agree(_answers((1, "10.1.0.1", good), (1, "10.2.0.1", good), (2, "10.3.0.1", good), (3, "10.3.0.2", good)), rule)
+    a = agree(
+        _answers((1, "10.1.0.1", good), (1, "10.2.0.1", good), (2, "10.3.0.1", good), (3, "10.3.0.2", good)), rule
+    )
     assert a.support[good] == 2 and a.block_hash is None
-    a = agree(_answers((1, "10.1.0.1", good), (1, "10.2.0.1", good), (2, "10.2.0.2", good), (3, "10.3.0.2", good)), rule)
+    a = agree(
+        _answers((1, "10.1.0.1", good), (1, "10.2.0.1", good), (2, "10.2.0.2", good), (3, "10.3.0.2", good)), rule
+    )
     assert a.support[good] == 3 and a.block_hash == good
 
 
-def test_linkage_from_above(era1_blocks) -> None:  # type: ignore[no-untyped-def]
+def test_linkage_from_above(era1_blocks) -> None:
     anchors = anchors_for(MAINNET.genesis_hash)
     chain = [(b.number, b.hash, Header(b.header).parent_hash) for b in era1_blocks[10_000:11_000]]
     # From checkpoint 10,965 down everything is proven; above it nothing (nothing links down to it).

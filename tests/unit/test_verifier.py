@@ -42,12 +42,12 @@ def _blocks() -> list[BlockToVerify]:
         out.append(BlockToVerify(h, body, r69, 69))
         out.append(BlockToVerify(h, body, r68, 68))
     bad = []
-    with_txs = [blk for blk, b in zip(out, [b for b in DERIVED for _ in (69, 68)]) if b["tx_count"] > 0]
+    with_txs = [blk for blk, b in zip(out, [b for b in DERIVED for _ in (69, 68)], strict=True) if b["tx_count"] > 0]
     for i, blk in enumerate(with_txs[:12]):
         if i % 3 == 0:
-            body = bytearray(blk.body)
-            body[len(body) // 2] ^= 1
-            bad.append(BlockToVerify(blk.header, bytes(body), blk.receipts, blk.form))
+            damaged = bytearray(blk.body)
+            damaged[len(damaged) // 2] ^= 1
+            bad.append(BlockToVerify(blk.header, bytes(damaged), blk.receipts, blk.form))
         elif i % 3 == 1:
             rec = bytearray(blk.receipts)
             rec[-1] ^= 0x40
@@ -69,11 +69,11 @@ def test_inline_results_valid_and_invalid() -> None:
     bad = [r for r in res if not r.ok]
     assert len(good) == 2 * len(DERIVED)
     assert len(bad) == 12 and all(r.kind in ("body", "receipts") and r.message for r in bad)
-    for blk, r in zip(BLOCKS, res):
+    for blk, r in zip(BLOCKS, res, strict=True):
         if r.ok:
             # eth/69 lists are stored as received (nothing sent back); eth/68 ones stripped of blooms.
             assert (r.stored is None) == (blk.form == 69)
-    by_header = {(b.header, b.form): r for b, r in zip(BLOCKS, res) if r.ok and b.form == 68}
+    by_header = {(b.header, b.form): r for b, r in zip(BLOCKS, res, strict=True) if r.ok and b.form == 68}
     for b in DERIVED:
         r = by_header[(bytes.fromhex(b["header_rlp"]), 68)]
         assert r.stored == bytes.fromhex(b["receipts_eth69_rlp"])
@@ -136,7 +136,7 @@ def test_worker_killed_from_outside_falls_back_inline() -> None:
         assert await v.verify(BLOCKS[:4]) == want[:4]
         pool = v._pool
         assert pool is not None
-        for pid in list(pool._processes):  # type: ignore[attr-defined]
+        for pid in list(pool._processes):
             os.kill(pid, signal.SIGKILL)
         await asyncio.sleep(0.5)
         assert await v.verify(BLOCKS) == want

@@ -37,7 +37,7 @@ class BlockBody:
     withdrawals: list[memoryview] | None
 
     @classmethod
-    def decode(cls, raw: bytes | memoryview) -> "BlockBody":
+    def decode(cls, raw: bytes | memoryview) -> BlockBody:
         raw = bytes(raw)
         try:
             parts = rlp.split_list(raw, max_items=4)

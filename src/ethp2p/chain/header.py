@@ -53,6 +53,26 @@ class HeaderError(ValueError):
     """The bytes are not a well-formed block header."""
 
 
+def _bytes_field(i: int) -> cached_property[bytes]:
+    """A header field read as its bytes (computed once per header)."""
+    return cached_property(lambda self: self._bytes(i))
+
+
+def _int_field(i: int) -> cached_property[int]:
+    """A header field read as a big-endian integer (computed once per header)."""
+    return cached_property(lambda self: self._int(i))
+
+
+def _opt_bytes_field(i: int) -> cached_property[bytes | None]:
+    """A field a header may lack (a later fork's), as bytes or None."""
+    return cached_property(lambda self: self._opt_bytes(i))
+
+
+def _opt_int_field(i: int) -> cached_property[int | None]:
+    """A field a header may lack (a later fork's), as an integer or None."""
+    return cached_property(lambda self: self._opt_int(i))
+
+
 class Header:
     """One block header.
 
@@ -144,28 +164,28 @@ class Header:
     def _opt_int(self, i: int) -> int | None:
         return int.from_bytes(self._fields[i], "big") if i < len(self._fields) else None
 
-    parent_hash = cached_property(lambda self: self._bytes(PARENT_HASH))
-    ommers_hash = cached_property(lambda self: self._bytes(OMMERS_HASH))
-    coinbase = cached_property(lambda self: self._bytes(COINBASE))
-    state_root = cached_property(lambda self: self._bytes(STATE_ROOT))
-    transactions_root = cached_property(lambda self: self._bytes(TRANSACTIONS_ROOT))
-    receipts_root = cached_property(lambda self: self._bytes(RECEIPTS_ROOT))
-    logs_bloom = cached_property(lambda self: self._bytes(LOGS_BLOOM))
-    difficulty = cached_property(lambda self: self._int(DIFFICULTY))
-    number = cached_property(lambda self: self._int(NUMBER))
-    gas_limit = cached_property(lambda self: self._int(GAS_LIMIT))
-    gas_used = cached_property(lambda self: self._int(GAS_USED))
-    timestamp = cached_property(lambda self: self._int(TIMESTAMP))
-    extra_data = cached_property(lambda self: self._bytes(EXTRA_DATA))
-    mix_hash = cached_property(lambda self: self._bytes(MIX_HASH))
-    nonce = cached_property(lambda self: self._bytes(NONCE))
-    base_fee = cached_property(lambda self: self._opt_int(BASE_FEE))
-    withdrawals_root = cached_property(lambda self: self._opt_bytes(WITHDRAWALS_ROOT))
-    blob_gas_used = cached_property(lambda self: self._opt_int(BLOB_GAS_USED))
-    excess_blob_gas = cached_property(lambda self: self._opt_int(EXCESS_BLOB_GAS))
-    parent_beacon_root = cached_property(lambda self: self._opt_bytes(PARENT_BEACON_ROOT))
-    requests_hash = cached_property(lambda self: self._opt_bytes(REQUESTS_HASH))
-    block_access_list_hash = cached_property(lambda self: self._opt_bytes(BLOCK_ACCESS_LIST_HASH))
+    parent_hash = _bytes_field(PARENT_HASH)
+    ommers_hash = _bytes_field(OMMERS_HASH)
+    coinbase = _bytes_field(COINBASE)
+    state_root = _bytes_field(STATE_ROOT)
+    transactions_root = _bytes_field(TRANSACTIONS_ROOT)
+    receipts_root = _bytes_field(RECEIPTS_ROOT)
+    logs_bloom = _bytes_field(LOGS_BLOOM)
+    difficulty = _int_field(DIFFICULTY)
+    number = _int_field(NUMBER)
+    gas_limit = _int_field(GAS_LIMIT)
+    gas_used = _int_field(GAS_USED)
+    timestamp = _int_field(TIMESTAMP)
+    extra_data = _bytes_field(EXTRA_DATA)
+    mix_hash = _bytes_field(MIX_HASH)
+    nonce = _bytes_field(NONCE)
+    base_fee = _opt_int_field(BASE_FEE)
+    withdrawals_root = _opt_bytes_field(WITHDRAWALS_ROOT)
+    blob_gas_used = _opt_int_field(BLOB_GAS_USED)
+    excess_blob_gas = _opt_int_field(EXCESS_BLOB_GAS)
+    parent_beacon_root = _opt_bytes_field(PARENT_BEACON_ROOT)
+    requests_hash = _opt_bytes_field(REQUESTS_HASH)
+    block_access_list_hash = _opt_bytes_field(BLOCK_ACCESS_LIST_HASH)
 
     def to_dict(self) -> dict[str, object]:
         """JSON-friendly view (hex strings for bytes), with the fields this header has."""

@@ -13,8 +13,7 @@ Blooms are rebuilt from logs where a form lacks them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import TypeVar
+from collections.abc import Sequence
 
 from .. import rlp
 from ..accel import speedups as _c
@@ -29,9 +28,6 @@ EMPTY_BLOOM = bytes(BLOOM_SIZE)
 MAX_RECEIPTS = 100_000
 MAX_LOGS = 100_000
 MAX_TOPICS = 4
-
-
-_T = TypeVar("_T")
 
 
 class ReceiptError(ValueError):
@@ -272,19 +268,13 @@ def receipts69_to_consensus(list_raw: bytes | memoryview, *, start: int = 0) -> 
     return out
 
 
-def _c_or_py(name: str, py: Callable[[bytes | memoryview], _T], list_raw: bytes | memoryview) -> _T:
-    """The C extension's ``name`` on ``list_raw`` when it is built and accepts the list; else ``py``
-    (the reference, which raises the precise :class:`ReceiptError` for a malformed list)."""
-    if _c is not None:
-        got = getattr(_c, name)(list_raw)
-        if got is not None:
-            return got  # type: ignore[no-any-return]
-    return py(list_raw)
-
-
 def receipts69_to_68(list_raw: bytes | memoryview) -> bytes:
     """An eth/69-form list re-encoded for eth/68 (blooms rebuilt); ReceiptError if malformed."""
-    return _c_or_py("receipts69_to_68", receipts69_to_68_py, list_raw)
+    # The C extension when it is built and accepts the list; else the reference, which raises
+    # the precise ReceiptError for a malformed list.
+    if _c is not None and (got := _c.receipts69_to_68(list_raw)) is not None:
+        return got
+    return receipts69_to_68_py(list_raw)
 
 
 def receipts69_to_68_py(list_raw: bytes | memoryview) -> bytes:
@@ -336,8 +326,8 @@ def receipts68_split(list_raw: bytes | memoryview, *, check_blooms: bool = True)
     """One pass over an eth/68 list: (consensus encodings, zero-copy; the list in eth/69 form)."""
     buf, pos, stop = _receipt_list(list_raw)
     mv = memoryview(buf)
-    consensus = []
-    items = []
+    consensus: list[memoryview] = []
+    items: list[bytes] = []
     join = b"".join
     while pos < stop:
         tx_type, cs, fs, bloom_at, logs_at, ls, end = _scan68(buf, pos, stop)
@@ -371,7 +361,11 @@ def receipts68_root(list_raw: bytes | memoryview) -> tuple[bytes, int, bytes]:
     C extension, when built, does it in one call, and a list it rejects goes through the
     pure-Python path for the precise error.
     """
-    return _c_or_py("receipts68_root", receipts68_root_py, list_raw)
+    # The C extension when it is built and accepts the list; else the reference, which raises
+    # the precise ReceiptError for a malformed list.
+    if _c is not None and (got := _c.receipts68_root(list_raw)) is not None:
+        return got
+    return receipts68_root_py(list_raw)
 
 
 def receipts68_root_py(list_raw: bytes | memoryview) -> tuple[bytes, int, bytes]:
@@ -393,7 +387,11 @@ def receipts69_root(list_raw: bytes | memoryview) -> tuple[bytes, int]:
     does the whole list in one call; for a list it rejects, the pure-Python path runs
     and raises the precise error.
     """
-    return _c_or_py("receipts69_root", receipts69_root_py, list_raw)
+    # The C extension when it is built and accepts the list; else the reference, which raises
+    # the precise ReceiptError for a malformed list.
+    if _c is not None and (got := _c.receipts69_root(list_raw)) is not None:
+        return got
+    return receipts69_root_py(list_raw)
 
 
 def receipts69_shape(list_raw: bytes | memoryview) -> tuple[int, int]:
@@ -402,7 +400,11 @@ def receipts69_shape(list_raw: bytes | memoryview) -> tuple[int, int]:
     Raises :class:`ReceiptError` if the list is malformed (through the pure-Python path
     when the C extension rejects it).
     """
-    return _c_or_py("receipts69_shape", receipts69_shape_py, list_raw)
+    # The C extension when it is built and accepts the list; else the reference, which raises
+    # the precise ReceiptError for a malformed list.
+    if _c is not None and (got := _c.receipts69_shape(list_raw)) is not None:
+        return got
+    return receipts69_shape_py(list_raw)
 
 
 def receipts69_shape_py(list_raw: bytes | memoryview) -> tuple[int, int]:
@@ -433,7 +435,7 @@ def receipt_fields(list_raw: bytes) -> list[ReceiptFields]:
         got = _c.receipts69_fields(list_raw)
         if got is None:
             raise rlp.RLPDecodeError("malformed eth/69 receipt list")
-        return got  # type: ignore[no-any-return]
+        return got
     return receipt_fields_py(list_raw)
 
 

@@ -132,16 +132,73 @@ def decode_transaction(encoding: bytes | memoryview, *, recover_sender: bool = T
         if recover_sender:
             unsigned = raw[ps:ss] + tail
             sender = _sender(keccak(rlp.encode_length(len(unsigned), 0xC0) + unsigned), parity, r, s)
-        return Transaction(h, 0, chain_id, num(0), num(2), scalars[3] or None, num(4), scalars[5], num(1),
-                           None, None, None, 0, 0, 0, sender, parity, v, r, s)
+        return Transaction(
+            h,
+            0,
+            chain_id,
+            num(0),
+            num(2),
+            scalars[3] or None,
+            num(4),
+            scalars[5],
+            num(1),
+            None,
+            None,
+            None,
+            0,
+            0,
+            0,
+            sender,
+            parity,
+            v,
+            r,
+            s,
+        )
     if recover_sender:
         unsigned = raw[ps:ss]
         sender = _sender(keccak(bytes((t,)) + rlp.encode_length(len(unsigned), 0xC0) + unsigned), v, r, s)
     if t == 1:
-        return Transaction(h, 1, num(0), num(1), num(3), scalars[4] or None, num(5), scalars[6], num(2),
-                           None, None, None, 0, count(7), 0, sender, v, v, r, s)
+        return Transaction(
+            h,
+            1,
+            num(0),
+            num(1),
+            num(3),
+            scalars[4] or None,
+            num(5),
+            scalars[6],
+            num(2),
+            None,
+            None,
+            None,
+            0,
+            count(7),
+            0,
+            sender,
+            v,
+            v,
+            r,
+            s,
+        )
     return Transaction(
-        h, t, num(0), num(1), num(4), scalars[5] or None, num(6), scalars[7], None, num(3), num(2),
-        num(9) if t == 3 else None, count(10) if t == 3 else 0, count(8), count(9) if t == 4 else 0,
-        sender, v, v, r, s,
+        h,
+        t,
+        num(0),
+        num(1),
+        num(4),
+        scalars[5] or None,
+        num(6),
+        scalars[7],
+        None,
+        num(3),
+        num(2),
+        num(9) if t == 3 else None,
+        count(10) if t == 3 else 0,
+        count(8),
+        count(9) if t == 4 else 0,
+        sender,
+        v,
+        v,
+        r,
+        s,
     )

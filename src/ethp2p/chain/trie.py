@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
+from typing import Any
 
 from ..accel import speedups as _c
-from ..crypto.keccak import keccak, keccak_256 as _keccak256
+from ..crypto.keccak import keccak
+from ..crypto.keccak import keccak_256 as _keccak256
 from ..rlp import encode_bytes, encode_int, encode_length
 
 #: keccak256(rlp(b"")): the root of an empty trie.
@@ -68,8 +70,11 @@ def _common_prefix_len(a: bytes, b: bytes, start: int) -> int:
 
 _LEAF, _EXT, _BRANCH = 0, 1, 2
 
+#: A node of a trie's plan: ``(_LEAF, item)``, ``(_EXT, path, child)`` or ``(_BRANCH, 16 slots, value item or -1)``.
+_Plan = tuple[Any, ...]
 
-def _build_plan(keys: list[bytes], idx: Sequence[int], lo: int, hi: int, depth: int, paths: list[bytes]) -> tuple:
+
+def _build_plan(keys: list[bytes], idx: Sequence[int], lo: int, hi: int, depth: int, paths: list[bytes]) -> _Plan:
     """Plan of the node holding sorted nibble keys[lo:hi] below ``depth``.
 
     ``idx[k]`` is the item index of the k-th sorted key; leaves name items by it
@@ -83,7 +88,7 @@ def _build_plan(keys: list[bytes], idx: Sequence[int], lo: int, hi: int, depth: 
     if prefix:
         path = encode_bytes(_hex_prefix(first[depth : depth + prefix], False))
         return (_EXT, path, _build_plan(keys, idx, lo, hi, depth + prefix, paths))
-    slots: list[tuple | None] = [None] * 16
+    slots: list[_Plan | None] = [None] * 16
     value = -1
     i = lo
     if len(first) == depth:
@@ -99,10 +104,12 @@ def _build_plan(keys: list[bytes], idx: Sequence[int], lo: int, hi: int, depth: 
     return (_BRANCH, tuple(slots), value)
 
 
-def _fold(plan: tuple, refs: list[bytes], values: Sequence[bytes | bytearray | memoryview]) -> bytes:
+def _fold(plan: _Plan, refs: list[bytes], values: Sequence[bytes | bytearray | memoryview]) -> bytes:
     """The RLP of the node ``plan`` (a branch or extension) given every leaf's reference."""
     if plan[0] == _BRANCH:
-        slots = [_EMPTY if c is None else (refs[c[1]] if c[0] == _LEAF else _ref(_fold(c, refs, values))) for c in plan[1]]
+        slots = [
+            _EMPTY if c is None else (refs[c[1]] if c[0] == _LEAF else _ref(_fold(c, refs, values))) for c in plan[1]
+        ]
         v = plan[2]
         slots.append(_EMPTY if v < 0 else encode_bytes(bytes(values[v])))
         return _list(slots)
@@ -118,12 +125,12 @@ def _leaf(path: bytes, value: bytes | bytearray | memoryview) -> bytes:
     return b"".join((encode_length(len(path) + len(vh) + n, 0xC0), path, vh, value))
 
 
-def _root(plan: tuple, paths: Sequence[bytes], values: Sequence[bytes | bytearray | memoryview]) -> bytes:
+def _root(plan: _Plan, paths: Sequence[bytes], values: Sequence[bytes | bytearray | memoryview]) -> bytes:
     if plan[0] == _LEAF:
         return keccak(_leaf(paths[0], values[0]))
     h = _keccak256
     refs = []
-    for path, value in zip(paths, values):
+    for path, value in zip(paths, values, strict=True):
         node = _leaf(path, value)
         refs.append(node if len(node) < 32 else b"\xa0" + h(node).digest())
     return keccak(_fold(plan, refs, values))
@@ -150,7 +157,7 @@ def _index_key(i: int) -> bytes:
 
 
 @lru_cache(maxsize=512)
-def _ordered_plan(n: int) -> tuple[tuple, tuple[bytes, ...]]:
+def _ordered_plan(n: int) -> tuple[_Plan, tuple[bytes, ...]]:
     """Plan of the ordered trie of ``n`` items, with leaf paths by item index."""
     order = sorted(range(n), key=_index_key)
     paths = [b""] * n

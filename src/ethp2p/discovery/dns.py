@@ -14,7 +14,7 @@ import base64
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from ..crypto.keccak import keccak
@@ -64,7 +64,7 @@ class TreeURL:
     domain: str
 
     @classmethod
-    def parse(cls, url: str) -> "TreeURL":
+    def parse(cls, url: str) -> TreeURL:
         if not url.startswith(LINK_PREFIX) or "@" not in url:
             raise DNSDiscoveryError(f"not an enrtree URL: {url!r}")
         key_text, domain = url[len(LINK_PREFIX) :].split("@", 1)
@@ -89,7 +89,7 @@ class Root:
     signature: bytes
 
     @classmethod
-    def parse(cls, text: str) -> "Root":
+    def parse(cls, text: str) -> Root:
         m = re.fullmatch(r"enrtree-root:v1 e=([A-Z2-7]+) l=([A-Z2-7]+) seq=(\d+) sig=([A-Za-z0-9_-]+)", text)
         if m is None:
             raise DNSDiscoveryError(f"bad root record: {text!r}")
@@ -105,7 +105,11 @@ class Root:
         return pubkey.verify(self.signature[:64], keccak(self.signed_text().encode()))
 
 
-def parse_entry(text: str) -> tuple[str, object]:
+#: A parsed tree entry: a branch's child hashes, a link to another tree, or a leaf record.
+Entry = list[str] | TreeURL | ENR
+
+
+def parse_entry(text: str) -> tuple[str, Entry]:
     """``("branch", [hashes])``, ``("link", TreeURL)`` or ``("enr", ENR)``; DNSDiscoveryError otherwise."""
     if text.startswith(BRANCH_PREFIX):
         body = text[len(BRANCH_PREFIX) :]
@@ -179,7 +183,7 @@ class TreeClient:
             raise DNSDiscoveryError(f"root of {url.domain} is not signed by the tree's key")
         return root
 
-    async def _entry(self, domain: str, h: str) -> tuple[str, object]:
+    async def _entry(self, domain: str, h: str) -> tuple[str, Entry]:
         self.entries_read += 1
         if self.entries_read > MAX_ENTRIES:
             raise DNSDiscoveryError("tree is too large")
@@ -198,23 +202,27 @@ class TreeClient:
         seen.add(url.domain)
         root = await self.root(url)
         async for record in self._subtree(url.domain, root.enr_root, "enr"):
-            yield record  # type: ignore[misc]
-        links = [link async for link in self._subtree(url.domain, root.link_root, "link")]
-        self.links_found.extend(links)  # type: ignore[arg-type]
+            assert isinstance(record, ENR)  # _subtree yields only entries of the kind asked for
+            yield record
+        links: list[TreeURL] = []
+        async for link in self._subtree(url.domain, root.link_root, "link"):
+            assert isinstance(link, TreeURL)
+            links.append(link)
+        self.links_found.extend(links)
         for link in links:
             try:
-                async for record in self.walk(link, depth=depth + 1, seen=seen):  # type: ignore[arg-type]
+                async for record in self.walk(link, depth=depth + 1, seen=seen):
                     yield record
             except DNSDiscoveryError as e:
                 # A broken linked tree does not spoil this one.
                 self.errors.append(f"{link}: {e}")
 
-    async def _subtree(self, domain: str, h: str, want: str) -> AsyncIterator[object]:
+    async def _subtree(self, domain: str, h: str, want: str) -> AsyncIterator[ENR | TreeURL]:
         stack = [h]
         while stack:
             kind, value = await self._entry(domain, stack.pop())
-            if kind == "branch":
-                stack.extend(reversed(value))  # type: ignore[arg-type]
+            if isinstance(value, list):  # kind == "branch"
+                stack.extend(reversed(value))
             elif kind == want:
                 yield value
             else:
@@ -255,7 +263,11 @@ async def dns_discovery(
 
 
 def make_tree(
-    key: "PrivateKey", records: list[ENR], links: list[str] = (), seq: int = 1, max_children: int = 13  # type: ignore[assignment]
+    key: PrivateKey,
+    records: list[ENR],
+    links: Sequence[str] = (),
+    seq: int = 1,
+    max_children: int = 13,
 ) -> tuple[str, dict[str, str]]:
     """Build and sign a tree: ``(root text, {subdomain: text})`` (for tests and for publishing lists)."""
     entries: dict[str, str] = {}

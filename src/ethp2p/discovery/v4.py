@@ -200,10 +200,17 @@ class DiscoveryV4:
             return [ENRReceived(sender_id, pkt.request_hash, record)]
         return [Dropped(addr, "unhandled")]
 
-    def _on_ping(self, pkt: w.Ping, dec: w.Decoded, sender: bytes, sender_id: bytes, addr: Addr, now: float) -> list[Event]:
+    def _on_ping(
+        self, pkt: w.Ping, dec: w.Decoded, sender: bytes, sender_id: bytes, addr: Addr, now: float
+    ) -> list[Event]:
         pong, _ = w.encode_packet(
-            self.key, w.Pong(w.Endpoint(addr[0], addr[1], pkt.from_.tcp), dec.hash, int(now) + EXPIRATION,
-                             self.enr.seq if self.enr else None)
+            self.key,
+            w.Pong(
+                w.Endpoint(addr[0], addr[1], pkt.from_.tcp),
+                dec.hash,
+                int(now) + EXPIRATION,
+                self.enr.seq if self.enr else None,
+            ),
         )
         out: list[Event] = [Send(pong, addr)]
         if not self.is_bonded(sender_id, addr[0], now):

@@ -215,8 +215,13 @@ def decode_packet(data: bytes) -> Decoded:
     if ptype == PING:
         f = _list(items, 4, "ping")
         enr_seq = _int(f[4], "enr-seq") if len(f) > 4 and isinstance(f[4], bytes) else None
-        pkt: Packet = Ping(_endpoint(f[1]), _endpoint(f[2]), _int(f[3], "expiration"), enr_seq,
-                           _int(f[0], "version", 8) if isinstance(f[0], bytes) else 0)
+        pkt: Packet = Ping(
+            _endpoint(f[1]),
+            _endpoint(f[2]),
+            _int(f[3], "expiration"),
+            enr_seq,
+            _int(f[0], "version", 8) if isinstance(f[0], bytes) else 0,
+        )
         extra = tuple(f[5:])
     elif ptype == PONG:
         f = _list(items, 3, "pong")

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .. import rlp
-from .errors import EthProtocolError
-from .forkid import decode_fork_id
 from . import messages as m
+from .errors import EthProtocolError
+from .forkid import ForkId, decode_fork_id
 
 #: Most items accepted in any one list of a message (bounds memory for tiny-item floods).
 MAX_LIST_ITEMS = 65_536
@@ -49,15 +49,28 @@ def encode_message(msg: m.Message, version: int) -> tuple[int, bytes]:
         if version != 68:
             raise ValueError("eth/68 Status at another version")
         return m.STATUS_CODE, rlp.encode(
-            [msg.version, msg.network_id, msg.total_difficulty, msg.head_hash, msg.genesis_hash,
-             [msg.fork_id.hash, msg.fork_id.next]]
+            [
+                msg.version,
+                msg.network_id,
+                msg.total_difficulty,
+                msg.head_hash,
+                msg.genesis_hash,
+                [msg.fork_id.hash, msg.fork_id.next],
+            ]
         )
     if isinstance(msg, m.StatusV69):
         if version < 69:
             raise ValueError("eth/69 Status needs eth/69+")
         return m.STATUS_CODE, rlp.encode(
-            [msg.version, msg.network_id, msg.genesis_hash, [msg.fork_id.hash, msg.fork_id.next],
-             msg.earliest_block, msg.latest_block, msg.latest_hash]
+            [
+                msg.version,
+                msg.network_id,
+                msg.genesis_hash,
+                [msg.fork_id.hash, msg.fork_id.next],
+                msg.earliest_block,
+                msg.latest_block,
+                msg.latest_hash,
+            ]
         )
     if isinstance(msg, m.GetBlockHeaders):
         return m.GET_BLOCK_HEADERS_CODE, rlp.encode(
@@ -183,7 +196,7 @@ def _status(payload: m.Raw, version: int) -> m.Message:
     )
 
 
-def _fork_id(item: memoryview) -> m.ForkId:
+def _fork_id(item: memoryview) -> ForkId:
     try:
         return decode_fork_id(rlp.decode(item, max_depth=2))
     except (rlp.RLPError, ValueError) as e:
@@ -205,8 +218,9 @@ def _get_block_headers(payload: m.Raw, version: int) -> m.Message:
     reverse = _int(f[3], "GetBlockHeaders reverse", 1)
     if reverse > 1:
         raise EthProtocolError("GetBlockHeaders reverse must be 0 or 1")
-    return m.GetBlockHeaders(rid, origin, _int(f[1], "GetBlockHeaders amount"), _int(f[2], "GetBlockHeaders skip"),
-                             bool(reverse))
+    return m.GetBlockHeaders(
+        rid, origin, _int(f[1], "GetBlockHeaders amount"), _int(f[2], "GetBlockHeaders skip"), bool(reverse)
+    )
 
 
 def _block_headers(payload: m.Raw, version: int) -> m.Message:

@@ -51,7 +51,9 @@ def decode_fork_id(item: object) -> ForkId:
     return ForkId(h, rlp.decode_int(n, max_bytes=8))
 
 
-def gather_forks(block_forks: Iterable[int], time_forks: Iterable[int], genesis_time: int) -> tuple[list[int], list[int]]:
+def gather_forks(
+    block_forks: Iterable[int], time_forks: Iterable[int], genesis_time: int
+) -> tuple[list[int], list[int]]:
     """Distinct, sorted activations: blocks other than 0, times after genesis."""
     blocks = sorted({b for b in block_forks if b > 0})
     times = sorted({t for t in time_forks if t > genesis_time})

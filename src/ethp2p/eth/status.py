@@ -50,7 +50,8 @@ def validate_status(spec: ChainSpec, head_number: int, head_time: int | None, th
         raise StatusMismatch("network", f"network id {theirs.network_id}, we are on {spec.network_id} ({spec.name})")
     if theirs.genesis_hash != spec.genesis_hash:
         raise StatusMismatch(
-            "genesis", f"genesis {theirs.genesis_hash.hex()[:16]}…, ours is {spec.genesis_hash.hex()[:16]}… ({spec.name})"
+            "genesis",
+            f"genesis {theirs.genesis_hash.hex()[:16]}…, ours is {spec.genesis_hash.hex()[:16]}… ({spec.name})",
         )
     try:
         spec.check_fork_id(theirs.fork_id, head_number, head_time)

@@ -60,8 +60,10 @@ class FollowResult:
         ]
         if p.missing:
             spans = describe_spans(p.missing_spans)
-            out.append(f"  not written: the chunks of blocks not stored and proven ({spans}); "
-                       "fetch them, then run ethp2p export (or fetch --export) again")
+            out.append(
+                f"  not written: the chunks of blocks not stored and proven ({spans}); "
+                "fetch them, then run ethp2p export (or fetch --export) again"
+            )
         return out
 
 

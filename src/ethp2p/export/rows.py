@@ -68,25 +68,64 @@ class RowReader:
         if "blocks" in t:
             payload = len(header_raw) + len(rlp.list_payload(body_raw))
             size = len(rlp.encode_length(payload, 0xC0)) + payload
-            out["blocks"].append((
-                number, bhash, h.parent_hash, h.ommers_hash, h.coinbase, h.state_root, h.transactions_root,
-                h.receipts_root, h.logs_bloom, str(h.difficulty), h.gas_limit, h.gas_used, h.timestamp,
-                h.extra_data, h.mix_hash, h.nonce, h.base_fee, h.withdrawals_root, h.blob_gas_used,
-                h.excess_blob_gas, h.parent_beacon_root, h.requests_hash, size, len(body.transactions),
-                len(ommers), len(body.withdrawals) if body.withdrawals is not None else None, _PROOF_LABEL[proof],
-            ))
+            out["blocks"].append(
+                (
+                    number,
+                    bhash,
+                    h.parent_hash,
+                    h.ommers_hash,
+                    h.coinbase,
+                    h.state_root,
+                    h.transactions_root,
+                    h.receipts_root,
+                    h.logs_bloom,
+                    str(h.difficulty),
+                    h.gas_limit,
+                    h.gas_used,
+                    h.timestamp,
+                    h.extra_data,
+                    h.mix_hash,
+                    h.nonce,
+                    h.base_fee,
+                    h.withdrawals_root,
+                    h.blob_gas_used,
+                    h.excess_blob_gas,
+                    h.parent_beacon_root,
+                    h.requests_hash,
+                    size,
+                    len(body.transactions),
+                    len(ommers),
+                    len(body.withdrawals) if body.withdrawals is not None else None,
+                    _PROOF_LABEL[proof],
+                )
+            )
         if "ommers" in t:
             rows = out["ommers"]
             for i, raw in enumerate(ommers):
                 o = Header(bytes(raw))
-                rows.append((number, bhash, i, o.hash, o.number, o.parent_hash, o.coinbase, str(o.difficulty),
-                             o.gas_limit, o.gas_used, o.timestamp, o.extra_data))
+                rows.append(
+                    (
+                        number,
+                        bhash,
+                        i,
+                        o.hash,
+                        o.number,
+                        o.parent_hash,
+                        o.coinbase,
+                        str(o.difficulty),
+                        o.gas_limit,
+                        o.gas_used,
+                        o.timestamp,
+                        o.extra_data,
+                    )
+                )
         if "withdrawals" in t and body.withdrawals:
             rows = out["withdrawals"]
             for i, w in enumerate(body.withdrawals):
                 index, validator, address, amount = rlp.split_list(w)
-                rows.append((number, bhash, i, _int(index), _int(validator), bytes(rlp.string_payload(address)),
-                             _int(amount)))
+                rows.append(
+                    (number, bhash, i, _int(index), _int(validator), bytes(rlp.string_payload(address)), _int(amount))
+                )
         if self._txs and body.transactions:
             self._transaction_rows(h, body, receipts_raw, out)
         return out
@@ -110,12 +149,33 @@ class RowReader:
         for i, enc in enumerate(body.transaction_encodings()):
             tx = decode_transaction(enc, recover_sender=senders)
             if txs_out is not None:
-                txs_out.append((
-                    number, bhash, i, tx.hash, tx.type, tx.chain_id, tx.nonce, tx.sender, tx.to, str(tx.value),
-                    tx.input, tx.gas_limit, _opt_str(tx.gas_price), _opt_str(tx.max_fee_per_gas),
-                    _opt_str(tx.max_priority_fee_per_gas), _opt_str(tx.max_fee_per_blob_gas), tx.blob_hashes,
-                    tx.access_list_size, tx.authorization_count, tx.y_parity, str(tx.v), _word(tx.r), _word(tx.s),
-                ))
+                txs_out.append(
+                    (
+                        number,
+                        bhash,
+                        i,
+                        tx.hash,
+                        tx.type,
+                        tx.chain_id,
+                        tx.nonce,
+                        tx.sender,
+                        tx.to,
+                        str(tx.value),
+                        tx.input,
+                        tx.gas_limit,
+                        _opt_str(tx.gas_price),
+                        _opt_str(tx.max_fee_per_gas),
+                        _opt_str(tx.max_priority_fee_per_gas),
+                        _opt_str(tx.max_fee_per_blob_gas),
+                        tx.blob_hashes,
+                        tx.access_list_size,
+                        tx.authorization_count,
+                        tx.y_parity,
+                        str(tx.v),
+                        _word(tx.r),
+                        _word(tx.s),
+                    )
+                )
             if not receipts:
                 continue
             status_raw, gas_raw, logs = receipts[i]
@@ -131,14 +191,29 @@ class RowReader:
                 if tx.to is None and tx.sender is not None:
                     created = keccak(rlp.encode([tx.sender, tx.nonce]))[12:]
                 blob_gas = GAS_PER_BLOB * tx.blob_hashes if tx.type == 3 else None
-                receipts_out.append((number, bhash, i, tx.hash, tx.type, status, post_state, cum, cum - prev_gas,
-                                     str(price), created, blob_gas, len(logs)))
+                receipts_out.append(
+                    (
+                        number,
+                        bhash,
+                        i,
+                        tx.hash,
+                        tx.type,
+                        status,
+                        post_state,
+                        cum,
+                        cum - prev_gas,
+                        str(price),
+                        created,
+                        blob_gas,
+                        len(logs),
+                    )
+                )
                 prev_gas = cum
             if logs_out is not None:
                 for address, topics, data in logs:
                     if len(topics) > 4:
                         raise RowError(f"block {number}: a log with {len(topics)} topics")
-                    t4 = topics + [None] * (4 - len(topics))  # type: ignore[list-item]
+                    t4 = topics + [None] * (4 - len(topics))
                     logs_out.append((number, bhash, i, tx.hash, log_index, address, t4[0], t4[1], t4[2], t4[3], data))
                     log_index += 1
             else:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict
 
 from ..eth.chainspec import NETWORKS
 from ..store.blocks import BlockStore
@@ -127,8 +128,10 @@ class ExportPlan:
             out.append(f"  missing from the store: {self.missing:,} blocks ({describe_spans(self.missing_spans)})")
         if self.estimate_sample:
             rows = ", ".join(f"{t} {n:,.0f}" for t, n in self.estimate.items())
-            out.append(f"  estimate (from {self.estimate_sample} sampled blocks): rows {rows}; "
-                       f"about {self.estimate_bytes / 1e6:,.1f} MB")
+            out.append(
+                f"  estimate (from {self.estimate_sample} sampled blocks): rows {rows}; "
+                f"about {self.estimate_bytes / 1e6:,.1f} MB"
+            )
         return out
 
 
@@ -165,8 +168,9 @@ class ExportResult:
         weak = sum(p.unproven.values())
         if weak:
             kinds = ", ".join(f"{n:,} {k.name.lower()}" for k, n in p.unproven.items())
-            out.append(f"not proven canonical: {weak:,} exported blocks ({kinds}); "
-                       "the blocks table's proof column says which")
+            out.append(
+                f"not proven canonical: {weak:,} exported blocks ({kinds}); the blocks table's proof column says which"
+            )
         out.append(f"into {p.out}")
         return out
 
@@ -275,7 +279,18 @@ def plan_export(store: BlockStore, opts: ExportOptions, *, estimate: bool = Fals
                 if not p.proven:
                     unproven[p] = unproven.get(p, 0) + n
     plan = ExportPlan(
-        network, opts.out, opts.fmt, start, end, opts.chunk_size, columns, planned, stored, missing, spans, unproven,
+        network,
+        opts.out,
+        opts.fmt,
+        start,
+        end,
+        opts.chunk_size,
+        columns,
+        planned,
+        stored,
+        missing,
+        spans,
+        unproven,
     )
     if estimate:
         _estimate(store, opts, plan)
@@ -297,8 +312,12 @@ def _pieces(runs: list[tuple[int, int]], start: int, end: int, size: int, comple
 
 
 def _widened(
-    store: BlockStore, opts: ExportOptions, have: dict[str, list[Chunk]], columns: dict[str, tuple[Column, ...]],
-    piece: Chunk, need: dict[str, bool],
+    store: BlockStore,
+    opts: ExportOptions,
+    have: dict[str, list[Chunk]],
+    columns: dict[str, tuple[Column, ...]],
+    piece: Chunk,
+    need: dict[str, bool],
 ) -> Chunk:
     """``piece``, grown to take in the files already written that hold part of it (a shorter
     chunk from an export of another range), so the new file supersedes them; an error if such a
@@ -399,10 +418,21 @@ def _writer(path: Path, cols: tuple[Column, ...], table: str, opts: ExportOption
     return JsonlTableWriter(path, cols, column_names(table))
 
 
-def _layout(network: str, opts: ExportOptions, columns: dict[str, tuple[Column, ...]]) -> dict[str, object]:
+class _Layout(TypedDict):
+    """What every file of an export directory shares (recorded in its layout file)."""
+
+    network: str
+    chunk_size: int
+    hex: bool
+    tables: dict[str, list[str]]
+
+
+def _layout(network: str, opts: ExportOptions, columns: dict[str, tuple[Column, ...]]) -> _Layout:
     """What every file of an export directory shares: chunk size, hex or binary, each table's columns."""
     return {
-        "network": network, "chunk_size": opts.chunk_size, "hex": opts.hex,
+        "network": network,
+        "chunk_size": opts.chunk_size,
+        "hex": opts.hex,
         "tables": {t: [c.name for c in cols] for t, cols in columns.items()},
     }
 
@@ -411,7 +441,7 @@ def _layout_path(out: Path, ext: str) -> Path:
     return out / f".ethp2p-export-{ext}.json"
 
 
-def _check_layout(out: Path, ext: str, layout: dict[str, object]) -> None:
+def _check_layout(out: Path, ext: str, layout: _Layout) -> None:
     """Refuse an export whose files would not read as one dataset with those already in ``out``
     (another chunk size, hex against binary, other columns of a table)."""
     path = _layout_path(out, ext)
@@ -432,17 +462,26 @@ def _check_layout(out: Path, ext: str, layout: dict[str, object]) -> None:
     if hexed != layout["hex"]:
         were = "0x strings (--hex)" if hexed else "binary"
         raise ExportError(f"{out} holds hashes and bytes as {were}; {hint}")
-    for t, names in layout["tables"].items():  # type: ignore[attr-defined]
+    for t, names in layout["tables"].items():
         had = tables.get(t)
         if had is not None and had != names:
             more = [n for n in names if n not in had]
             fewer = [n for n in had if n not in names] if isinstance(had, list) else []
-            diff = "; ".join(x for x in (f"it has no {', '.join(more)}" if more else "",
-                                         f"it has {', '.join(fewer)} too" if fewer else "") if x) or "other order"
+            diff = (
+                "; ".join(
+                    x
+                    for x in (
+                        f"it has no {', '.join(more)}" if more else "",
+                        f"it has {', '.join(fewer)} too" if fewer else "",
+                    )
+                    if x
+                )
+                or "other order"
+            )
             raise ExportError(f"{out} holds table {t} with other columns ({diff}); {hint}")
 
 
-def _write_layout(out: Path, ext: str, layout: dict[str, object]) -> None:
+def _write_layout(out: Path, ext: str, layout: _Layout) -> None:
     """Record ``layout`` (merged with the tables already recorded) for the next export into ``out``."""
     path = _layout_path(out, ext)
     try:
@@ -450,7 +489,7 @@ def _write_layout(out: Path, ext: str, layout: dict[str, object]) -> None:
         tables = old.get("tables", {}) if isinstance(old, dict) and old.get("network") == layout["network"] else {}
     except (OSError, ValueError):
         tables = {}
-    merged = {**layout, "tables": {**tables, **layout["tables"]}}  # type: ignore[dict-item]
+    merged = {**layout, "tables": {**tables, **layout["tables"]}}
     tmp = path.with_name(path.name + ".tmp")
     try:
         tmp.write_text(json.dumps(merged, indent=1) + "\n")
@@ -488,8 +527,12 @@ class ChunkOutcome:
 
 
 def run_export(
-    store: BlockStore, opts: ExportOptions, *, on_blocks: Callable[[int], None] | None = None,
-    on_plan: Callable[[ExportPlan], None] | None = None, jobs: int = 1,
+    store: BlockStore,
+    opts: ExportOptions,
+    *,
+    on_blocks: Callable[[int], None] | None = None,
+    on_plan: Callable[[ExportPlan], None] | None = None,
+    jobs: int = 1,
 ) -> ExportResult:
     """Plan (holding the directory's lock) and write every file the plan has to write; complete
     chunk files are never rewritten. ``on_plan`` sees the plan before anything is written.
@@ -558,7 +601,12 @@ def _remove_leftovers(out: Path, network: str, ext: str) -> None:
 
 
 def _in_processes(
-    store_path: Path, opts: ExportOptions, plan: ExportPlan, todo: list[PlannedChunk], senders: bool, jobs: int,
+    store_path: Path,
+    opts: ExportOptions,
+    plan: ExportPlan,
+    todo: list[PlannedChunk],
+    senders: bool,
+    jobs: int,
     on_blocks: Callable[[int], None] | None,
 ) -> Iterator[tuple[PlannedChunk, ChunkOutcome]]:
     """Chunks written by ``jobs`` worker processes, yielded as they complete."""
@@ -573,8 +621,9 @@ def _in_processes(
             while queue or pending:
                 while queue and len(pending) < 2 * jobs:  # a bounded backlog, not every chunk at once
                     pc = queue.pop()
-                    pending[pool.submit(_chunk_in_worker, store_path, opts, plan.network, plan.columns, pc,
-                                        senders)] = pc
+                    pending[
+                        pool.submit(_chunk_in_worker, store_path, opts, plan.network, plan.columns, pc, senders)
+                    ] = pc
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in done:
                     pc = pending.pop(fut)
@@ -598,7 +647,11 @@ def _exit_with_parent(parent: int) -> None:
 
 
 def _chunk_in_worker(
-    store_path: Path, opts: ExportOptions, network: str, columns: dict[str, tuple[Column, ...]], pc: PlannedChunk,
+    store_path: Path,
+    opts: ExportOptions,
+    network: str,
+    columns: dict[str, tuple[Column, ...]],
+    pc: PlannedChunk,
     senders: bool,
 ) -> ChunkOutcome:
     store = _worker_stores.get(store_path)
@@ -608,8 +661,13 @@ def _chunk_in_worker(
 
 
 def _write_chunk(
-    store: BlockStore, opts: ExportOptions, network: str, columns: dict[str, tuple[Column, ...]], pc: PlannedChunk,
-    senders: bool, on_blocks: Callable[[int], None] | None,
+    store: BlockStore,
+    opts: ExportOptions,
+    network: str,
+    columns: dict[str, tuple[Column, ...]],
+    pc: PlannedChunk,
+    senders: bool,
+    on_blocks: Callable[[int], None] | None,
 ) -> ChunkOutcome:
     """Write the tables ``pc`` needs for its chunk: every file complete under its name, or none."""
     ext = "parquet" if opts.fmt == "parquet" else "jsonl"

@@ -74,8 +74,11 @@ TABLES: dict[str, tuple[Column, ...]] = {
         _c("transaction_count", "u32"),
         _c("ommer_count", "u32"),
         _c("withdrawal_count", "u32", "null before Shanghai", null=True),
-        _c("proof", "str", "how ethp2p knows the block is canonical: checkpoint, accumulator, "
-                          "peer-agreement, unanchored or unproven"),
+        _c(
+            "proof",
+            "str",
+            "how ethp2p knows the block is canonical: checkpoint, accumulator, peer-agreement, unanchored or unproven",
+        ),
     ),
     "transactions": (
         *_BLOCK_REF,

@@ -8,7 +8,8 @@ minus the header, as eth's BlockBodies carries it) are slices of the input.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import mmap
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +34,7 @@ class ChainFileBlock:
     body: bytes
 
 
-def iter_chain_file(data: bytes | memoryview) -> Iterator[ChainFileBlock]:
+def iter_chain_file(data: bytes | memoryview | mmap.mmap) -> Generator[ChainFileBlock, None, None]:
     """Yield every block in an RLP chain file's contents, in file order."""
     mv = memoryview(data)
     pos = 0

@@ -23,7 +23,7 @@ class DisconnectReason(IntEnum):
     SUBPROTOCOL_ERROR = 0x10
 
     @classmethod
-    def parse(cls, value: int) -> "DisconnectReason | int":
+    def parse(cls, value: int) -> DisconnectReason | int:
         """The enum member for ``value``, or the bare int if it is not a known reason."""
         try:
             return cls(value)
@@ -31,7 +31,7 @@ class DisconnectReason(IntEnum):
             return value
 
 
-def reason_name(reason: "DisconnectReason | int | None") -> str:
+def reason_name(reason: DisconnectReason | int | None) -> str:
     """Human-readable name of a reason (``unknown(0x..)`` for unlisted codes)."""
     if reason is None:
         return "none"

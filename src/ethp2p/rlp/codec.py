@@ -9,12 +9,12 @@ or the stack.
 
 from __future__ import annotations
 
-from typing import Union
+from typing import Any, TypeAlias
 
 #: A decoded RLP item: a byte string or a (nested) list of items.
-Item = Union[bytes, list["Item"]]
-#: What :func:`encode` accepts.
-Encodable = Union[bytes, bytearray, memoryview, int, str, list, tuple]
+Item: TypeAlias = "bytes | list[Item]"
+#: What :func:`encode` accepts (lists and tuples of these, nested).
+Encodable: TypeAlias = "bytes | bytearray | memoryview | int | str | list[Any] | tuple[Any, ...]"
 
 #: Default bound on nesting depth when decoding untrusted input.
 MAX_DEPTH = 64
@@ -172,9 +172,7 @@ def read_header(data: bytes | memoryview, pos: int, end: int) -> tuple[bool, int
             raise RLPDecodeError("long-form length used for a short list")
         is_list = True
     if start + length > end:
-        raise RLPDecodeError(
-            f"item of {length} bytes at offset {pos} runs past end of input ({end - start} available)"
-        )
+        raise RLPDecodeError(f"item of {length} bytes at offset {pos} runs past end of input ({end - start} available)")
     return is_list, start, length
 
 

@@ -82,7 +82,7 @@ def _version(data: object) -> int:
     return int.from_bytes(data, "big")
 
 
-def _decode_list(plain: bytes, what: str) -> list[object]:
+def _decode_list(plain: bytes, what: str) -> list[rlp.Item]:
     try:
         items = rlp.decode(plain, allow_trailing=True, max_depth=8)
     except rlp.RLPError as e:

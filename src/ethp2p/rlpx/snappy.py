@@ -12,7 +12,7 @@ def compress(data: bytes) -> bytes:
     return bytes(cramjam.snappy.compress_raw(data))
 
 
-def decompressed_length(data: bytes) -> int:
+def decompressed_length(data: bytes | memoryview) -> int:
     """The length a block says it decompresses to (read from its varint header)."""
     try:
         return int(cramjam.snappy.decompress_raw_len(data))
@@ -20,7 +20,7 @@ def decompressed_length(data: bytes) -> int:
         raise SnappyError(f"bad snappy header: {e}") from None
 
 
-def decompress(data: bytes, max_len: int) -> bytes:
+def decompress(data: bytes | memoryview, max_len: int) -> bytes:
     """Decompress a snappy block, refusing before any work if it claims more than ``max_len``."""
     n = decompressed_length(data)
     if n > max_len:

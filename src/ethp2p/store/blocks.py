@@ -213,7 +213,7 @@ class BlockStore:
         with self._lock:
             self._db.close()
 
-    def __enter__(self) -> "BlockStore":
+    def __enter__(self) -> BlockStore:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -337,7 +337,8 @@ class BlockStore:
         found: dict[int, bytes] = {}
         if hi - lo <= 4 * len(numbers):
             for n, h in self._db.execute(
-                "SELECT c.number, b.header FROM canonical c JOIN headers b ON b.hash=c.hash WHERE c.number BETWEEN ? AND ?",
+                "SELECT c.number, b.header FROM canonical c JOIN headers b ON b.hash=c.hash "
+                "WHERE c.number BETWEEN ? AND ?",
                 (lo, hi),
             ):
                 found[n] = bytes(h)
@@ -358,9 +359,7 @@ class BlockStore:
         return bytes(row[0]) if row else None
 
     def block(self, block_hash: bytes) -> StoredBlock | None:
-        row = self._db.execute(
-            _SELECT_BLOCK + "WHERE h.hash=?", (block_hash,)
-        ).fetchone()
+        row = self._db.execute(_SELECT_BLOCK + "WHERE h.hash=?", (block_hash,)).fetchone()
         return _stored(row) if row else None
 
     def canonical_blocks(self, start: int, end: int) -> Iterator[StoredBlock]:
@@ -389,8 +388,15 @@ class BlockStore:
         ).fetchall()
         return [
             CanonicalEntry(
-                int(r[0]), bytes(r[1]), _proof(r[2]), bytes(r[3]) if r[3] is not None else None,
-                *((bytes(r[4]) if r[4] is not None else None, bytes(r[5]) if r[5] is not None else None) if data else ()),
+                int(r[0]),
+                bytes(r[1]),
+                _proof(r[2]),
+                bytes(r[3]) if r[3] is not None else None,
+                *(
+                    (bytes(r[4]) if r[4] is not None else None, bytes(r[5]) if r[5] is not None else None)
+                    if data
+                    else ()
+                ),
             )
             for r in rows
         ]
@@ -440,16 +446,17 @@ class BlockStore:
             + " ORDER BY c.number"
         )
         cur = self._db.execute(sql, (start, end))
-        first = last = None
+        first: int | None = None  # the run being built is first..last
+        last = 0
         for (n,) in cur:
-            if last is not None and n == last + 1:
+            if first is not None and n == last + 1:
                 last = n
                 continue
             if first is not None:
-                yield first, last  # type: ignore[misc]
+                yield first, last
             first = last = int(n)
         if first is not None:
-            yield first, last  # type: ignore[misc]
+            yield first, last
 
     # ---- proofs -----------------------------------------------------------------------------
 
@@ -514,16 +521,20 @@ _PROVEN_SQL = ",".join(str(int(p)) for p in Proof if p.proven)
 def _proof(value: object) -> Proof:
     """A stored proof code; an unknown one (a newer ethp2p, or damage) reads as unproven."""
     try:
-        return Proof(int(value))  # type: ignore[call-overload]
-    except (TypeError, ValueError):
-        return Proof.UNPROVEN
+        if isinstance(value, int | float | str | bytes):  # what SQLite can hand back
+            return Proof(int(value))
+    except ValueError:
+        pass
+    return Proof.UNPROVEN
 
 
 def _schema_number(value: object, path: Path) -> int:
     try:
-        return int(bytes(value))  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise StoreError(f"store {path} has an unreadable schema version {value!r}") from None
+        if isinstance(value, bytes | bytearray | memoryview):
+            return int(bytes(value))
+    except ValueError:
+        pass
+    raise StoreError(f"store {path} has an unreadable schema version {value!r}") from None
 
 
 def _descriptor_of(real_path: str) -> int | None:

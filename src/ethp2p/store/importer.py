@@ -64,7 +64,7 @@ Progress = Callable[[int], None]
 WINDOW = EPOCH_SIZE
 
 
-class ImportError_(ValueError):
+class ChainImportError(ValueError):
     """A file could not be imported (unreadable, malformed, failed verification, or contradicts an anchor)."""
 
 
@@ -109,7 +109,9 @@ def ensure_genesis(store: BlockStore, spec: ChainSpec) -> None:
     store.put_blocks([BlockRecord(0, spec.genesis_hash, spec.genesis_header, EMPTY_BODY, b"\xc0", Proof.CHECKPOINT)])
 
 
-def _write(store: BlockStore, records: Iterable[BlockRecord], progress: Progress | None) -> tuple[int, dict[Proof, int]]:
+def _write(
+    store: BlockStore, records: Iterable[BlockRecord], progress: Progress | None
+) -> tuple[int, dict[Proof, int]]:
     batch: list[BlockRecord] = []
     total = 0
     counts: dict[Proof, int] = {}
@@ -136,8 +138,9 @@ class _Scan:
     """The headers of one file, fed in ascending order: checks what needs only headers and keeps per
     block just its number, hash and parent hash, then decides every block's proof from the top down."""
 
-    def __init__(self, store: BlockStore, anchors: Anchors, spec: ChainSpec, path: str | Path,
-                 *, check_epochs: bool = True) -> None:
+    def __init__(
+        self, store: BlockStore, anchors: Anchors, spec: ChainSpec, path: str | Path, *, check_epochs: bool = True
+    ) -> None:
         self.store, self.anchors, self.spec, self.path = store, anchors, spec, path
         self.numbers = array("q")
         self.hashes = bytearray()
@@ -185,13 +188,13 @@ class _Scan:
                 if n == 1 and self._genesis is not None:
                     verify_header_chain([h], 1, parent=self._genesis)
             elif n <= prev.number:
-                raise ImportError_(f"{self.path}: block {n:,} follows block {prev.number:,}: blocks must ascend")
+                raise ChainImportError(f"{self.path}: block {n:,} follows block {prev.number:,}: blocks must ascend")
             elif n == prev.number + 1:
                 verify_header_chain([h], n, parent=prev)
             else:  # a gap: the running total difficulty goes on only from one the store recorded
                 self._td, self._records = self._td_before(n), None
         except VerificationError as e:
-            raise ImportError_(f"{self.path}: {e}") from None
+            raise ChainImportError(f"{self.path}: {e}") from None
         self._prev = h
         self.numbers.append(n)
         self.hashes += h.hash
@@ -200,16 +203,16 @@ class _Scan:
             return
         acc = self._acc
         epoch = acc.epoch_of(n) if acc is not None else None
-        if epoch is not None and n == acc.bounds(epoch)[0]:  # type: ignore[union-attr]
+        if acc is not None and epoch is not None and n == acc.bounds(epoch)[0]:
             self._records = []
             self._epoch_start = (self._td, self._td_source)
         self._td += h.difficulty
-        if self._records is None or epoch is None:
+        if self._records is None or acc is None or epoch is None:  # (epoch is None whenever acc is)
             return
         self._records.append((h.hash, self._td))
-        first, last = acc.bounds(epoch)  # type: ignore[union-attr]
+        first, last = acc.bounds(epoch)
         if n == last:
-            if acc.matches(epoch, self._records):  # type: ignore[union-attr]
+            if acc.matches(epoch, self._records):
                 self.epochs.append(epoch)
                 self.epoch_tds[epoch] = (last, self._td)
             else:
@@ -218,14 +221,14 @@ class _Scan:
                 self._problem(
                     first,
                     f"epoch {epoch} (blocks {first:,}..{last:,}): its headers give accumulator root 0x{root.hex()}, "
-                    f"the shipped root of epoch {epoch} is 0x{acc.root(epoch).hex()} "  # type: ignore[union-attr]
+                    f"the shipped root of epoch {epoch} is 0x{acc.root(epoch).hex()} "
                     f"(total difficulty before it {td_before:,}, {source})",
                 )
             self._records = None
             self._td_source = f"computed from the file through epoch {epoch}"
 
     def decide(self, *, accumulator_proven: bool = False) -> tuple[list[Proof], list[str]]:
-        """Each block's proof (walking down), and notes; raises ImportError_ on a contradiction."""
+        """Each block's proof (walking down), and notes; raises ChainImportError on a contradiction."""
         store, anchors = self.store, self.anchors
         acc = anchors.accumulator
         verified = set(self.epochs)
@@ -245,7 +248,8 @@ class _Scan:
                 if above is not None:
                     if above[1] != h:
                         self._problem(
-                            n, f"block {n:,} has hash {_short(h)}, but the store's block {n + 1:,} "
+                            n,
+                            f"block {n:,} has hash {_short(h)}, but the store's block {n + 1:,} "
                             f"({above[2].label}) links to {_short(above[1])}",
                         )
                     else:
@@ -253,7 +257,9 @@ class _Scan:
                 else:
                     raw = store.header_by_number(n + 1)
                     if raw is not None and _parent_of(raw) != h:
-                        notes.append(f"the store's block {n + 1:,} (not proven) does not link to the imported block {n:,}")
+                        notes.append(
+                            f"the store's block {n + 1:,} (not proven) does not link to the imported block {n:,}"
+                        )
             if window is None or not window[0] <= n < window[0] + WINDOW:
                 lo = n - n % WINDOW
                 window = (lo, {e.number: (e.hash, e.proof) for e in store.canonical_entries(lo, lo + WINDOW - 1)})
@@ -262,7 +268,8 @@ class _Scan:
             if stored is not None and stored[1].proven:
                 if stored[0] != h:
                     self._problem(
-                        n, f"block {n:,} has hash {_short(h)}, the store holds block {n:,} {_short(stored[0])} "
+                        n,
+                        f"block {n:,} has hash {_short(h)}, the store holds block {n:,} {_short(stored[0])} "
                         f"proven by {stored[1].label}",
                     )
                 else:
@@ -282,14 +289,15 @@ class _Scan:
                 below_proof = store.proof(n - 1)
                 if below_hash is not None and below_proof is not None and below_proof.proven and below_hash != p:
                     self._problem(
-                        n, f"block {n:,} does not link to the store's block {n - 1:,} {_short(below_hash)} "
+                        n,
+                        f"block {n:,} does not link to the store's block {n - 1:,} {_short(below_hash)} "
                         f"({below_proof.label}): its parent hash is {_short(p)}",
                     )
         if self.problems:
             lowest = min(self.problems)
             more = len(self.problems) - 1
             tail = f" ({more:,} more contradiction{'s' if more > 1 else ''} above it)" if more else ""
-            raise ImportError_(f"{self.path}: refused, it contradicts an anchor: {self.problems[lowest]}{tail}")
+            raise ChainImportError(f"{self.path}: refused, it contradicts an anchor: {self.problems[lowest]}{tail}")
         unanchored = sum(1 for pr in out if not pr.proven)
         if unanchored:
             notes.append(
@@ -326,13 +334,15 @@ def _check_era1_name(path: Path, data: bytes) -> tuple[int, str] | None:
     try:
         sums = mainnet_era1_checksums()
     except ChecksumError as e:
-        raise ImportError_(f"{path}: cannot check its name: {e}") from None
+        raise ChainImportError(f"{path}: cannot check its name: {e}") from None
     want = sums.get(path.name)
     if want is None:
-        raise ImportError_(f"{path}: named like a mainnet era1 file, but no file of that name is in the shipped checksum list")
+        raise ChainImportError(
+            f"{path}: named like a mainnet era1 file, but no file of that name is in the shipped checksum list"
+        )
     got = hashlib.sha256(data).digest()
     if got != want:
-        raise ImportError_(
+        raise ChainImportError(
             f"{path}: its SHA-256 {got.hex()} is not the shipped checksum {want.hex()} of {path.name} "
             "(a renamed or altered file)"
         )
@@ -340,8 +350,12 @@ def _check_era1_name(path: Path, data: bytes) -> tuple[int, str] | None:
 
 
 def import_era1(
-    store: BlockStore, path: str | Path, spec: ChainSpec, progress: Progress | None = None,
-    *, anchors: Anchors | None = None,
+    store: BlockStore,
+    path: str | Path,
+    spec: ChainSpec,
+    progress: Progress | None = None,
+    *,
+    anchors: Anchors | None = None,
 ) -> ImportResult:
     """Import one era1 archive: its own checks (hashes, links, accumulator record, index), then on mainnet
     the shipped root of its epoch (and the shipped checksum of a canonical name); elsewhere linkage."""
@@ -350,38 +364,40 @@ def import_era1(
     try:
         data = path.read_bytes()
     except OSError as e:
-        raise ImportError_(f"cannot read {path}: {e.strerror}") from None
+        raise ChainImportError(f"cannot read {path}: {e.strerror}") from None
     canon = _check_era1_name(path, data)
     try:
         era = read_era1(data)
     except Era1Error as e:
-        raise ImportError_(f"{path}: {e}") from None
+        raise ChainImportError(f"{path}: {e}") from None
     del data
     first, last = era.blocks[0], era.blocks[-1]
     if first.number == 0 and first.hash != spec.genesis_hash:
-        raise ImportError_(f"{path}: block 0 is not {spec.name}'s genesis")
+        raise ChainImportError(f"{path}: block 0 is not {spec.name}'s genesis")
     acc = anchors.accumulator
     epochs: list[int] = []
     if acc is not None:
         epoch = acc.epoch_of(first.number)
         if epoch is None:
-            raise ImportError_(
+            raise ChainImportError(
                 f"{path}: starts at block {first.number:,}, beyond the pre-merge history era1 files hold "
                 f"(blocks 0..{acc.last_block:,})"
             )
         lo, hi = acc.bounds(epoch)
         if (first.number, last.number) != (lo, hi):
-            raise ImportError_(
+            raise ChainImportError(
                 f"{path}: holds blocks {first.number:,}..{last.number:,}, not exactly epoch {epoch} "
                 f"(blocks {lo:,}..{hi:,})"
             )
         if era.accumulator_root != acc.root(epoch):
-            raise ImportError_(
+            raise ChainImportError(
                 f"{path}: epoch {epoch} (blocks {lo:,}..{hi:,}): its accumulator root 0x{era.accumulator_root.hex()} "
                 f"is not the shipped root of epoch {epoch}, 0x{acc.root(epoch).hex()} (a forged or foreign era1 file)"
             )
         if canon is not None and (canon[0] != epoch or not acc.root(epoch).hex().startswith(canon[1])):
-            raise ImportError_(f"{path}: its name says epoch {canon[0]} with root 0x{canon[1]}…, it holds epoch {epoch}")
+            raise ChainImportError(
+                f"{path}: its name says epoch {canon[0]} with root 0x{canon[1]}…, it holds epoch {epoch}"
+            )
         epochs = [epoch]
     records: list[BlockRecord] = []
     scan = _Scan(store, anchors, spec, path, check_epochs=False)
@@ -391,11 +407,11 @@ def import_era1(
             body = verify_body(h, b.body)
             receipts = verify_receipts(h, b.receipts, form=68, tx_count=len(body.transactions))
         except VerificationError as e:
-            raise ImportError_(f"{path}: {e}") from None
+            raise ChainImportError(f"{path}: {e}") from None
         scan.add(h)
         records.append(BlockRecord(b.number, b.hash, b.header, b.body, receipts))
     proofs, notes = scan.decide(accumulator_proven=bool(epochs))
-    n, counts = _write(store, (_with_proof(r, p) for r, p in zip(records, proofs)), progress)
+    n, counts = _write(store, (_with_proof(r, p) for r, p in zip(records, proofs, strict=True)), progress)
     # Total difficulty of the last block: eth/68 Status announces it, and the next epoch's proof starts from it.
     store.set_total_difficulty(last.number, last.total_difficulty)
     return ImportResult(str(path), "era1", n, first.number, last.number, counts, epochs, notes)
@@ -411,7 +427,7 @@ def _mapped(path: Path) -> Iterator[bytes | mmap.mmap]:
     try:
         f = open(path, "rb")
     except OSError as e:
-        raise ImportError_(f"cannot read {path}: {e.strerror}") from None
+        raise ChainImportError(f"cannot read {path}: {e.strerror}") from None
     with f:
         try:
             mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
@@ -419,7 +435,7 @@ def _mapped(path: Path) -> Iterator[bytes | mmap.mmap]:
             try:
                 data = f.read()
             except OSError as e:
-                raise ImportError_(f"cannot read {path}: {e.strerror}") from None
+                raise ChainImportError(f"cannot read {path}: {e.strerror}") from None
             yield data
             return
         try:
@@ -432,19 +448,23 @@ def _mapped(path: Path) -> Iterator[bytes | mmap.mmap]:
 
 
 def _chain_blocks(data: bytes | mmap.mmap, path: Path) -> Iterator[tuple[Header, bytes]]:
-    blocks = iter_chain_file(data)  # type: ignore[arg-type]
+    blocks = iter_chain_file(data)
     try:
         for b in blocks:
             yield Header(b.header), b.body
     except (ChainFileError, HeaderError) as e:
-        raise ImportError_(f"{path}: {e}") from None
+        raise ChainImportError(f"{path}: {e}") from None
     finally:
         blocks.close()
 
 
 def import_chain_file(
-    store: BlockStore, path: str | Path, spec: ChainSpec, progress: Progress | None = None,
-    *, anchors: Anchors | None = None,
+    store: BlockStore,
+    path: str | Path,
+    spec: ChainSpec,
+    progress: Progress | None = None,
+    *,
+    anchors: Anchors | None = None,
 ) -> ImportResult:
     """Import a geth-export RLP chain file (headers and bodies; such files carry no receipts).
 
@@ -460,22 +480,22 @@ def import_chain_file(
             try:
                 check_body(h, body)
             except VerificationError as e:
-                raise ImportError_(f"{path}: {e}") from None
+                raise ChainImportError(f"{path}: {e}") from None
         proofs, notes = scan.decide()
 
         def records() -> Iterator[BlockRecord]:
             i = 0
             for h, body in _chain_blocks(data, path):
                 if i >= len(scan) or h.hash != scan.hash_at(i):
-                    raise ImportError_(f"{path}: the file changed while it was being imported")
+                    raise ChainImportError(f"{path}: the file changed while it was being imported")
                 try:
                     check_body(h, body)
                 except VerificationError as e:
-                    raise ImportError_(f"{path}: {e}") from None
+                    raise ChainImportError(f"{path}: {e}") from None
                 yield BlockRecord(h.number, h.hash, h.raw, body, None, proofs[i])
                 i += 1
             if i != len(scan):
-                raise ImportError_(f"{path}: the file changed while it was being imported")
+                raise ChainImportError(f"{path}: the file changed while it was being imported")
 
         n, counts = _write(store, records(), progress)
     for epoch in scan.epochs:
@@ -486,8 +506,12 @@ def import_chain_file(
 
 
 def import_derived(
-    store: BlockStore, path: str | Path, spec: ChainSpec, progress: Progress | None = None,
-    *, anchors: Anchors | None = None,
+    store: BlockStore,
+    path: str | Path,
+    spec: ChainSpec,
+    progress: Progress | None = None,
+    *,
+    anchors: Anchors | None = None,
 ) -> ImportResult:
     """Import the isolated real blocks of a ``mainnet_blocks.json`` set (each verified on its own;
     consecutive ones must link)."""
@@ -498,7 +522,7 @@ def import_derived(
         if not isinstance(blocks, list):
             raise TypeError("'blocks' is not a list")
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise ImportError_(f"{path}: not a derived block set ({e})") from None
+        raise ChainImportError(f"{path}: not a derived block set ({e})") from None
     by_number: dict[int, tuple[Header, BlockRecord]] = {}
     for i, b in enumerate(blocks):
         where = f"block {b.get('number')!r}" if isinstance(b, dict) else f"entry {i}"
@@ -514,28 +538,38 @@ def import_derived(
                     h, bytes.fromhex(b["receipts_eth69_rlp"]), form=69, tx_count=len(body.transactions)
                 )
         except (VerificationError, ValueError, KeyError, TypeError) as e:
-            raise ImportError_(f"{path}: {where}: {e}") from None
+            raise ChainImportError(f"{path}: {where}: {e}") from None
         have = by_number.get(h.number)
         if have is not None and have[0].hash != h.hash:
-            raise ImportError_(f"{path}: two different blocks numbered {h.number:,}")
+            raise ChainImportError(f"{path}: two different blocks numbered {h.number:,}")
         by_number[h.number] = (h, BlockRecord(h.number, h.hash, h.raw, body_raw, receipts))
     order = sorted(by_number)
     scan = _Scan(store, anchors, spec, path)
     for number in order:
         scan.add(by_number[number][0])
     proofs, notes = scan.decide()
-    n, counts = _write(store, (_with_proof(by_number[k][1], p) for k, p in zip(order, proofs)), progress)
+    n, counts = _write(store, (_with_proof(by_number[k][1], p) for k, p in zip(order, proofs, strict=True)), progress)
     for epoch in scan.epochs:
         store.set_total_difficulty(*scan.epoch_tds[epoch])
     return ImportResult(
-        str(path), "derived", n, order[0] if order else None, order[-1] if order else None, counts,
-        list(scan.epochs), notes,
+        str(path),
+        "derived",
+        n,
+        order[0] if order else None,
+        order[-1] if order else None,
+        counts,
+        list(scan.epochs),
+        notes,
     )
 
 
 def import_file(
-    store: BlockStore, path: str | Path, spec: ChainSpec, progress: Progress | None = None,
-    *, anchors: Anchors | None = None,
+    store: BlockStore,
+    path: str | Path,
+    spec: ChainSpec,
+    progress: Progress | None = None,
+    *,
+    anchors: Anchors | None = None,
 ) -> ImportResult:
     """Import a file by its kind: ``.era1``, ``.json`` (derived set) or anything else as an RLP chain file.
 
@@ -544,7 +578,7 @@ def import_file(
     """
     p = Path(path)
     if not p.exists():
-        raise ImportError_(f"no such file: {p}")
+        raise ChainImportError(f"no such file: {p}")
     if p.suffix == ".era1":
         return import_era1(store, p, spec, progress, anchors=anchors)
     if p.suffix == ".json":

@@ -100,7 +100,11 @@ class VerifyReport:
         if self.epochs_proven or self.epochs_failed:
             out.append(
                 f"accumulator: {len(self.epochs_proven):,} epoch(s) match the shipped roots"
-                + (f", {len(self.epochs_failed):,} do not ({', '.join(map(str, self.epochs_failed))})" if self.epochs_failed else "")
+                + (
+                    f", {len(self.epochs_failed):,} do not ({', '.join(map(str, self.epochs_failed))})"
+                    if self.epochs_failed
+                    else ""
+                )
             )
         proofs = ", ".join(f"{n:,} {p.label}" for p, n in sorted(self.proofs.items()) if n)
         out.append(f"proofs: {proofs or 'no blocks'}")
@@ -191,8 +195,17 @@ def verify_store(
 
 
 def _check_upward(
-    store: BlockStore, anchors: Anchors, start: int, end: int, lo: int, hi: int,
-    problems: _Problems, bad_headers: set[int], report: VerifyReport, progress: Progress | None, write: bool,
+    store: BlockStore,
+    anchors: Anchors,
+    start: int,
+    end: int,
+    lo: int,
+    hi: int,
+    problems: _Problems,
+    bad_headers: set[int],
+    report: VerifyReport,
+    progress: Progress | None,
+    write: bool,
 ) -> tuple[set[int], set[int]]:
     """Pass one: blocks against their headers and the checkpoints; epochs against the accumulator."""
     acc = anchors.accumulator
@@ -203,8 +216,8 @@ def _check_upward(
         entries = store.canonical_entries(wlo, whi, data=True)
         epoch = acc.epoch_of(wlo) if acc is not None else None
         epoch_rows: list[tuple[bytes, int]] | None = None
-        if epoch is not None:
-            first, last = acc.bounds(epoch)  # type: ignore[union-attr]
+        if acc is not None and epoch is not None:
+            first, last = acc.bounds(epoch)
             if start <= first and last <= end:
                 epoch_rows = []
         for e in entries:
@@ -244,13 +257,14 @@ def _check_upward(
                     verify_receipts(h, e.receipts, form=69, tx_count=count)
                 except VerificationError as err:
                     problems.add(n, "receipts", str(err))
-            if epoch_rows is not None and n <= acc.last_block:  # type: ignore[union-attr]
+            # (epoch_rows is a list only when there is an accumulator)
+            if epoch_rows is not None and acc is not None and n <= acc.last_block:
                 epoch_rows.append((e.hash, h.difficulty))
         if progress is not None:
             progress(len(entries))
-        if epoch is None or epoch_rows is None:
+        if acc is None or epoch is None or epoch_rows is None:
             continue
-        first, last = acc.bounds(epoch)  # type: ignore[union-attr]
+        first, last = acc.bounds(epoch)
         if len(epoch_rows) != last - first + 1:
             continue  # not all held: nothing to check
         if epoch == 0:
@@ -266,7 +280,7 @@ def _check_upward(
         for block_hash, difficulty in epoch_rows:
             td += difficulty
             records.append((block_hash, td))
-        if acc.matches(epoch, records):  # type: ignore[union-attr]
+        if acc.matches(epoch, records):
             verified.add(epoch)
             carry = (last, td)
             if write and store.total_difficulty(last) != td:
@@ -276,9 +290,10 @@ def _check_upward(
             carry = None
             td_before = records[0][1] - epoch_rows[0][1]
             problems.add(
-                first, "accumulator",
+                first,
+                "accumulator",
                 f"epoch {epoch} (blocks {first:,}..{last:,}): the stored headers give accumulator root "
-                f"0x{accumulator_root(records).hex()}, the shipped root is 0x{acc.root(epoch).hex()} "  # type: ignore[union-attr]
+                f"0x{accumulator_root(records).hex()}, the shipped root is 0x{acc.root(epoch).hex()} "
                 f"(total difficulty before it {td_before:,}, {source})",
             )
     return verified, failed
@@ -305,8 +320,15 @@ class _Above:
 
 
 def _relink(
-    store: BlockStore, anchors: Anchors, lo: int, hi: int, problems: _Problems, bad_headers: set[int],
-    verified: set[int], failed: set[int], write: bool,
+    store: BlockStore,
+    anchors: Anchors,
+    lo: int,
+    hi: int,
+    problems: _Problems,
+    bad_headers: set[int],
+    verified: set[int],
+    failed: set[int],
+    write: bool,
 ) -> Counter[tuple[Proof, Proof]]:
     """Pass two, from the top down: links between stored blocks, and each block's new proof."""
     acc = anchors.accumulator
@@ -343,16 +365,24 @@ def _relink(
                 if not above.proven and cp is not None and cp.hash == e.hash and above.before is not None:
                     # The checkpoint's own block is right: the one above it is the one that does not link.
                     if not problems.has(n + 1, "checkpoint", "link"):
-                        problems.add(n + 1, "link", f"block {n + 1:,} does not link to checkpoint block {n:,}: "
-                                                    f"its parent hash is {_short(above.parent)}, block {n:,} is {_short(e.hash)}")
+                        problems.add(
+                            n + 1,
+                            "link",
+                            f"block {n + 1:,} does not link to checkpoint block {n:,}: "
+                            f"its parent hash is {_short(above.parent)}, block {n:,} is {_short(e.hash)}",
+                        )
                     if above.after is not None and above.after is not Proof.UNPROVEN:
                         if above.before != above.after:
                             changes[(above.before, above.after)] -= 1
                         record(n + 1, above.before, Proof.UNPROVEN)
                 elif not problems.has(n, "checkpoint", "link"):
                     how = "proven" if above.proven else "not proven"
-                    problems.add(n, "link", f"block {n:,} ({_short(e.hash)}) is not the parent of block {n + 1:,} "
-                                            f"({how}), which links to {_short(above.parent)}")
+                    problems.add(
+                        n,
+                        "link",
+                        f"block {n:,} ({_short(e.hash)}) is not the parent of block {n + 1:,} "
+                        f"({how}), which links to {_short(above.parent)}",
+                    )
             epoch = acc.epoch_of(n) if acc is not None else None
             own = problems.marks(n)
             recorded: Proof | None = None

@@ -84,7 +84,9 @@ def parse_accumulator(data: bytes, last_block: int) -> EpochAccumulator:
         raise AccumulatorError("accumulator file is not two SSZ lists with an empty current epoch")
     roots = tuple(data[i : i + 32] for i in range(first, second, 32))
     if len(roots) != last_block // EPOCH_SIZE + 1:
-        raise AccumulatorError(f"accumulator has {len(roots)} epochs, blocks 0..{last_block} need {last_block // EPOCH_SIZE + 1}")
+        raise AccumulatorError(
+            f"accumulator has {len(roots)} epochs, blocks 0..{last_block} need {last_block // EPOCH_SIZE + 1}"
+        )
     return EpochAccumulator(roots, last_block)
 
 

@@ -100,7 +100,9 @@ def agree(answers: Iterable[Answer], rule: AgreementRule) -> Agreement:
         return Agreement(None, support, servers, f"{len(qualified)} different hashes each have {rule.min_peers}+ peers")
     best = max(support.values(), default=0)
     return Agreement(
-        None, support, servers,
+        None,
+        support,
+        servers,
         f"at most {best} peer(s) from {nets} served the same hash; {rule.min_peers} needed",
     )
 

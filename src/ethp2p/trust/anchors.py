@@ -126,7 +126,7 @@ class Anchors:
             return f"block {number:,} does not link to checkpoint {below}"
         return None
 
-    def with_checkpoints(self, extra: Iterable[Checkpoint]) -> "Anchors":
+    def with_checkpoints(self, extra: Iterable[Checkpoint]) -> Anchors:
         """These anchors plus ``extra`` (a checkpoint at a height that has another hash is an error)."""
         merged = dict(self.checkpoints)
         for cp in extra:
@@ -157,7 +157,9 @@ def mainnet_checkpoints() -> tuple[Checkpoint, ...]:
     numbers, hashes = data["blockNumbers"], data["blockHashes"]
     if len(numbers) != len(hashes):
         raise AnchorError("the shipped checkpoint file lists unequal numbers of blocks and hashes")
-    return tuple(Checkpoint(int(n), bytes.fromhex(h.removeprefix("0x")), SHIPPED) for n, h in zip(numbers, hashes))
+    return tuple(
+        Checkpoint(int(n), bytes.fromhex(h.removeprefix("0x")), SHIPPED) for n, h in zip(numbers, hashes, strict=True)
+    )
 
 
 def anchors_for(

@@ -45,8 +45,9 @@ def _check_host(host: object, what: str) -> None:
     try:
         ip = ipaddress.ip_address(text)
     except ValueError:
-        raise PublicAddressBlocked(f"readme-test loopback guard: {what} of name {text!r} blocked "
-                                   f"(only loopback addresses and localhost)") from None
+        raise PublicAddressBlocked(
+            f"readme-test loopback guard: {what} of name {text!r} blocked (only loopback addresses and localhost)"
+        ) from None
     if not ip.is_loopback and not (ip.version == 6 and ip.ipv4_mapped and ip.ipv4_mapped.is_loopback):
         raise PublicAddressBlocked(f"readme-test loopback guard: {what} to {text} blocked (not loopback)")
 
@@ -92,8 +93,9 @@ def getaddrinfo(host: Any, *args: Any, **kw: Any) -> Any:
     return _getaddrinfo(host, *args, **kw)
 
 
-socket.socket.connect = connect  # type: ignore[method-assign]
-socket.socket.connect_ex = connect_ex  # type: ignore[method-assign]
+# The guards take looser argument types than typeshed's methods: patching them in is the point.
+socket.socket.connect = connect  # type: ignore[method-assign,assignment]
+socket.socket.connect_ex = connect_ex  # type: ignore[method-assign,assignment]
 socket.socket.sendto = sendto  # type: ignore[method-assign,assignment]
-socket.socket.sendmsg = sendmsg  # type: ignore[method-assign]
+socket.socket.sendmsg = sendmsg  # type: ignore[method-assign,assignment]
 socket.getaddrinfo = getaddrinfo
