@@ -37,7 +37,7 @@ class UserError(Exception):
 
 def _load_spec(args: argparse.Namespace) -> "ChainSpec":
     from .eth.chainspec import network
-    from .eth.genesis import GenesisError, load_genesis
+    from .chain.genesis import GenesisError, load_genesis
 
     if getattr(args, "genesis", None):
         try:

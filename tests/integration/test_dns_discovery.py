@@ -83,8 +83,8 @@ async def test_session_dials_nodes_listed_in_a_dns_tree(tmp_path: Path) -> None:
     fork id); a session given only the tree URL and the local resolver dials the compatible three."""
     from ethp2p.crypto.keys import PrivateKey
     from ethp2p.discovery.dns import make_tree
-    from ethp2p.enr import ENR
-    from ethp2p.eth.genesis import load_genesis
+    from ethp2p.discovery.enr import ENR
+    from ethp2p.chain.genesis import load_genesis
     from ethp2p.peers.limits import p2p_limits
     from ethp2p.peers.session import connect
     from tests.support.servers import ETHTEST_GENESIS, ethtest_store, start_servers

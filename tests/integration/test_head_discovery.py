@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ethp2p.eth.genesis import load_genesis
+from ethp2p.chain.genesis import load_genesis
 from ethp2p.fetch import discover_head_p2p, re_probe_peer_head
 from ethp2p.peers.limits import p2p_limits
 from ethp2p.peers.session import NetworkSession

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ethp2p.crypto.keys import PrivateKey
-from ethp2p.eth.genesis import load_genesis
+from ethp2p.chain.genesis import load_genesis
 from ethp2p.fetch import InvalidResponse, fetch_payloads_for_peer
 from ethp2p.p2p.disconnect import DisconnectReason
 from ethp2p.peers.eth_peer import EthPeer, PeerDisconnected

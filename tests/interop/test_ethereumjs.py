@@ -10,7 +10,7 @@ import pytest
 from ethp2p.chain.header import Header
 from ethp2p.chain.verify import verify_body, verify_header_chain, verify_receipts
 from ethp2p.enode import Enode
-from ethp2p.eth.genesis import load_genesis
+from ethp2p.chain.genesis import load_genesis
 from ethp2p.peers.eth_peer import EthPeer, RequestTimeout
 from ethp2p.probe import format_probe, probe
 from tests.conftest import VECTORS

@@ -27,7 +27,7 @@ from ethp2p.enode import Enode
 from ethp2p.eth import codec as eth_codec
 from ethp2p.eth import messages as m
 from ethp2p.eth.chainspec import network
-from ethp2p.eth.genesis import load_genesis
+from ethp2p.chain.genesis import load_genesis
 from ethp2p.faults import FaultKind, PeerFault, report
 from ethp2p.fetch.head import _walk
 from ethp2p.fetch.requests import request_headers_batch

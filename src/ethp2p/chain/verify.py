@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from ..accel import speedups as _c
+from ..eth.chainspec import ChainSpec
 from ..faults import FaultKind, PeerFault
 from .body import BlockBody, BodyError
 from .header import EMPTY_OMMERS_HASH, Header
@@ -164,11 +165,8 @@ def check_partial_receipts(list_raw: bytes | memoryview, *, start: int, header: 
     return count
 
 
-def verify_fork_fields(header: Header, spec: "object") -> None:
+def verify_fork_fields(header: Header, spec: ChainSpec) -> None:
     """Header fields present exactly as the fork at this block requires (London..Prague)."""
-    from ..eth.chainspec import ChainSpec
-
-    assert isinstance(spec, ChainSpec)
     n, t = header.number, header.timestamp
     want = 15
     if spec.is_active_block("london", n):

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from ..crypto.keccak import keccak
 from ..crypto.keys import PrivateKey
 from ..enode import Enode
-from ..enr import ENR
+from .enr import ENR
 from ..eth.forkid import ForkId
 from . import v4wire as w
 from .table import Node

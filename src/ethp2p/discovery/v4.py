@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from ..crypto.keccak import keccak
 from ..crypto.keys import PrivateKey
-from ..enr import ENR, ENRError
+from .enr import ENR, ENRError
 from . import v4wire as w
 from .table import Node, Table
 

@@ -12,11 +12,11 @@ import base64
 import ipaddress
 from dataclasses import dataclass, field
 
-from . import rlp
-from .crypto.keccak import keccak
-from .crypto.keys import InvalidKey, PrivateKey, PublicKey
-from .enode import Enode
-from .eth.forkid import ForkId, decode_fork_id
+from .. import rlp
+from ..crypto.keccak import keccak
+from ..crypto.keys import InvalidKey, PrivateKey, PublicKey
+from ..enode import Enode
+from ..eth.forkid import ForkId, decode_fork_id
 
 MAX_RECORD_SIZE = 300
 

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from .. import rlp
-from ..chain.header import EMPTY_OMMERS_HASH
-from ..chain.trie import EMPTY_TRIE_ROOT, secure_trie_root
 from ..crypto.keccak import EMPTY_KECCAK, keccak
-from .chainspec import ChainSpec
+from ..eth.chainspec import ChainSpec
+from .header import EMPTY_OMMERS_HASH
+from .trie import EMPTY_TRIE_ROOT, secure_trie_root
 
 #: Initial base fee of a London-at-genesis chain (EIP-1559).
 INITIAL_BASE_FEE = 1_000_000_000
