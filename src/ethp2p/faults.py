@@ -40,7 +40,7 @@ class FaultKind(enum.StrEnum):
     """An answer with more items than the request asked for (peers.eth_peer). Costs 16 units."""
 
     FAILED_DIAL = "failed-dial"
-    """Dialling the peer failed in the transport or the handshake (peers.session). Costs 25 units."""
+    """Dialling the peer failed in the transport or the handshake (peers.network). Costs 25 units."""
 
     BREACH = "breach"
     """A protocol breach that ends the session: a bad or repeated Status, an impossible

@@ -118,7 +118,11 @@ def genesis_header(genesis: dict[str, Any]) -> bytes:
         if _active_at_genesis(config, "shanghaiTime", timestamp):
             fields.append(EMPTY_TRIE_ROOT)
             if _active_at_genesis(config, "cancunTime", timestamp):
-                fields += [_num(genesis.get("blobGasUsed"), "blobGasUsed"), _num(genesis.get("excessBlobGas"), "excessBlobGas"), bytes(32)]
+                fields += [
+                    _num(genesis.get("blobGasUsed"), "blobGasUsed"),
+                    _num(genesis.get("excessBlobGas"), "excessBlobGas"),
+                    bytes(32),
+                ]
                 if _active_at_genesis(config, "pragueTime", timestamp):
                     fields.append(EMPTY_REQUESTS_HASH)
     return rlp.encode(fields)
@@ -143,7 +147,9 @@ _BLOCK_KEYS = (
 )
 
 
-def chainspec_from_genesis(genesis: dict[str, Any], *, name: str = "custom", network_id: int | None = None) -> ChainSpec:
+def chainspec_from_genesis(
+    genesis: dict[str, Any], *, name: str = "custom", network_id: int | None = None
+) -> ChainSpec:
     """A ChainSpec for the network a geth genesis JSON describes (network id defaults to the chain id)."""
     config = genesis.get("config")
     if not isinstance(config, dict):

@@ -61,7 +61,10 @@ def verify_body(header: Header, body_raw: bytes | memoryview) -> BlockBody:
     except BodyError as e:
         raise VerificationError(FaultKind.BODY, f"block {n}: {e}", n) from None
     _check_body_roots(
-        header, body.withdrawals is not None, body.ommers_hash(), lambda: (body.transactions_root(), body.withdrawals_root())
+        header,
+        body.withdrawals is not None,
+        body.ommers_hash(),
+        lambda: (body.transactions_root(), body.withdrawals_root()),
     )
     return body
 
@@ -161,7 +164,9 @@ def check_partial_receipts(list_raw: bytes | memoryview, *, start: int, header: 
             FaultKind.RECEIPTS, f"block {n}: {start + count} receipts cannot fit in {header.gas_used} gas used", n
         )
     if gas > header.gas_used:
-        raise VerificationError(FaultKind.RECEIPTS, f"block {n}: cumulative gas {gas} exceeds gas used {header.gas_used}", n)
+        raise VerificationError(
+            FaultKind.RECEIPTS, f"block {n}: cumulative gas {gas} exceeds gas used {header.gas_used}", n
+        )
     return count
 
 

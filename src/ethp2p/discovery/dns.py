@@ -64,7 +64,7 @@ class TreeURL:
     domain: str
 
     @classmethod
-    def parse(cls, url: str) -> "TreeURL":
+    def parse(cls, url: str) -> TreeURL:
         if not url.startswith(LINK_PREFIX) or "@" not in url:
             raise DNSDiscoveryError(f"not an enrtree URL: {url!r}")
         key_text, domain = url[len(LINK_PREFIX) :].split("@", 1)
@@ -89,7 +89,7 @@ class Root:
     signature: bytes
 
     @classmethod
-    def parse(cls, text: str) -> "Root":
+    def parse(cls, text: str) -> Root:
         m = re.fullmatch(r"enrtree-root:v1 e=([A-Z2-7]+) l=([A-Z2-7]+) seq=(\d+) sig=([A-Za-z0-9_-]+)", text)
         if m is None:
             raise DNSDiscoveryError(f"bad root record: {text!r}")
@@ -255,7 +255,7 @@ async def dns_discovery(
 
 
 def make_tree(
-    key: "PrivateKey", records: list[ENR], links: list[str] = (), seq: int = 1, max_children: int = 13  # type: ignore[assignment]
+    key: PrivateKey, records: list[ENR], links: list[str] = (), seq: int = 1, max_children: int = 13  # type: ignore[assignment]
 ) -> tuple[str, dict[str, str]]:
     """Build and sign a tree: ``(root text, {subdomain: text})`` (for tests and for publishing lists)."""
     entries: dict[str, str] = {}
