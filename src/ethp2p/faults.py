@@ -1,6 +1,6 @@
 """What a peer can get wrong: one :class:`FaultKind` enum, one exception base and one reporting site.
 
-This module imports nothing from ethp2p, so chain/, fetch/, peers/ and sync/ all build on it.
+It imports nothing from ethp2p: it sits in the bottom layer (README "Architecture").
 The kinds' ``.value`` strings are what logs, ``RangeStats.fault_kinds`` and metrics labels show.
 What each kind costs lives in ``peers.reputation.PENALTIES`` (keyed by this enum; one entry per member).
 """
