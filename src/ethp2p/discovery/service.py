@@ -2,7 +2,7 @@
 
 Protocol decisions are the core's (:class:`~ethp2p.discovery.v4.DiscoveryV4`); this
 module owns the socket, the timers and the futures. Every node that answers our
-ping joins the table and, once, is offered to ``on_node`` (the session's candidate
+ping joins the table and, once, is offered to ``on_node`` (the peer network's candidate
 feed). With a ``fork_filter``, the node's ENR is fetched first and nodes whose
 ``eth`` entry names an incompatible fork id are skipped before anyone dials them.
 """
