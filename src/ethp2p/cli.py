@@ -345,9 +345,9 @@ def cmd_head(args: argparse.Namespace) -> int:
     boot = _bootnodes(args)
 
     async def run() -> int:
-        async with connect(spec, peer_book=_peer_book(args.store), bootnodes=boot, min_peers=args.peers, timeout=args.timeout,
-                           limits=p2p_limits(peer_start_warmup=0.5), discovery=not args.no_discovery,
-                           dns=_dns(args)) as network:
+        async with connect(spec, peer_book=_peer_book(args.store), bootnodes=boot, min_peers=args.peers,
+                           timeout=args.timeout, limits=p2p_limits(peer_start_warmup=0.5),
+                           discovery=not args.no_discovery, dns=_dns(args)) as network:
             head = await discover_head_p2p(network.pool, args.baseline, probe_peers=args.probe_peers, anchors=anchors)
             if head.hash is None:
                 print(f"no peer served headers above block {args.baseline}")
@@ -373,8 +373,8 @@ def cmd_peers(args: argparse.Namespace) -> int:
     boot = _bootnodes(args)
 
     async def run() -> int:
-        async with connect(spec, peer_book=_peer_book(args.store), bootnodes=boot, min_peers=args.peers, timeout=args.timeout,
-                           discovery=not args.no_discovery, dns=_dns(args)) as network:
+        async with connect(spec, peer_book=_peer_book(args.store), bootnodes=boot, min_peers=args.peers,
+                           timeout=args.timeout, discovery=not args.no_discovery, dns=_dns(args)) as network:
             rounds = 0
             while args.rounds is None or rounds < args.rounds:
                 rounds += 1
@@ -464,9 +464,9 @@ def cmd_fetch(args: argparse.Namespace) -> int:
                 watchers.append(asyncio.create_task(metrics.run(lambda: update_metrics(network))))
 
         try:
-            async with connect(spec, peer_book=_peer_book(args.store), bootnodes=boot, min_peers=args.peers, timeout=args.timeout,
-                               limits=p2p_limits(peer_start_warmup=args.warmup), discovery=not args.no_discovery,
-                               dns=_dns(args), on_start=watch) as network:
+            async with connect(spec, peer_book=_peer_book(args.store), bootnodes=boot, min_peers=args.peers,
+                               timeout=args.timeout, limits=p2p_limits(peer_start_warmup=args.warmup),
+                               discovery=not args.no_discovery, dns=_dns(args), on_start=watch) as network:
                 seeded = {}
                 if network.cache_load is not None:
                     seeded = {p.peer_id: p.aimd_batch_limit for p in network.cache_load.peers if p.aimd_batch_limit}
