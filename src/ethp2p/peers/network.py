@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,7 +119,7 @@ class PeerNetwork:
         self._live: set[NetworkPeer] = set()
         self._probe_sem = asyncio.Semaphore(self.limits.max_concurrent_probes)
         self._dial_sem = asyncio.Semaphore(self.limits.max_concurrent_dials)
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._listener = InboundListener(
             self,
             max_inbound=self.limits.max_inbound,
@@ -275,7 +275,7 @@ class PeerNetwork:
 
     # ---- dialing ------------------------------------------------------------------------------
 
-    def _spawn(self, coro) -> asyncio.Task:  # type: ignore[no-untyped-def]
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -518,7 +518,7 @@ async def connect(
     dns: Sequence[str] | None = None,
     dns_resolver: object | None = None,
     on_start: Callable[[PeerNetwork], object] | None = None,
-):  # type: ignore[no-untyped-def]
+) -> AsyncIterator[PeerNetwork]:
     """A started :class:`PeerNetwork` with at least ``min_peers`` peers, after the warm-up.
 
     ``peer_book`` remembers peers across runs, e.g. ``PeerCache("peers.db")`` from
@@ -548,6 +548,8 @@ async def connect(
         await net.close()
 
 
-def connect_mainnet_peers(peer_book: PeerBook | None = None, **kw):  # type: ignore[no-untyped-def]
+def connect_mainnet_peers(
+    peer_book: PeerBook | None = None, **kw: Any
+) -> contextlib.AbstractAsyncContextManager[PeerNetwork]:
     """The seed's entry point: a peer network on mainnet (see :func:`connect`)."""
     return connect("mainnet", peer_book=peer_book, **kw)
