@@ -20,10 +20,11 @@ if TYPE_CHECKING:
     from .crypto.keys import PrivateKey
     from .eth.chainspec import ChainSpec
     from .store.blocks import BlockStore
+    from .store.peers import PeerCache
     from .fetch.verifier import InlineVerifier, ProcessVerifier, ThreadVerifier
     from .export import ExportOptions, ExportPlan
     from .metrics import Metrics
-    from .peers.session import NetworkSession
+    from .peers.network import PeerNetwork
     from .sync.range import RangeStats
     from .trust import Anchors
 
@@ -36,8 +37,8 @@ class UserError(Exception):
 
 
 def _load_spec(args: argparse.Namespace) -> "ChainSpec":
+    from .chain.genesis import GenesisError, load_genesis
     from .eth.chainspec import network
-    from .eth.genesis import GenesisError, load_genesis
 
     if getattr(args, "genesis", None):
         try:
@@ -289,7 +290,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _session_args(p: argparse.ArgumentParser) -> None:
+def _peer_network_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bootnodes", metavar="ENODES", help="comma-separated enode URLs (default: the network's)")
     p.add_argument("--dns", metavar="URLS", help="comma-separated enrtree:// URLs (default: the network's; '' for none)")
     p.add_argument("--no-discovery", action="store_true", help="don't run discv4 (dial only boot nodes and the cache)")
@@ -327,20 +328,27 @@ def _dns(args: argparse.Namespace) -> list[str] | None:
     return urls
 
 
+def _peer_book(path: str | Path | None) -> PeerCache | None:
+    """The peer cache in ``--store`` (the peer network's book of peers across runs), if given."""
+    from .store.peers import PeerCache
+
+    return None if path is None else PeerCache(path)
+
+
 def cmd_head(args: argparse.Namespace) -> int:
     from .fetch import discover_head_p2p
     from .peers.limits import p2p_limits
-    from .peers.session import NoPeersError, connect
+    from .peers.network import NoPeersError, connect
 
     spec = _load_spec(args)
     anchors = _anchors(args, spec)
     boot = _bootnodes(args)
 
     async def run() -> int:
-        async with connect(spec, store=args.store, bootnodes=boot, min_peers=args.peers, timeout=args.timeout,
-                           limits=p2p_limits(peer_start_warmup=0.5), discovery=not args.no_discovery,
-                           dns=_dns(args)) as session:
-            head = await discover_head_p2p(session.pool, args.baseline, probe_peers=args.probe_peers, anchors=anchors)
+        async with connect(spec, peer_book=_peer_book(args.store), bootnodes=boot, min_peers=args.peers,
+                           timeout=args.timeout, limits=p2p_limits(peer_start_warmup=0.5),
+                           discovery=not args.no_discovery, dns=_dns(args)) as network:
+            head = await discover_head_p2p(network.pool, args.baseline, probe_peers=args.probe_peers, anchors=anchors)
             if head.hash is None:
                 print(f"no peer served headers above block {args.baseline}")
                 return 1
@@ -359,24 +367,24 @@ def cmd_head(args: argparse.Namespace) -> int:
 
 
 def cmd_peers(args: argparse.Namespace) -> int:
-    from .peers.session import NoPeersError, connect
+    from .peers.network import NoPeersError, connect
 
     spec = _load_spec(args)
     boot = _bootnodes(args)
 
     async def run() -> int:
-        async with connect(spec, store=args.store, bootnodes=boot, min_peers=args.peers, timeout=args.timeout,
-                           discovery=not args.no_discovery, dns=_dns(args)) as session:
+        async with connect(spec, peer_book=_peer_book(args.store), bootnodes=boot, min_peers=args.peers,
+                           timeout=args.timeout, discovery=not args.no_discovery, dns=_dns(args)) as network:
             rounds = 0
             while args.rounds is None or rounds < args.rounds:
                 rounds += 1
-                print(f"--- {len(session.pool)} peers")
-                for p in session.pool.snapshot():
+                print(f"--- {len(network.pool)} peers")
+                for p in network.pool.snapshot():
                     rng = f"{p.block_range[0]}..{p.block_range[1]}" if p.block_range else "-"
                     addr = f"{p.address[0]}:{p.address[1]}" if p.address else "?"
                     print(f"{p.peer_id.hex()[:16]}  {p.client_id[:40]:40}  eth/{p.eth_version}  "
                           f"head={p.head_number if p.head_number is not None else '?'}  range={rng}  {addr}  {p.direction}")
-                st = session.p2p_stats
+                st = network.p2p_stats
                 print(f"stats: established={st.sessions_established} closed={st.sessions_closed} "
                       f"discovered={st.discovered_count} genesis_mismatch={st.genesis_mismatch_count} "
                       f"dials={st.dials_attempted}/{st.dials_failed} failed bans={st.bans}", flush=True)
@@ -407,7 +415,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     from .fetch import re_probe_peer_head
     from .metrics import FetchMetrics
     from .peers.limits import p2p_limits
-    from .peers.session import NoPeersError, connect
+    from .peers.network import NoPeersError, connect
     from .progress import Progress
     from .store.importer import ensure_genesis
     from .sync.range import RangeFetcher
@@ -443,29 +451,29 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, task.cancel)  # type: ignore[union-attr]
-        running: list[RangeFetcher] = []  # the fetcher, once the session has its peers
+        running: list[RangeFetcher] = []  # the fetcher, once the network has its peers
         watchers: list[asyncio.Task[None]] = []
 
-        def update_metrics(session: "NetworkSession") -> None:
+        def update_metrics(network: "PeerNetwork") -> None:
             assert metrics is not None
-            metrics.update(session, running[0].stats if running else None)
+            metrics.update(network, running[0].stats if running else None)
 
-        def watch(session: "NetworkSession") -> None:
-            """Keep the metrics live from the session's start (peers connect during the warm-up)."""
+        def watch(network: "PeerNetwork") -> None:
+            """Keep the metrics live from the network's start (peers connect during the warm-up)."""
             if metrics is not None:
-                watchers.append(asyncio.create_task(metrics.run(lambda: update_metrics(session))))
+                watchers.append(asyncio.create_task(metrics.run(lambda: update_metrics(network))))
 
         try:
-            async with connect(spec, store=str(args.store), bootnodes=boot, min_peers=args.peers, timeout=args.timeout,
-                               limits=p2p_limits(peer_start_warmup=args.warmup), discovery=not args.no_discovery,
-                               dns=_dns(args), on_start=watch) as session:
+            async with connect(spec, peer_book=_peer_book(args.store), bootnodes=boot, min_peers=args.peers,
+                               timeout=args.timeout, limits=p2p_limits(peer_start_warmup=args.warmup),
+                               discovery=not args.no_discovery, dns=_dns(args), on_start=watch) as network:
                 seeded = {}
-                if session.cache_load is not None:
-                    seeded = {p.peer_id: p.aimd_batch_limit for p in session.cache_load.peers if p.aimd_batch_limit}
+                if network.cache_load is not None:
+                    seeded = {p.peer_id: p.aimd_batch_limit for p in network.cache_load.peers if p.aimd_batch_limit}
                 with Progress("fetch", total=end - start + 1, unit="blocks") as bar:
                     fetcher = RangeFetcher(
-                        lambda: session.pool.snapshot(), store, start, end, on_blocks=bar.advance,
-                        batch_limits=seeded, reprobe=lambda peer, n: re_probe_peer_head(session.pool, peer, n),
+                        lambda: network.pool.snapshot(), store, start, end, on_blocks=bar.advance,
+                        batch_limits=seeded, reprobe=lambda peer, n: re_probe_peer_head(network.pool, peer, n),
                         verifier=verifier, anchors=anchors,
                     )
                     running.append(fetcher)
@@ -473,7 +481,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
                     async def status() -> None:
                         while True:
                             await asyncio.sleep(1)
-                            bar.extra = f"peers {len(session.pool)}  faults {len(fetcher.stats.faults)}"
+                            bar.extra = f"peers {len(network.pool)}  faults {len(fetcher.stats.faults)}"
 
                     ticker = asyncio.create_task(status())
                     exporting = asyncio.create_task(follower.run()) if follower is not None else None
@@ -486,15 +494,15 @@ def cmd_fetch(args: argparse.Namespace) -> int:
                     finally:
                         ticker.cancel()
                         if metrics is not None:
-                            update_metrics(session)  # the final counts, for a scrape after the fetch
+                            update_metrics(network)  # the final counts, for a scrape after the fetch
                     if exporting is not None and follower is not None:
                         follower.finish()
                         bar.extra = "writing the last export chunks"
                         await asyncio.shield(exporting)
-                for peer in session.pool.snapshot():
+                for peer in network.pool.snapshot():
                     limit = fetcher.limits.get(peer.peer_id)
                     if limit:
-                        session.remember(peer, limit)
+                        network.remember(peer, limit)
         finally:
             for w in watchers:
                 w.cancel()
@@ -691,7 +699,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write export chunk files into DIR as their blocks are stored (options below)")
     _add_export_args(p, title="with --export")
     _add_anchor_args(p)
-    _session_args(p)
+    _peer_network_args(p)
     p.set_defaults(func=cmd_fetch, store="ethp2p.db")
 
     p = sub.add_parser("export", help="write blocks, transactions, receipts, logs, withdrawals and ommers tables "
@@ -711,13 +719,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--baseline", type=int, default=0, help="block to start from (default 0)")
     p.add_argument("--probe-peers", type=int, default=3, help="peers to ask (default 3)")
     _add_anchor_args(p)
-    _session_args(p)
+    _peer_network_args(p)
     p.set_defaults(func=cmd_head)
 
-    p = sub.add_parser("peers", help="show the session's peer pool and stats, live")
+    p = sub.add_parser("peers", help="show the peer network's pool and stats, live")
     p.add_argument("--interval", type=float, default=5.0, help="seconds between updates (default 5)")
     p.add_argument("--rounds", type=int, default=None, help="stop after this many updates (default: run until Ctrl-C)")
-    _session_args(p)
+    _peer_network_args(p)
     p.set_defaults(func=cmd_peers)
 
     p = sub.add_parser("demo", help="serve real mainnet blocks 0-16,383 from local nodes and fetch them back")

@@ -1,6 +1,6 @@
 """What a peer can get wrong: one :class:`FaultKind` enum, one exception base and one reporting site.
 
-This module imports nothing from ethp2p, so chain/, fetch/, peers/ and sync/ all build on it.
+It imports nothing from ethp2p: it sits in the bottom layer (README "Architecture").
 The kinds' ``.value`` strings are what logs, ``RangeStats.fault_kinds`` and metrics labels show.
 What each kind costs lives in ``peers.reputation.PENALTIES`` (keyed by this enum; one entry per member).
 """
@@ -40,7 +40,7 @@ class FaultKind(enum.StrEnum):
     """An answer with more items than the request asked for (eth.session, via peers.eth_peer). Costs 16 units."""
 
     FAILED_DIAL = "failed-dial"
-    """Dialling the peer failed in the transport or the handshake (peers.session). Costs 25 units."""
+    """Dialling the peer failed in the transport or the handshake (peers.network). Costs 25 units."""
 
     BREACH = "breach"
     """A protocol breach that ends the session: a bad or repeated Status, an impossible

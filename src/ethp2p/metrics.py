@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
 if TYPE_CHECKING:
-    from .peers.session import NetworkSession
+    from .peers.network import PeerNetwork
     from .serve.server import HistoryServer
     from .sync.range import RangeStats
 
@@ -144,11 +144,11 @@ class FetchMetrics(Metrics):
         self.sessions = Counter("ethp2p_sessions_established", "Peer sessions established", registry=r)
         self.fault_kinds = BoundedLabels(extra=20)
 
-    def update(self, session: NetworkSession, stats: RangeStats | None = None) -> None:
-        """Bring the metrics up to date with ``session`` and, once the fetch runs, its ``stats``."""
-        self._set_peers(self.peers, (p.client_id for p in session.pool.snapshot()))
-        self._advance(self.sessions, session.p2p_stats.sessions_established)
-        self._set_traffic(*session.traffic())
+    def update(self, network: PeerNetwork, stats: RangeStats | None = None) -> None:
+        """Bring the metrics up to date with ``network`` and, once the fetch runs, its ``stats``."""
+        self._set_peers(self.peers, (p.client_id for p in network.pool.snapshot()))
+        self._advance(self.sessions, network.p2p_stats.sessions_established)
+        self._set_traffic(*network.traffic())
         if stats is not None:
             self._advance(self.blocks, stats.verified_blocks)
             self._advance(self.block_bytes, stats.bytes)

@@ -15,7 +15,7 @@ import pytest
 from bench.mainnet_shaped import build, genesis_spec, load_sources
 from ethp2p.chain.header import Header
 from ethp2p.chain.verify import verify_body, verify_fork_fields, verify_header_chain, verify_receipts
-from ethp2p.eth.genesis import load_genesis
+from ethp2p.chain.genesis import load_genesis
 from ethp2p.fetch import fetch_payloads_for_peer
 from ethp2p.peers.eth_peer import EthPeer
 from ethp2p.store.blocks import BlockStore

@@ -80,13 +80,13 @@ async def test_discovery_feed_yields_records_once(server: DnsServer) -> None:
 
 async def test_session_dials_nodes_listed_in_a_dns_tree(tmp_path: Path) -> None:
     """A tree signed by us lists three local serving nodes (and one on another chain, by its ENR
-    fork id); a session given only the tree URL and the local resolver dials the compatible three."""
+    fork id); a peer network given only the tree URL and the local resolver dials the compatible three."""
     from ethp2p.crypto.keys import PrivateKey
     from ethp2p.discovery.dns import make_tree
-    from ethp2p.enr import ENR
-    from ethp2p.eth.genesis import load_genesis
+    from ethp2p.discovery.enr import ENR
+    from ethp2p.chain.genesis import load_genesis
     from ethp2p.peers.limits import p2p_limits
-    from ethp2p.peers.session import connect
+    from ethp2p.peers.network import connect
     from tests.support.servers import ETHTEST_GENESIS, ethtest_store, start_servers
 
     spec = load_genesis(ETHTEST_GENESIS)
@@ -112,9 +112,9 @@ async def test_session_dials_nodes_listed_in_a_dns_tree(tmp_path: Path) -> None:
             url = str(TreeURL(signer.public_key, "list.example.org"))
             async with connect(spec, bootnodes=[], discovery=False, dns=[url], min_peers=3, timeout=20,
                                dns_resolver=dnspython_resolver("127.0.0.1", dns_server.port),
-                               limits=p2p_limits(peer_start_warmup=0.2)) as session:
-                assert {p.peer_id for p in session.pool.snapshot()} == {bytes.fromhex(s.enode[8:136]) for s in servers}
-                assert session.p2p_stats.discovered_count == 3  # the wrong-fork node was skipped before dialing
+                               limits=p2p_limits(peer_start_warmup=0.2)) as net:
+                assert {p.peer_id for p in net.pool.snapshot()} == {bytes.fromhex(s.enode[8:136]) for s in servers}
+                assert net.p2p_stats.discovered_count == 3  # the wrong-fork node was skipped before dialing
         finally:
             dns_server.stop()
     finally:

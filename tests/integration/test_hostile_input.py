@@ -12,7 +12,7 @@ import os
 import pytest
 
 from ethp2p import rlp
-from ethp2p.eth.genesis import load_genesis
+from ethp2p.chain.genesis import load_genesis
 from ethp2p.p2p.disconnect import DisconnectReason
 from ethp2p.peers.eth_peer import EthPeer
 from ethp2p.serve.server import HistoryServer

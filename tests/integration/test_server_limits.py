@@ -10,7 +10,7 @@ import asyncio
 
 import pytest
 
-from ethp2p.eth.genesis import load_genesis
+from ethp2p.chain.genesis import load_genesis
 from ethp2p.p2p.disconnect import DisconnectReason
 from ethp2p.peers.eth_peer import EthPeer, PeerDisconnected
 from ethp2p.peers.limits import inbound_handshake_slots

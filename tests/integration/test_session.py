@@ -1,4 +1,4 @@
-"""NetworkSession on a loopback network of ethp2p serving processes (plus a wrong-chain and a silent node)."""
+"""PeerNetwork on a loopback network of ethp2p serving processes (plus a wrong-chain and a silent node)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from ethp2p.crypto.keys import PrivateKey
-from ethp2p.eth.genesis import load_genesis
+from ethp2p.chain.genesis import load_genesis
 from ethp2p.fetch import InvalidResponse, fetch_payloads_for_peer
 from ethp2p.p2p.disconnect import DisconnectReason
 from ethp2p.peers.eth_peer import EthPeer, PeerDisconnected
 from ethp2p.peers.limits import p2p_limits
-from ethp2p.peers.session import NetworkSession, NoPeersError, connect
+from ethp2p.peers.network import PeerNetwork, NoPeersError, connect
 from ethp2p.store.peers import PeerCache, StoredPeer, now_ms
 from tests.support.servers import ETHTEST_GENESIS, ServerProcess, ethtest_store, start_servers
 
@@ -41,21 +41,21 @@ def _all(net: dict[str, list[ServerProcess]]) -> list[str]:
 
 async def test_pool_fills_with_exactly_the_compatible_peers(network) -> None:  # type: ignore[no-untyped-def]
     limits = p2p_limits(request_timeout=0.5, head_reprobe_interval=0.3, peer_start_warmup=0, max_consecutive_timeouts=2)
-    async with NetworkSession(SPEC, limits=limits) as session:
-        session.add_candidates(_all(network), "bootnode")
-        await session.wait_for_peers(8, timeout=20)
+    async with PeerNetwork(SPEC, limits=limits) as net:
+        net.add_candidates(_all(network), "bootnode")
+        await net.wait_for_peers(8, timeout=20)
         silent_id = bytes.fromhex(network["silent"][0].enode[8:136])
         for _ in range(100):  # the silent node never answers its head probe and is dropped
-            probed = all(p.head_number is not None for p in session.pool.snapshot())
-            if silent_id not in session.pool and len(session.pool) == 8 and probed:
+            probed = all(p.head_number is not None for p in net.pool.snapshot())
+            if silent_id not in net.pool and len(net.pool) == 8 and probed:
                 break
             await asyncio.sleep(0.1)
         good_ids = {bytes.fromhex(s.enode[8:136]) for s in network["good"]}
-        assert {p.peer_id for p in session.pool.snapshot()} == good_ids
-        for p in session.pool.snapshot():
+        assert {p.peer_id for p in net.pool.snapshot()} == good_ids
+        for p in net.pool.snapshot():
             assert p.head_number == 600 and p.eth_version == 70 and p.block_range == (0, 600)
-            assert session.pool.get_peer_head(p.peer_id) == 600
-        st = session.p2p_stats
+            assert net.pool.get_peer_head(p.peer_id) == 600
+        st = net.p2p_stats
         assert st.genesis_mismatch_count == 1
         assert st.sessions_established == 9  # 8 good + the silent one (until dropped)
         assert st.sessions_closed >= 1 and st.probes_ok >= 8
@@ -65,28 +65,28 @@ async def test_pool_fills_with_exactly_the_compatible_peers(network) -> None:  #
 
 async def test_limits_are_never_exceeded(network) -> None:  # type: ignore[no-untyped-def]
     limits = p2p_limits(max_outbound=5, max_concurrent_dials=2, max_concurrent_probes=1, peer_start_warmup=0)
-    async with NetworkSession(SPEC, limits=limits) as session:
-        session.add_candidates(_all(network), "bootnode")
-        await session.wait_for_peers(5, timeout=20)
+    async with PeerNetwork(SPEC, limits=limits) as net:
+        net.add_candidates(_all(network), "bootnode")
+        await net.wait_for_peers(5, timeout=20)
         await asyncio.sleep(1.0)  # give the refill loop every chance to overshoot
-        st = session.p2p_stats
-        assert len(session.pool) == 5
+        st = net.p2p_stats
+        assert len(net.pool) == 5
         assert st.max_outbound_seen <= 5
         assert st.max_concurrent_dials_seen <= 2
-        assert session.max_probes_seen <= 1
+        assert net.max_probes_seen <= 1
 
 
 async def test_inbound_cap(tmp_path: Path) -> None:
     limits = p2p_limits(max_inbound=2, peer_start_warmup=0)
-    async with NetworkSession(SPEC, limits=limits, listen=("127.0.0.1", 0)) as session:
-        enode = session.enode.url()
+    async with PeerNetwork(SPEC, limits=limits, listen=("127.0.0.1", 0)) as net:
+        enode = net.enode.url()
         peers = [await EthPeer.connect(enode, SPEC) for _ in range(2)]
         with pytest.raises(PeerDisconnected) as info:
             await EthPeer.connect(enode, SPEC)
         assert info.value.event is not None and info.value.event.reason == DisconnectReason.TOO_MANY_PEERS
         await asyncio.sleep(0.1)
-        assert session.pool.count("inbound") == 2 and session.p2p_stats.max_inbound_seen == 2
-        assert session.p2p_stats.inbound_rejected == 1
+        assert net.pool.count("inbound") == 2 and net.p2p_stats.max_inbound_seen == 2
+        assert net.p2p_stats.inbound_rejected == 1
         for p in peers:
             await p.disconnect()
 
@@ -101,9 +101,9 @@ async def test_no_peers_error_says_what_was_tried() -> None:
 async def test_peer_cache_survives_restart(network, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     cache = tmp_path / "peers.db"
     limits = p2p_limits(peer_start_warmup=0)
-    async with connect(SPEC, store=str(cache), bootnodes=[s.enode for s in network["good"][:3]], min_peers=3, timeout=20, limits=limits):
+    async with connect(SPEC, peer_book=PeerCache(cache), bootnodes=[s.enode for s in network["good"][:3]], min_peers=3, timeout=20, limits=limits):
         pass
-    # Add an expired and a corrupted entry behind the session's back.
+    # Add an expired and a corrupted entry behind the network's back.
     pc = PeerCache(cache)
     old = PrivateKey.generate().public_key.to_bytes()
     pc.upsert_peer(StoredPeer(old, "127.0.0.1:9", None, now_ms() - 8 * 24 * 3600 * 1000))
@@ -113,11 +113,11 @@ async def test_peer_cache_survives_restart(network, tmp_path: Path) -> None:  # 
     con.execute("INSERT INTO peers VALUES (?, ?, NULL, ?, NULL)", (b"\x01" * 10, "not an address", now_ms()))
     con.commit()
     con.close()
-    async with connect(SPEC, store=str(cache), bootnodes=[], min_peers=3, timeout=20, limits=limits) as session:
-        load = session.cache_load
+    async with connect(SPEC, peer_book=PeerCache(cache), bootnodes=[], min_peers=3, timeout=20, limits=limits) as net:
+        load = net.cache_load
         assert load is not None
         assert (load.total, load.expired, load.corrupted, len(load.peers)) == (5, 1, 1, 3)
-        assert len(session.pool) == 3
+        assert len(net.pool) == 3
 
 
 async def test_misbehaving_peer_is_banned_and_dropped_others_unaffected(tmp_path: Path) -> None:
@@ -125,22 +125,22 @@ async def test_misbehaving_peer_is_banned_and_dropped_others_unaffected(tmp_path
     good = start_servers(2, store, tmp_path, network_args=NET)
     bad = start_servers(1, store, tmp_path, network_args=NET, extra=["--misbehave", "wrong-header-numbers"])
     try:
-        async with NetworkSession(SPEC, limits=p2p_limits(peer_start_warmup=0)) as session:
-            session.add_candidates([s.enode for s in good + bad], "bootnode")
-            await session.wait_for_peers(3, timeout=20)
+        async with PeerNetwork(SPEC, limits=p2p_limits(peer_start_warmup=0)) as net:
+            net.add_candidates([s.enode for s in good + bad], "bootnode")
+            await net.wait_for_peers(3, timeout=20)
             bad_id = bytes.fromhex(bad[0].enode[8:136])
-            bad_peer = session.pool.get(bad_id)
+            bad_peer = net.pool.get(bad_id)
             assert bad_peer is not None
             for _ in range(4):
                 with pytest.raises((InvalidResponse, PeerDisconnected)):
                     await fetch_payloads_for_peer(bad_peer, 10, 20)
-                if bad_id not in session.pool:
+                if bad_id not in net.pool:
                     break
-            assert bad_id not in session.pool
-            assert session.reputation.is_banned(bad_id) and session.p2p_stats.bans == 1
-            assert not session.reputation.may_dial(bad_id)
-            assert len(session.pool) == 2
-            for p in session.pool.snapshot():
+            assert bad_id not in net.pool
+            assert net.reputation.is_banned(bad_id) and net.p2p_stats.bans == 1
+            assert not net.reputation.may_dial(bad_id)
+            assert len(net.pool) == 2
+            for p in net.pool.snapshot():
                 out = await fetch_payloads_for_peer(p, 1, 20)
                 assert len(out.payloads) + len(out.missing_blocks) == 20
     finally:
@@ -149,18 +149,18 @@ async def test_misbehaving_peer_is_banned_and_dropped_others_unaffected(tmp_path
 
 
 async def test_session_finds_peers_through_discv4(tmp_path: Path) -> None:
-    """Six serving nodes run discv4 and know one boot node each; a session that knows only the
+    """Six serving nodes run discv4 and know one boot node each; a peer network that knows only the
     first one discovers the rest, checks their ENR fork ids, and dials them."""
     store = ethtest_store(tmp_path / "d.db")
     servers = start_servers(1, store, tmp_path, network_args=NET, extra=["--discovery"])
     servers += start_servers(5, store, tmp_path, network_args=NET, extra=["--discovery", "--bootnodes", servers[0].enode])
     try:
         async with connect(SPEC, bootnodes=[servers[0].enode], min_peers=6, timeout=30, dns=[],
-                           limits=p2p_limits(peer_start_warmup=0)) as session:
-            ids = {p.peer_id for p in session.pool.snapshot()}
+                           limits=p2p_limits(peer_start_warmup=0)) as net:
+            ids = {p.peer_id for p in net.pool.snapshot()}
             assert ids == {bytes.fromhex(s.enode[8:136]) for s in servers}
-            assert session.p2p_stats.discovered_count >= 5
-            assert session.discovery is not None and len(session.discovery.table) >= 5
+            assert net.p2p_stats.discovered_count >= 5
+            assert net.discovery is not None and len(net.discovery.table) >= 5
     finally:
         for s in servers:
             s.stop()

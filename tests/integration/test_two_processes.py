@@ -10,7 +10,7 @@ import pytest
 from ethp2p.chain.header import Header
 from ethp2p.chain.verify import verify_body, verify_header_chain
 from ethp2p.eth import messages as m
-from ethp2p.eth.genesis import load_genesis
+from ethp2p.chain.genesis import load_genesis
 from ethp2p.p2p.disconnect import DisconnectReason
 from ethp2p.peers.eth_peer import EthPeer, PeerDisconnected
 from tests.support.servers import ETHTEST_GENESIS, ServerProcess, ethtest_store, start_servers

@@ -10,7 +10,7 @@ import pytest
 from ethp2p.chain.header import Header
 from ethp2p.chain.verify import verify_body, verify_header_chain, verify_receipts
 from ethp2p.enode import Enode
-from ethp2p.eth.genesis import load_genesis
+from ethp2p.chain.genesis import load_genesis
 from ethp2p.peers.eth_peer import EthPeer, RequestTimeout
 from ethp2p.probe import format_probe, probe
 from tests.conftest import VECTORS
@@ -141,40 +141,40 @@ def test_probe_command_prints_status(ethereumjs_ethtest: EthereumJS) -> None:
 
 async def test_session_admits_ethereumjs_with_probed_head(ethereumjs_ethtest: EthereumJS) -> None:
     from ethp2p.peers.limits import p2p_limits
-    from ethp2p.peers.session import connect
+    from ethp2p.peers.network import connect
 
-    async with connect(SPEC, bootnodes=[ethereumjs_ethtest.enode or ""], timeout=20, limits=p2p_limits(peer_start_warmup=0)) as session:
-        (peer,) = session.pool.snapshot()
+    async with connect(SPEC, bootnodes=[ethereumjs_ethtest.enode or ""], timeout=20, limits=p2p_limits(peer_start_warmup=0)) as net:
+        (peer,) = net.pool.snapshot()
         for _ in range(50):
             if peer.head_number is not None:
                 break
             await asyncio.sleep(0.1)
         assert peer.eth_version == 68 and peer.head_number == 600
-        assert session.p2p_stats.sessions_established == 1 and session.p2p_stats.probes_ok == 1
+        assert net.p2p_stats.sessions_established == 1 and net.p2p_stats.probes_ok == 1
 
 
 async def test_discv4_with_ethereumjs_then_rlpx_dial(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """ethereumjs (discv4 on) uses ethp2p as its boot node: they bond, each finds the other, and
-    ethp2p dials it over RLPx from what discovery returned (no enode given to the session)."""
+    ethp2p dials it over RLPx from what discovery returned (no enode given to the network)."""
     from ethp2p.peers.limits import p2p_limits
-    from ethp2p.peers.session import NetworkSession
+    from ethp2p.peers.network import PeerNetwork
     from tests.interop.ethereumjs import installed
 
     if not installed():
         pytest.skip("@ethereumjs/client is not installed")
     # No TCP listener: ethereumjs can't dial us, so the session in the pool is our outbound dial.
-    async with NetworkSession(SPEC, limits=p2p_limits(peer_start_warmup=0), discovery_bootnodes=[]) as session:
-        assert session.discovery is not None
-        me = session.discovery.enode.url()
+    async with PeerNetwork(SPEC, limits=p2p_limits(peer_start_warmup=0), discovery_bootnodes=[]) as net:
+        assert net.discovery is not None
+        me = net.discovery.enode.url()
         client = EthereumJS(tmp_path / "ejs", VECTORS / "ethtest/genesis.json", VECTORS / "ethtest/chain.rlp",
                             extra_args=("--bootnodes", me), discovery=True)
         try:
             await asyncio.to_thread(client.start, 60)
-            await asyncio.wait_for(session.pool.wait_for_size(1), 30)
-            (peer,) = session.pool.snapshot()
+            await asyncio.wait_for(net.pool.wait_for_size(1), 30)
+            (peer,) = net.pool.snapshot()
             assert peer.direction == "outbound" and peer.eth_version == 68
-            assert session.p2p_stats.discovered_count >= 1  # ethereumjs came to us through discv4
-            assert session.discovery is not None and len(session.discovery.table) >= 1
+            assert net.p2p_stats.discovered_count >= 1  # ethereumjs came to us through discv4
+            assert net.discovery is not None and len(net.discovery.table) >= 1
             ejs_id = bytes.fromhex((client.enode or "")[8:136])
             assert peer.peer_id == ejs_id
         finally:

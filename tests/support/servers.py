@@ -15,7 +15,7 @@ from ethp2p.crypto.keys import PrivateKey
 from ethp2p.store.blocks import BlockStore
 from ethp2p.store.importer import ensure_genesis, import_file
 from tests.conftest import VECTORS
-from ethp2p.eth.genesis import load_genesis
+from ethp2p.chain.genesis import load_genesis
 
 ETHTEST_GENESIS = VECTORS / "ethtest/genesis.json"
 

@@ -1,7 +1,7 @@
 """Every FaultKind is emitted by some real code path, and each path reports the kind it should.
 
 Real parts wherever they can run in a unit test: the verifiers on real (corrupted) mainnet
-data, two real ``EthPeer`` sessions talking over 127.0.0.1, a real ``NetworkSession`` dialling a
+data, two real ``EthPeer`` sessions talking over 127.0.0.1, a real ``PeerNetwork`` dialling a
 closed 127.0.0.1 port, a real ``RangeFetcher``. Stand-ins, where no real part can run here:
 ``VectorPeer`` serves real mainnet headers from the vectors in place of a remote node, and the
 range fetcher's prover is a stub holding only the agreed heights (running peer agreement needs
@@ -27,7 +27,7 @@ from ethp2p.enode import Enode
 from ethp2p.eth import codec as eth_codec
 from ethp2p.eth import messages as m
 from ethp2p.eth.chainspec import network
-from ethp2p.eth.genesis import load_genesis
+from ethp2p.chain.genesis import load_genesis
 from ethp2p.faults import FaultKind, PeerFault, report
 from ethp2p.fetch.head import _walk
 from ethp2p.fetch.requests import request_headers_batch
@@ -36,7 +36,7 @@ from ethp2p.fetch.verifier import BlockToVerify, verify_blocks
 from ethp2p.peers.eth_peer import EthPeer, Misconduct, PeerDisconnected, PeerMisbehaved, RequestTimeout
 from ethp2p.peers.pool import NetworkPeer
 from ethp2p.peers.reputation import PENALTIES
-from ethp2p.peers.session import NetworkSession, _Candidate
+from ethp2p.peers.network import PeerNetwork, _Candidate
 from ethp2p.store.blocks import BlockStore
 from ethp2p.sync.range import RangeFetcher
 from ethp2p.trust.anchors import Anchors, Checkpoint
@@ -216,21 +216,21 @@ async def test_second_status_is_breach() -> None:
     assert [k for k, _ in told] == [_seen(FaultKind.BREACH)] and "Status sent twice" in told[0][1]
 
 
-# ---- the session's dial, the range fetcher's batch failures -----------------------------------------
+# ---- the peer network's dial, the range fetcher's batch failures -----------------------------------------
 
 
 async def test_refused_dial_is_failed_dial() -> None:
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    session = NetworkSession(ETHTEST)
+    network = PeerNetwork(ETHTEST)
     penalized: list[FaultKind] = []
-    real = session.reputation.penalize
-    session.reputation.penalize = lambda pid, kind: penalized.append(kind) or real(pid, kind)  # type: ignore[method-assign]
+    real = network.reputation.penalize
+    network.reputation.penalize = lambda pid, kind: penalized.append(kind) or real(pid, kind)  # type: ignore[method-assign]
     pid = PrivateKey.generate().public_key.to_bytes()
-    await session._dial(_Candidate(Enode(pid, "127.0.0.1", port, port), "static"))
+    await network._dial(_Candidate(Enode(pid, "127.0.0.1", port, port), "static"))
     assert penalized == [_seen(FaultKind.FAILED_DIAL)]
-    assert session.reputation.score(pid) == PENALTIES[FaultKind.FAILED_DIAL] and not session.reputation.may_dial(pid)
+    assert network.reputation.score(pid) == PENALTIES[FaultKind.FAILED_DIAL] and not network.reputation.may_dial(pid)
 
 
 def test_range_batch_failures_have_kinds(tmp_path: Path) -> None:

@@ -1,1 +1,3 @@
-"""Chain types: headers, bodies, receipts, roots and verification (pure, no IO)."""
+"""Chain types: headers, bodies, receipts, roots, verification, genesis blocks.
+
+Pure functions; only ``genesis.load_genesis`` reads a file."""

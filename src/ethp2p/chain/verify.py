@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from ..accel import speedups as _c
+from ..eth.chainspec import ChainSpec
 from ..faults import FaultKind, PeerFault
 from .body import BlockBody, BodyError
 from .header import EMPTY_OMMERS_HASH, Header
@@ -60,7 +61,10 @@ def verify_body(header: Header, body_raw: bytes | memoryview) -> BlockBody:
     except BodyError as e:
         raise VerificationError(FaultKind.BODY, f"block {n}: {e}", n) from None
     _check_body_roots(
-        header, body.withdrawals is not None, body.ommers_hash(), lambda: (body.transactions_root(), body.withdrawals_root())
+        header,
+        body.withdrawals is not None,
+        body.ommers_hash(),
+        lambda: (body.transactions_root(), body.withdrawals_root()),
     )
     return body
 
@@ -160,15 +164,14 @@ def check_partial_receipts(list_raw: bytes | memoryview, *, start: int, header: 
             FaultKind.RECEIPTS, f"block {n}: {start + count} receipts cannot fit in {header.gas_used} gas used", n
         )
     if gas > header.gas_used:
-        raise VerificationError(FaultKind.RECEIPTS, f"block {n}: cumulative gas {gas} exceeds gas used {header.gas_used}", n)
+        raise VerificationError(
+            FaultKind.RECEIPTS, f"block {n}: cumulative gas {gas} exceeds gas used {header.gas_used}", n
+        )
     return count
 
 
-def verify_fork_fields(header: Header, spec: "object") -> None:
+def verify_fork_fields(header: Header, spec: ChainSpec) -> None:
     """Header fields present exactly as the fork at this block requires (London..Prague)."""
-    from ..eth.chainspec import ChainSpec
-
-    assert isinstance(spec, ChainSpec)
     n, t = header.number, header.timestamp
     want = 15
     if spec.is_active_block("london", n):

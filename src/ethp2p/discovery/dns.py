@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from ..crypto.keccak import keccak
 from ..crypto.keys import InvalidKey, PrivateKey, PublicKey
-from ..enr import ENR, ENRError
+from .enr import ENR, ENRError
 
 log = logging.getLogger(__name__)
 

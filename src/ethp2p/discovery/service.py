@@ -2,7 +2,7 @@
 
 Protocol decisions are the core's (:class:`~ethp2p.discovery.v4.DiscoveryV4`); this
 module owns the socket, the timers and the futures. Every node that answers our
-ping joins the table and, once, is offered to ``on_node`` (the session's candidate
+ping joins the table and, once, is offered to ``on_node`` (the peer network's candidate
 feed). With a ``fork_filter``, the node's ENR is fetched first and nodes whose
 ``eth`` entry names an incompatible fork id are skipped before anyone dials them.
 """
@@ -19,9 +19,9 @@ from collections.abc import Callable, Sequence
 from ..crypto.keccak import keccak
 from ..crypto.keys import PrivateKey
 from ..enode import Enode
-from ..enr import ENR
 from ..eth.forkid import ForkId
 from . import v4wire as w
+from .enr import ENR
 from .table import Node
 from .v4 import REPLY_TIMEOUT, DiscoveryV4, ENRReceived, NeighborsReceived, PongReceived, Send
 
@@ -36,7 +36,7 @@ FIRST_REFRESH = 1.0
 
 
 class _Protocol(asyncio.DatagramProtocol):
-    def __init__(self, service: "DiscoveryService") -> None:
+    def __init__(self, service: DiscoveryService) -> None:
         self.service = service
 
     def datagram_received(self, data: bytes, addr: tuple) -> None:  # type: ignore[override]
@@ -105,7 +105,7 @@ class DiscoveryService:
         if self._transport is not None:
             self._transport.close()
 
-    async def __aenter__(self) -> "DiscoveryService":
+    async def __aenter__(self) -> DiscoveryService:
         await self.start()
         return self
 

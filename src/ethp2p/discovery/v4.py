@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 from ..crypto.keccak import keccak
 from ..crypto.keys import PrivateKey
-from ..enr import ENR, ENRError
 from . import v4wire as w
+from .enr import ENR, ENRError
 from .table import Node, Table
 
 #: How long a packet we send stays valid.

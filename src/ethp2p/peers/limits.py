@@ -1,4 +1,4 @@
-"""Session limits (the seed's ``P2pLimits``) and counters (``P2pStats``)."""
+"""Peer network limits (the seed's ``P2pLimits``) and counters (``P2pStats``)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def inbound_handshake_slots(max_inbound: int) -> int:
 
 @dataclass(frozen=True)
 class P2pLimits:
-    """Bounds of a network session; every field can be overridden with :func:`p2p_limits`."""
+    """Bounds of a peer network; every field can be overridden with :func:`p2p_limits`."""
 
     request_timeout: float = 4.0
     max_headers_per_request: int = 1024
@@ -63,7 +63,7 @@ def p2p_limits(**overrides: float | int) -> P2pLimits:
 
 @dataclass
 class P2pStats:
-    """Counters of one session (the seed's four, and what its users needed besides)."""
+    """Counters of one peer network (the seed's four, and what its users needed besides)."""
 
     discovered_count: int = 0
     genesis_mismatch_count: int = 0

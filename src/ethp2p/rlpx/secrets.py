@@ -1,4 +1,4 @@
-"""Session secrets derived from a finished RLPx handshake (devp2p rlpx.md)."""
+"""Connection secrets derived from a finished RLPx handshake (devp2p rlpx.md)."""
 
 from __future__ import annotations
 

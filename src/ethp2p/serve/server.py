@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING, cast
 
 from ..chain.header import Header
 from ..crypto.keys import PrivateKey
+from ..discovery.service import DiscoveryService
 from ..enode import Enode
 from ..eth import messages as m
 from ..eth.chainspec import ChainSpec
+from ..p2p.connection import LocalIdentity
 from ..p2p.disconnect import DisconnectReason
-from ..peers.eth_peer import (
-    DEFAULT_ETH_VERSIONS, ChainHead, EthPeer, Misconduct, PeerError, RequestHandler, refuse_inbound, traffic,
-)
-from ..peers.limits import inbound_handshake_slots
+from ..peers.eth_peer import DEFAULT_ETH_VERSIONS, ChainHead, EthPeer, Misconduct, PeerError, RequestHandler, traffic
+from ..peers.listener import InboundDropped, InboundEvent, InboundFailed, InboundListener, InboundRefused
 from ..store.blocks import BlockStore
 from ..transport.stream import TransportError
 from .handler import StoreHandler
@@ -74,8 +74,8 @@ class HistoryServer:
 
     Inbound sessions beyond ``max_inbound`` complete the handshake and are then told
     ``TOO_MANY_PEERS``; handshakes that take longer than ``handshake_timeout`` are dropped,
-    and connections beyond the handshake slots (:func:`inbound_handshake_slots`) are
-    closed unanswered.
+    and connections beyond the handshake slots are closed unanswered (the rules of
+    :class:`~ethp2p.peers.listener.InboundListener`, shared with the peer network).
     """
 
     def __init__(
@@ -91,7 +91,7 @@ class HistoryServer:
         versions: Sequence[int] = DEFAULT_ETH_VERSIONS,
         handler: RequestHandler | None = None,
         range_update_interval: float = RANGE_UPDATE_INTERVAL,
-        misbehave: "Misbehaviour | None" = None,
+        misbehave: Misbehaviour | None = None,
         fork_block: int | None = None,
         discovery: bool = False,
         bootnodes: Sequence[str] = (),
@@ -127,12 +127,14 @@ class HistoryServer:
         self.stats = ServerStats()
         self.peers: set[EthPeer] = set()
         self.head = store_head(store, spec)
-        self._server: asyncio.base_events.Server | None = None
         self._tasks: set[asyncio.Task] = set()
-        self._handshakes = 0
+        self._listener = InboundListener(
+            self, max_inbound=max_inbound, handshake_timeout=handshake_timeout, spawn=self._spawn
+        )
+        self._started = False
         self.discovery_enabled = discovery
         self.discovery_bootnodes = tuple(bootnodes)
-        self.discovery = None
+        self.discovery: DiscoveryService | None = None
 
     @property
     def enode(self) -> Enode:
@@ -140,11 +142,9 @@ class HistoryServer:
 
     async def start(self) -> None:
         """Bind and start accepting (``port=0`` picks a free port)."""
-        self._server = await asyncio.start_server(self._on_connect, self.host, self.port, limit=256 * 1024)
-        self.port = self._server.sockets[0].getsockname()[1]
+        self.port = await self._listener.start(self.host, self.port)
+        self._started = True
         if self.discovery_enabled:
-            from ..discovery.service import DiscoveryService
-
             # discv4 on the same port number (UDP), so peers that find us can dial us.
             self.discovery = DiscoveryService(
                 self.key, self.host, self.port, tcp_port=self.port, bootnodes=self.discovery_bootnodes,
@@ -155,15 +155,13 @@ class HistoryServer:
         log.info("serving %s blocks %s..%s at %s", self.spec.name, self.head.earliest, self.head.number, self.enode.url())
 
     async def serve_forever(self) -> None:
-        if self._server is None:
+        if not self._started:
             await self.start()
-        assert self._server is not None
-        await self._server.serve_forever()
+        await self._listener.serve_forever()
 
     async def close(self) -> None:
         """Stop accepting, disconnect every peer, and wait for their sessions to end."""
-        if self._server is not None:
-            self._server.close()
+        self._listener.close()
         if self.discovery is not None:
             await self.discovery.close()
         for peer in list(self.peers):
@@ -172,11 +170,9 @@ class HistoryServer:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._server is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 2)
+        await self._listener.wait_closed(2)
 
-    async def __aenter__(self) -> "HistoryServer":
+    async def __aenter__(self) -> HistoryServer:
         await self.start()
         return self
 
@@ -191,46 +187,42 @@ class HistoryServer:
     def _count_reason(self, text: str) -> None:
         self.stats.disconnect_reasons[text] = self.stats.disconnect_reasons.get(text, 0) + 1
 
-    async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._spawn(self._session(reader, writer))
+    # ---- the InboundOwner side of the listener ----------------------------------------------
 
-    async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self._handshakes >= inbound_handshake_slots(self.max_inbound):
-            # Too many half-open connections: drop without spending a handshake on it.
+    def inbound_full(self) -> bool:
+        """Whether ``max_inbound`` peers are being served (a new one is told TOO_MANY_PEERS)."""
+        return len(self.peers) >= self.max_inbound
+
+    def local_identity(self) -> LocalIdentity:
+        """Our Hello, for refusing a peer when full."""
+        return EthPeer.local_identity(self.key, self.versions, self.port)
+
+    async def accept_peer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> EthPeer:
+        """The recipient handshake and Status exchange with this server's options."""
+        return await EthPeer.accept(
+            reader,
+            writer,
+            self.spec,
+            key=self.key,
+            head=self.head,
+            versions=self.versions,
+            handler=self.handler,
+            handshake_timeout=self.handshake_timeout,
+            listen_port=self.port,
+            misconduct=self.misconduct,
+        )
+
+    def on_inbound_event(self, event: InboundEvent) -> None:
+        """Count a connection that was refused or failed its handshake."""
+        if isinstance(event, InboundDropped) or (isinstance(event, InboundRefused) and event.told):
             self.stats.rejected_full += 1
-            writer.transport.abort()
-            return
-        full = len(self.peers) >= self.max_inbound
-        self._handshakes += 1
-        try:
-            if full:
-                local = EthPeer.local_identity(self.key, self.versions, self.port)
-                if await refuse_inbound(reader, writer, local, timeout=self.handshake_timeout):
-                    self.stats.rejected_full += 1
-                else:
-                    self.stats.handshake_failures += 1
-                return
-            try:
-                peer = await EthPeer.accept(
-                    reader,
-                    writer,
-                    self.spec,
-                    key=self.key,
-                    head=self.head,
-                    versions=self.versions,
-                    handler=self.handler,
-                    handshake_timeout=self.handshake_timeout,
-                    listen_port=self.port,
-                    misconduct=self.misconduct,
-                )
-            except (PeerError, TransportError) as e:
-                self.stats.handshake_failures += 1
-                log.debug("inbound handshake failed: %s", e)
-                with contextlib.suppress(Exception):
-                    writer.transport.abort()
-                return
-        finally:
-            self._handshakes -= 1
+        else:
+            self.stats.handshake_failures += 1
+            if isinstance(event, InboundFailed):
+                log.debug("inbound handshake failed: %s", event.error)
+
+    async def on_inbound_peer(self, peer: EthPeer) -> None:
+        """Serve an admitted peer until its session ends."""
         self.stats.accepted += 1
         self.stats.sessions += 1
         self.peers.add(peer)

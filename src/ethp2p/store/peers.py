@@ -1,7 +1,11 @@
-"""The persisted peer cache: peers seen in earlier sessions, to seed the next start.
+"""The persisted peer cache: peers seen in earlier runs, to seed the next start.
+
+:class:`PeerCache` is the :class:`ethp2p.peers.book.PeerBook` the CLI gives a
+:class:`~ethp2p.peers.network.PeerNetwork` (it matches that protocol by shape; nothing here
+imports the network side).
 
 Lives in a ``peers`` table of an SQLite file (the block store's file by default).
-During a session, sightings are buffered in memory and written in one transaction
+While the network runs, sightings are buffered in memory and written in one transaction
 by :meth:`PeerCache.flush` (on shutdown and Ctrl-C), merging last-seen times and
 addresses with what is stored.
 """
@@ -126,6 +130,12 @@ class PeerCache:
             with self._lock:
                 self._db.executemany("DELETE FROM peers WHERE peer_id=?", [(b,) for b in bad])
         return out
+
+    def remember_peer(
+        self, peer_id: bytes, host: str, port: int, *, seen_ms: int, aimd_batch_limit: int | None = None
+    ) -> None:
+        """Buffer a sighting of ``peer_id`` at ``host:port`` (the :class:`~ethp2p.peers.book.PeerBook` method)."""
+        self.upsert_peer(StoredPeer(peer_id, format_addr(host, port), None, seen_ms, aimd_batch_limit))
 
     def upsert_peer(self, peer: StoredPeer) -> None:
         """Buffer a sighting (merged with earlier ones; written by :meth:`flush`)."""

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from .. import rlp
-from ..chain.header import EMPTY_OMMERS_HASH
-from ..chain.trie import EMPTY_TRIE_ROOT, secure_trie_root
 from ..crypto.keccak import EMPTY_KECCAK, keccak
-from .chainspec import ChainSpec
+from ..eth.chainspec import ChainSpec
+from .header import EMPTY_OMMERS_HASH
+from .trie import EMPTY_TRIE_ROOT, secure_trie_root
 
 #: Initial base fee of a London-at-genesis chain (EIP-1559).
 INITIAL_BASE_FEE = 1_000_000_000
@@ -118,7 +118,11 @@ def genesis_header(genesis: dict[str, Any]) -> bytes:
         if _active_at_genesis(config, "shanghaiTime", timestamp):
             fields.append(EMPTY_TRIE_ROOT)
             if _active_at_genesis(config, "cancunTime", timestamp):
-                fields += [_num(genesis.get("blobGasUsed"), "blobGasUsed"), _num(genesis.get("excessBlobGas"), "excessBlobGas"), bytes(32)]
+                fields += [
+                    _num(genesis.get("blobGasUsed"), "blobGasUsed"),
+                    _num(genesis.get("excessBlobGas"), "excessBlobGas"),
+                    bytes(32),
+                ]
                 if _active_at_genesis(config, "pragueTime", timestamp):
                     fields.append(EMPTY_REQUESTS_HASH)
     return rlp.encode(fields)
@@ -143,7 +147,9 @@ _BLOCK_KEYS = (
 )
 
 
-def chainspec_from_genesis(genesis: dict[str, Any], *, name: str = "custom", network_id: int | None = None) -> ChainSpec:
+def chainspec_from_genesis(
+    genesis: dict[str, Any], *, name: str = "custom", network_id: int | None = None
+) -> ChainSpec:
     """A ChainSpec for the network a geth genesis JSON describes (network id defaults to the chain id)."""
     config = genesis.get("config")
     if not isinstance(config, dict):

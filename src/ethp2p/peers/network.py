@@ -1,12 +1,12 @@
-"""``NetworkSession``: a long-running pool of live, compatible peers.
+"""``PeerNetwork``: a long-running pool of live, compatible peers.
 
-Candidates come from any source (boot nodes, static peers, the peer cache, a
-discovery feed) through :meth:`NetworkSession.add_candidate`. A refill loop dials
-them within the limits; a listener admits inbound peers within theirs. Each new
-session is checked (genesis, network, fork id: in the Status handshake), added to
-the pool, and its head probed by fetching the header of its Status best hash
-(at most ``max_concurrent_probes`` at once). Faults cost reputation; banned and
-useless peers are not redialled.
+Candidates come from any source (boot nodes, static peers, a :class:`~.book.PeerBook`,
+a discovery feed) through :meth:`PeerNetwork.add_candidate`. A refill loop dials
+them within the limits; an :class:`~.listener.InboundListener` admits inbound peers
+within theirs. Each new peer's session is checked (genesis, network, fork id: in the
+Status handshake), the peer added to the pool, and its head probed by fetching the
+header of its Status best hash (at most ``max_concurrent_probes`` at once). Faults
+cost reputation; banned and useless peers are not redialled.
 """
 
 from __future__ import annotations
@@ -14,17 +14,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterable, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..chain.header import Header, HeaderError
 from ..crypto.keys import PrivateKey
+from ..discovery.dns import dns_discovery, dnspython_resolver
+from ..discovery.service import DiscoveryService
 from ..enode import Enode, EnodeError
+from ..eth.chainspec import ChainSpec
+from ..eth.chainspec import network as network_by_name
+from ..eth.forkid import ForkId, ForkIdMismatch
 from ..faults import FaultKind, PeerFault
-from ..eth.chainspec import ChainSpec, network as network_by_name
+from ..p2p.connection import LocalIdentity
 from ..p2p.disconnect import DisconnectReason, reason_name
 from ..transport.stream import TransportError
+from .book import PeerBook, PeerBookLoad
 from .eth_peer import (
     DEFAULT_ETH_VERSIONS,
     ChainHead,
@@ -34,11 +41,10 @@ from .eth_peer import (
     PeerDisconnected,
     PeerError,
     RequestHandler,
-    refuse_inbound,
     traffic,
 )
-from ..eth.forkid import ForkId, ForkIdMismatch
-from .limits import P2pLimits, P2pStats, inbound_handshake_slots
+from .limits import P2pLimits, P2pStats
+from .listener import InboundDropped, InboundEvent, InboundListener, InboundRefused
 from .pool import NetworkPeer, PeerPool
 from .reputation import Reputation
 
@@ -62,7 +68,11 @@ class _Tried:
     failures: dict[str, int] = field(default_factory=dict)
 
 
-class NetworkSession:
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class PeerNetwork:
     """Dials, listens, and keeps :attr:`pool` filled with compatible peers."""
 
     def __init__(
@@ -71,7 +81,7 @@ class NetworkSession:
         *,
         key: PrivateKey | None = None,
         limits: P2pLimits | None = None,
-        peer_cache_path: str | None = None,
+        peer_book: PeerBook | None = None,
         listen: tuple[str, int] | None = None,
         head: ChainHead | None = None,
         handler: RequestHandler | None = None,
@@ -80,7 +90,9 @@ class NetworkSession:
         dns_trees: Sequence[str] = (),
         dns_resolver: object | None = None,
     ) -> None:
-        """``discovery_bootnodes`` (None: off) starts discv4 with those boot nodes; ``dns_trees``
+        """``peer_book`` (e.g. :class:`ethp2p.store.peers.PeerCache`) seeds the candidates at start
+        and remembers the outbound peers reached; the network closes it on :meth:`close`.
+        ``discovery_bootnodes`` (None: off) starts discv4 with those boot nodes; ``dns_trees``
         starts EIP-1459 tree walks through ``dns_resolver`` (default: the system's resolver).
         Both feed :meth:`add_candidate` and count in ``discovered_count``."""
         self.spec = spec
@@ -98,21 +110,22 @@ class NetworkSession:
         self.versions = tuple(versions)
         self.listen = listen
         self.listen_port = 0
-        self.peer_cache = None
-        if peer_cache_path is not None:
-            from ..store.peers import PeerCache
-
-            self.peer_cache = PeerCache(peer_cache_path)
-        self.cache_load = None
+        self.peer_book = peer_book
+        #: What :attr:`peer_book` handed over at start (None without a book, or before start).
+        self.cache_load: PeerBookLoad | None = None
         self._candidates: dict[bytes, _Candidate] = {}
         self._dialing: set[bytes] = set()
         #: Admitted peers whose session has not ended (some may have left the pool already).
         self._live: set[NetworkPeer] = set()
-        self._handshakes_in = 0
         self._probe_sem = asyncio.Semaphore(self.limits.max_concurrent_probes)
         self._dial_sem = asyncio.Semaphore(self.limits.max_concurrent_dials)
-        self._tasks: set[asyncio.Task] = set()
-        self._server: asyncio.base_events.Server | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._listener = InboundListener(
+            self,
+            max_inbound=self.limits.max_inbound,
+            handshake_timeout=self.limits.handshake_timeout,
+            spawn=self._spawn,
+        )
         self._closed = False
         self._tried = _Tried()
         self.probes_running = 0
@@ -120,17 +133,15 @@ class NetworkSession:
         self.discovery_bootnodes = discovery_bootnodes
         self.dns_trees = tuple(dns_trees)
         self.dns_resolver = dns_resolver
-        self.discovery = None
+        self.discovery: DiscoveryService | None = None
 
     # ---- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Load the peer cache, start listening (if asked) and the refill loop."""
-        if self.peer_cache is not None:
-            from ..store.peers import now_ms
-
-            loaded = self.peer_cache.load_peers(
-                expire_before_ms=now_ms() - self.limits.peer_cache_ttl_ms, max_peers=self.limits.peer_cache_max
+        """Load the peer book, start listening (if asked) and the refill loop."""
+        if self.peer_book is not None:
+            loaded = self.peer_book.load_peers(
+                expire_before_ms=_now_ms() - self.limits.peer_cache_ttl_ms, max_peers=self.limits.peer_cache_max
             )
             self.cache_load = loaded
             for p in loaded.peers:
@@ -138,11 +149,8 @@ class NetworkSession:
                 if ep is not None:
                     self._add(Enode(p.peer_id, ep[0], ep[1], ep[1]), "cache", p.aimd_batch_limit)
         if self.listen is not None:
-            self._server = await asyncio.start_server(self._on_inbound, self.listen[0], self.listen[1], limit=256 * 1024)
-            self.listen_port = self._server.sockets[0].getsockname()[1]
+            self.listen_port = await self._listener.start(self.listen[0], self.listen[1])
         if self.discovery_bootnodes is not None:
-            from ..discovery.service import DiscoveryService
-
             host, port = self.listen if self.listen is not None else ("127.0.0.1", 0)
             fid = self.spec.fork_id(self.head.number, self.head.timestamp)
             self.discovery = DiscoveryService(
@@ -158,7 +166,7 @@ class NetworkSession:
         self._spawn(self._refill_loop())
         self._spawn(self._reprobe_loop())
 
-    def _fork_ok(self, fork_id: "ForkId") -> bool:
+    def _fork_ok(self, fork_id: ForkId) -> bool:
         """Whether a node's advertised fork id (ENR ``eth`` entry) fits our chain."""
         try:
             self.spec.check_fork_id(fork_id, self.head.number, self.head.timestamp)
@@ -167,8 +175,6 @@ class NetworkSession:
         return True
 
     async def _dns_feed(self, url: str) -> None:
-        from ..discovery.dns import dns_discovery, dnspython_resolver
-
         resolver = self.dns_resolver or dnspython_resolver()
         async for record in dns_discovery(url, resolver):  # type: ignore[arg-type]
             fid = record.eth_fork_id
@@ -179,12 +185,11 @@ class NetworkSession:
                 self.add_candidate(node, "dns")
 
     async def close(self) -> None:
-        """Flush the peer cache, disconnect everyone, stop all tasks."""
+        """Flush and close the peer book, disconnect everyone, stop all tasks."""
         if self._closed:
             return
         self._closed = True
-        if self._server is not None:
-            self._server.close()
+        self._listener.close()
         if self.discovery is not None:
             await self.discovery.close()
         for peer in self.pool.snapshot():
@@ -193,32 +198,31 @@ class NetworkSession:
         for t in list(self._tasks):
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        self.flush_peer_cache()
-        if self.peer_cache is not None:
-            self.peer_cache.close()
+        self.flush_peer_book()
+        if self.peer_book is not None:
+            self.peer_book.close()
 
-    async def __aenter__(self) -> "NetworkSession":
+    async def __aenter__(self) -> PeerNetwork:
         await self.start()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    def flush_peer_cache(self) -> int:
-        """Write buffered peer sightings to the cache (also done on close)."""
-        if self.peer_cache is None:
+    def flush_peer_book(self) -> int:
+        """Write the pool's peers and buffered sightings to the peer book (also done on close)."""
+        if self.peer_book is None:
             return 0
         for peer in self.pool.snapshot():
             self.remember(peer)
-        return self.peer_cache.flush()
+        return self.peer_book.flush()
 
     def remember(self, peer: NetworkPeer, aimd_batch_limit: int | None = None) -> None:
-        """Record an outbound peer we reached (and the batch size it served well) in the peer cache."""
-        if self.peer_cache is None or peer.direction != "outbound" or not peer.address:
+        """Record an outbound peer we reached (and the batch size it served well) in the peer book."""
+        if self.peer_book is None or peer.direction != "outbound" or not peer.address:
             return
-        from ..store.peers import StoredPeer, format_addr, now_ms
-
-        self.peer_cache.upsert_peer(StoredPeer(peer.peer_id, format_addr(*peer.address), None, now_ms(), aimd_batch_limit))
+        host, port = peer.address
+        self.peer_book.remember_peer(peer.peer_id, host, port, seen_ms=_now_ms(), aimd_batch_limit=aimd_batch_limit)
 
     @property
     def enode(self) -> Enode:
@@ -251,7 +255,9 @@ class NetworkSession:
 
     # ---- waiting ------------------------------------------------------------------------------
 
-    async def wait_for_peers(self, min_peers: int = 1, timeout: float | None = None, warmup: float | None = None) -> None:
+    async def wait_for_peers(
+        self, min_peers: int = 1, timeout: float | None = None, warmup: float | None = None
+    ) -> None:
         """Return once ``min_peers`` peers are in the pool, after the warm-up; NoPeersError on timeout."""
         try:
             async with asyncio.timeout(timeout):
@@ -269,7 +275,7 @@ class NetworkSession:
 
     # ---- dialing ------------------------------------------------------------------------------
 
-    def _spawn(self, coro) -> asyncio.Task:  # type: ignore[no-untyped-def]
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -309,7 +315,7 @@ class NetworkSession:
                 self.p2p_stats.dials_attempted += 1
                 self._tried.dialed += 1
                 try:
-                    session = await EthPeer.connect(cand.enode, self.spec, **self._peer_options())
+                    eth_peer = await EthPeer.connect(cand.enode, self.spec, **self._peer_options())
                 except IncompatiblePeer as e:
                     self.p2p_stats.dials_failed += 1
                     kind = getattr(e.mismatch, "kind", "incompatible")
@@ -341,10 +347,10 @@ class NetworkSession:
                 self.reputation.dial_succeeded(pid)
         finally:
             self._dialing.discard(pid)
-        await self._admit(session, "outbound")
+        await self._admit(eth_peer, "outbound")
 
     def _peer_options(self) -> dict[str, Any]:
-        """What every EthPeer this session opens, outbound or inbound, is started with."""
+        """What every EthPeer this network opens, outbound or inbound, is started with."""
         return {
             "key": self.key,
             "head": self.head,
@@ -361,40 +367,40 @@ class NetworkSession:
 
     # ---- inbound ------------------------------------------------------------------------------
 
-    async def _on_inbound(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self._handshakes_in >= inbound_handshake_slots(self.limits.max_inbound):
+    def inbound_full(self) -> bool:
+        """Whether ``max_inbound`` inbound peers are in the pool (a new one is told TOO_MANY_PEERS)."""
+        return self.pool.count("inbound") >= self.limits.max_inbound
+
+    def local_identity(self) -> LocalIdentity:
+        """Our Hello, for refusing an inbound peer when full."""
+        return EthPeer.local_identity(self.key, self.versions, self.listen_port)
+
+    async def accept_peer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> EthPeer:
+        """The recipient handshake and Status exchange, with the options of every peer we open."""
+        return await EthPeer.accept(reader, writer, self.spec, listen_port=self.listen_port, **self._peer_options())
+
+    def on_inbound_event(self, event: InboundEvent) -> None:
+        """Count an inbound connection that did not become a session."""
+        if isinstance(event, InboundDropped):
             self.p2p_stats.inbound_rejected += 1
-            writer.transport.abort()
-            return
-        self._handshakes_in += 1
-        try:
-            if self.pool.count("inbound") >= self.limits.max_inbound:
-                local = EthPeer.local_identity(self.key, self.versions, self.listen_port)
-                if await refuse_inbound(reader, writer, local, timeout=self.limits.handshake_timeout):
-                    self.p2p_stats.inbound_rejected += 1
-                    P2pStats.bump(self.p2p_stats.disconnects_sent, "too_many_peers")
-                else:
-                    self._fail("inbound-handshake")
-                return
-            try:
-                session = await EthPeer.accept(
-                    reader, writer, self.spec, listen_port=self.listen_port, **self._peer_options()
-                )
-            except IncompatiblePeer as e:
-                kind = getattr(e.mismatch, "kind", "incompatible")
-                if kind in ("genesis", "network"):
-                    self.p2p_stats.genesis_mismatch_count += 1
-                self._fail(f"inbound-incompatible-{kind}")
-                return
-            except (PeerError, TransportError) as e:
-                self._fail(f"inbound-{type(e).__name__}")
-                with contextlib.suppress(Exception):
-                    writer.transport.abort()
-                return
-        finally:
-            self._handshakes_in -= 1
+        elif isinstance(event, InboundRefused):
+            if event.told:
+                self.p2p_stats.inbound_rejected += 1
+                P2pStats.bump(self.p2p_stats.disconnects_sent, "too_many_peers")
+            else:
+                self._fail("inbound-handshake")
+        elif isinstance(event.error, IncompatiblePeer):
+            kind = getattr(event.error.mismatch, "kind", "incompatible")
+            if kind in ("genesis", "network"):
+                self.p2p_stats.genesis_mismatch_count += 1
+            self._fail(f"inbound-incompatible-{kind}")
+        else:
+            self._fail(f"inbound-{type(event.error).__name__}")
+
+    async def on_inbound_peer(self, peer: EthPeer) -> None:
+        """Admit an inbound peer whose handshake succeeded (within the caps)."""
         self.p2p_stats.inbound_accepted += 1
-        await self._admit(session, "inbound")
+        await self._admit(peer, "inbound")
 
     async def _reprobe_loop(self) -> None:
         while not self._closed:
@@ -405,17 +411,17 @@ class NetworkSession:
 
     # ---- admission, probing, departure --------------------------------------------------------
 
-    async def _admit(self, session: EthPeer, direction: str) -> None:
-        if self._closed or self.reputation.is_banned(session.peer_id):
-            await session.disconnect(DisconnectReason.REQUESTED)
+    async def _admit(self, eth_peer: EthPeer, direction: str) -> None:
+        if self._closed or self.reputation.is_banned(eth_peer.peer_id):
+            await eth_peer.disconnect(DisconnectReason.REQUESTED)
             return
         cap = self.limits.max_outbound if direction == "outbound" else self.limits.max_inbound
         if self.pool.count(direction) >= cap:
             P2pStats.bump(self.p2p_stats.disconnects_sent, "too_many_peers")
-            await session.disconnect(DisconnectReason.TOO_MANY_PEERS)
+            await eth_peer.disconnect(DisconnectReason.TOO_MANY_PEERS)
             return
         peer = NetworkPeer(
-            session,
+            eth_peer,
             direction=direction,
             on_fault=self._on_fault,
             on_success=lambda p: self.reputation.reward(p.peer_id),
@@ -423,7 +429,7 @@ class NetworkSession:
         )
         if not self.pool.add_peer(peer):
             P2pStats.bump(self.p2p_stats.disconnects_sent, "already_connected")
-            await session.disconnect(DisconnectReason.ALREADY_CONNECTED)
+            await eth_peer.disconnect(DisconnectReason.ALREADY_CONNECTED)
             return
         self._live.add(peer)
         s = self.p2p_stats
@@ -500,7 +506,7 @@ def _resolve(network: str | ChainSpec) -> ChainSpec:
 async def connect(
     network: str | ChainSpec = "mainnet",
     *,
-    store: str | None = None,
+    peer_book: PeerBook | None = None,
     limits: P2pLimits | None = None,
     bootnodes: Sequence[str] | None = None,
     min_peers: int = 1,
@@ -511,36 +517,39 @@ async def connect(
     discovery: bool = True,
     dns: Sequence[str] | None = None,
     dns_resolver: object | None = None,
-    on_start: Callable[[NetworkSession], object] | None = None,
-):  # type: ignore[no-untyped-def]
-    """A started :class:`NetworkSession` with at least ``min_peers`` peers, after the warm-up.
+    on_start: Callable[[PeerNetwork], object] | None = None,
+) -> AsyncIterator[PeerNetwork]:
+    """A started :class:`PeerNetwork` with at least ``min_peers`` peers, after the warm-up.
 
-    ``store`` is an SQLite file for the peer cache (the block store's file works).
+    ``peer_book`` remembers peers across runs, e.g. ``PeerCache("peers.db")`` from
+    :mod:`ethp2p.store.peers` (the block store's file works); the network closes it.
     ``bootnodes`` defaults to the network's own list; they are dialled and, with
     ``discovery`` (on by default), used as discv4 boot nodes. ``dns`` lists EIP-1459
     trees (default: the network's). Without ``timeout`` it waits as long as it takes
     (like the seed); with one, :class:`NoPeersError` says what was tried. ``on_start`` is
-    called with the session once it has started, before the wait for peers (to watch it live).
+    called with the network once it has started, before the wait for peers (to watch it live).
     """
     spec = _resolve(network)
     boot = list(spec.bootnodes if bootnodes is None else bootnodes)
-    session = NetworkSession(
-        spec, key=key, limits=limits, peer_cache_path=store, listen=listen, handler=handler,
+    net = PeerNetwork(
+        spec, key=key, limits=limits, peer_book=peer_book, listen=listen, handler=handler,
         discovery_bootnodes=boot if discovery else None,
         dns_trees=spec.dns_trees if dns is None else dns,
         dns_resolver=dns_resolver,
     )
-    await session.start()
+    await net.start()
     try:
         if on_start is not None:
-            on_start(session)
-        session.add_candidates(boot, "bootnode")
-        await session.wait_for_peers(min_peers, timeout)
-        yield session
+            on_start(net)
+        net.add_candidates(boot, "bootnode")
+        await net.wait_for_peers(min_peers, timeout)
+        yield net
     finally:
-        await session.close()
+        await net.close()
 
 
-def connect_mainnet_peers(store: str | None = None, **kw):  # type: ignore[no-untyped-def]
-    """The seed's entry point: a session on mainnet (see :func:`connect`)."""
-    return connect("mainnet", store=store, **kw)
+def connect_mainnet_peers(
+    peer_book: PeerBook | None = None, **kw: Any
+) -> contextlib.AbstractAsyncContextManager[PeerNetwork]:
+    """The seed's entry point: a peer network on mainnet (see :func:`connect`)."""
+    return connect("mainnet", peer_book=peer_book, **kw)

@@ -12,11 +12,11 @@ import base64
 import ipaddress
 from dataclasses import dataclass, field
 
-from . import rlp
-from .crypto.keccak import keccak
-from .crypto.keys import InvalidKey, PrivateKey, PublicKey
-from .enode import Enode
-from .eth.forkid import ForkId, decode_fork_id
+from .. import rlp
+from ..crypto.keccak import keccak
+from ..crypto.keys import InvalidKey, PrivateKey, PublicKey
+from ..enode import Enode
+from ..eth.forkid import ForkId, decode_fork_id
 
 MAX_RECORD_SIZE = 300
 
@@ -37,7 +37,7 @@ class ENR:
     # ---- decoding ------------------------------------------------------------------------------
 
     @classmethod
-    def from_rlp(cls, raw: bytes | memoryview) -> "ENR":
+    def from_rlp(cls, raw: bytes | memoryview) -> ENR:
         raw = bytes(raw)
         if len(raw) > MAX_RECORD_SIZE:
             raise ENRError(f"record is {len(raw)} bytes, over the {MAX_RECORD_SIZE}-byte limit")
@@ -79,7 +79,7 @@ class ENR:
         return cls(seq, pairs, sig, raw)
 
     @classmethod
-    def from_text(cls, text: str) -> "ENR":
+    def from_text(cls, text: str) -> ENR:
         """Parse the ``enr:<base64url>`` text form."""
         if not text.startswith("enr:"):
             raise ENRError("missing 'enr:' prefix")
@@ -95,7 +95,7 @@ class ENR:
     # ---- encoding ------------------------------------------------------------------------------
 
     @classmethod
-    def create(cls, key: PrivateKey, seq: int, pairs: dict[bytes, object]) -> "ENR":
+    def create(cls, key: PrivateKey, seq: int, pairs: dict[bytes, object]) -> ENR:
         """Sign a new record (``id``/``secp256k1`` are filled in from ``key``)."""
         all_pairs = dict(pairs)
         all_pairs[b"id"] = b"v4"

@@ -1,0 +1,164 @@
+"""``InboundListener``: the one TCP listener that admits inbound RLPx peers within the limits.
+
+Both the :class:`~ethp2p.peers.network.PeerNetwork` (with ``listen``) and the serving
+node (:class:`ethp2p.serve.server.HistoryServer`) accept peers through it. For each
+connection it applies the same rules, in this order:
+
+1. every handshake slot taken (:func:`~ethp2p.peers.limits.inbound_handshake_slots`):
+   the connection is closed unanswered (:class:`InboundDropped`);
+2. the owner's sessions are full: the handshake is completed only to tell the peer
+   ``TOO_MANY_PEERS`` (:class:`InboundRefused`);
+3. otherwise the owner runs the handshake and Status exchange; a failure closes the
+   stream (:class:`InboundFailed`), a success hands the peer to the owner.
+
+What to count and what to do with an admitted peer is the owner's (:class:`InboundOwner`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ..p2p.connection import LocalIdentity
+from ..transport.stream import TransportError
+from .eth_peer import EthPeer, PeerError, refuse_inbound
+from .limits import inbound_handshake_slots
+
+#: asyncio stream buffer per inbound connection (bounds what one peer can make us hold).
+STREAM_LIMIT = 256 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class InboundDropped:
+    """Every handshake slot was taken: the connection was closed without a word."""
+
+
+@dataclass(frozen=True, slots=True)
+class InboundRefused:
+    """The sessions were full. ``told``: the peer completed the handshake and was sent
+    ``TOO_MANY_PEERS``; False: the handshake itself failed first."""
+
+    told: bool
+
+
+@dataclass(frozen=True, slots=True)
+class InboundFailed:
+    """The handshake or the Status exchange failed (the stream is closed)."""
+
+    error: PeerError | TransportError
+
+
+InboundEvent = InboundDropped | InboundRefused | InboundFailed
+
+
+class InboundOwner(Protocol):
+    """What the owner of an :class:`InboundListener` decides and is told."""
+
+    def inbound_full(self) -> bool:
+        """Whether the inbound sessions are at their cap (new peers are then refused)."""
+        ...
+
+    def local_identity(self) -> LocalIdentity:
+        """Our Hello, for the handshake of a refused peer."""
+        ...
+
+    async def accept_peer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> EthPeer:
+        """Run the recipient handshake and Status exchange with the owner's options."""
+        ...
+
+    def on_inbound_event(self, event: InboundEvent) -> None:
+        """Count a connection that did not become a session."""
+        ...
+
+    async def on_inbound_peer(self, peer: EthPeer) -> None:
+        """Take over a peer whose handshake succeeded."""
+        ...
+
+
+class InboundListener:
+    """Accepts TCP connections for ``owner``; at most the handshake slots of ``max_inbound`` at once.
+
+    ``spawn`` runs each connection's coroutine as a task the owner tracks (and cancels when
+    it closes).
+    """
+
+    def __init__(
+        self,
+        owner: InboundOwner,
+        *,
+        max_inbound: int,
+        handshake_timeout: float,
+        spawn: Callable[[Coroutine[Any, Any, None]], object],
+    ) -> None:
+        self.owner = owner
+        self.max_inbound = max_inbound
+        self.handshake_timeout = handshake_timeout
+        self._spawn = spawn
+        #: Inbound handshakes running now.
+        self.handshakes = 0
+        self.port = 0
+        self._server: asyncio.base_events.Server | None = None
+
+    async def start(self, host: str, port: int) -> int:
+        """Bind ``host:port`` (``0`` picks a free port) and start accepting; returns the port."""
+        self._server = await asyncio.start_server(self._on_connect, host, port, limit=STREAM_LIMIT)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self.port
+
+    async def serve_forever(self) -> None:
+        """Accept until cancelled."""
+        assert self._server is not None, "start() first"
+        await self._server.serve_forever()
+
+    def close(self) -> None:
+        """Stop accepting (connections already handed over are the owner's)."""
+        if self._server is not None:
+            self._server.close()
+
+    async def wait_closed(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for the listening socket to be closed."""
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), timeout)
+
+    async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._spawn(self.handle(reader, writer))
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Apply the inbound rules to one accepted stream."""
+        owner = self.owner
+        if self.handshakes >= inbound_handshake_slots(self.max_inbound):
+            # Too many half-open connections: drop without spending a handshake on it.
+            owner.on_inbound_event(InboundDropped())
+            writer.transport.abort()
+            return
+        full = owner.inbound_full()
+        self.handshakes += 1
+        try:
+            if full:
+                told = await refuse_inbound(reader, writer, owner.local_identity(), timeout=self.handshake_timeout)
+                owner.on_inbound_event(InboundRefused(told))
+                return
+            try:
+                peer = await owner.accept_peer(reader, writer)
+            except (PeerError, TransportError) as e:
+                owner.on_inbound_event(InboundFailed(e))
+                with contextlib.suppress(Exception):
+                    writer.transport.abort()
+                return
+        finally:
+            self.handshakes -= 1
+        await owner.on_inbound_peer(peer)
+
+
+__all__ = [
+    "InboundDropped",
+    "InboundEvent",
+    "InboundFailed",
+    "InboundListener",
+    "InboundOwner",
+    "InboundRefused",
+]
