@@ -35,11 +35,11 @@ if str(ROOT / "src") not in sys.path:
     sys.path.insert(0, str(ROOT / "src"))
 
 from ethp2p import rlp  # noqa: E402
+from ethp2p.chain.genesis import EMPTY_REQUESTS_HASH, chainspec_from_genesis  # noqa: E402
 from ethp2p.chain.header import Header  # noqa: E402
 from ethp2p.chain.trie import EMPTY_TRIE_ROOT  # noqa: E402
 from ethp2p.crypto.keccak import keccak  # noqa: E402
 from ethp2p.eth.chainspec import ChainSpec  # noqa: E402
-from ethp2p.chain.genesis import EMPTY_REQUESTS_HASH, chainspec_from_genesis  # noqa: E402
 from ethp2p.store.blocks import BlockRecord, BlockStore  # noqa: E402
 from ethp2p.store.importer import ensure_genesis  # noqa: E402
 

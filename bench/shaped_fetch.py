@@ -41,8 +41,8 @@ from tests.support.servers import start_servers  # noqa: E402
 from bench.ceiling import header_ceiling, payload_ceiling  # noqa: E402
 from bench.mainnet_shaped import build  # noqa: E402
 from ethp2p import accel  # noqa: E402
-from ethp2p.chain.verify import verify_header_chain  # noqa: E402
 from ethp2p.chain.genesis import load_genesis  # noqa: E402
+from ethp2p.chain.verify import verify_header_chain  # noqa: E402
 from ethp2p.fetch import request_headers_chunked_with_stats  # noqa: E402
 from ethp2p.peers.eth_peer import EthPeer  # noqa: E402
 from ethp2p.store.blocks import BlockStore  # noqa: E402

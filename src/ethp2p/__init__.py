@@ -1,6 +1,11 @@
 """ethp2p: Ethereum execution-layer devp2p in Python, for fetching verified chain history from peers."""
 
+from typing import TYPE_CHECKING
+
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:  # what the lazy attributes below are, for type checkers
+    from .history import History, open_store
 
 
 def __getattr__(name: str) -> object:

@@ -23,7 +23,17 @@ if TYPE_CHECKING:
 
 #: Client names (the first ``/``-part of a peer's client id, lower-cased) that always get their own label.
 KNOWN_CLIENTS = (
-    "geth", "nethermind", "erigon", "besu", "reth", "ethereumjs", "nimbus", "ethp2p", "coregeth", "bor", "openethereum",
+    "geth",
+    "nethermind",
+    "erigon",
+    "besu",
+    "reth",
+    "ethereumjs",
+    "nimbus",
+    "ethp2p",
+    "coregeth",
+    "bor",
+    "openethereum",
 )
 #: How often the commands bring their metrics up to date (seconds).
 UPDATE_INTERVAL = 1.0
@@ -84,8 +94,9 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
-        self.received = Counter("ethp2p_received_bytes", "Bytes received from peers (live and ended sessions)",
-                                registry=r)
+        self.received = Counter(
+            "ethp2p_received_bytes", "Bytes received from peers (live and ended sessions)", registry=r
+        )
         self.sent = Counter("ethp2p_sent_bytes", "Bytes sent to peers (live and ended sessions)", registry=r)
         self.clients = BoundedLabels(KNOWN_CLIENTS)
         self._totals: dict[tuple[int, tuple[str, ...]], float] = {}
@@ -136,8 +147,9 @@ class FetchMetrics(Metrics):
         super().__init__(registry)
         r = self.registry
         self.blocks = Counter("ethp2p_verified_blocks", "Blocks fetched, verified and stored", registry=r)
-        self.block_bytes = Counter("ethp2p_verified_block_bytes", "Bytes of verified blocks (header, body, receipts)",
-                                   registry=r)
+        self.block_bytes = Counter(
+            "ethp2p_verified_block_bytes", "Bytes of verified blocks (header, body, receipts)", registry=r
+        )
         self.faults = Counter("ethp2p_peer_faults", "Faults of peers during the fetch, by kind", ["kind"], registry=r)
         self.peers = Gauge("ethp2p_peers", "Peers in the pool, by client", ["client"], registry=r)
         self.missing = Gauge("ethp2p_missing_blocks", "Blocks given up on so far", registry=r)
@@ -164,10 +176,12 @@ class ServeMetrics(Metrics):
         r = self.registry
         self.sessions = Counter("ethp2p_sessions_served", "Inbound sessions established", registry=r)
         self.peers = Gauge("ethp2p_inbound_peers", "Inbound peers connected now, by client", ["client"], registry=r)
-        self.requests = Counter("ethp2p_requests_served", "Requests answered, by kind (headers, bodies, receipts)",
-                                ["kind"], registry=r)
-        self.rejected_full = Counter("ethp2p_rejected_full", "Inbound connections refused because the server was full",
-                                     registry=r)
+        self.requests = Counter(
+            "ethp2p_requests_served", "Requests answered, by kind (headers, bodies, receipts)", ["kind"], registry=r
+        )
+        self.rejected_full = Counter(
+            "ethp2p_rejected_full", "Inbound connections refused because the server was full", registry=r
+        )
         self.request_kinds = BoundedLabels(("headers", "bodies", "receipts"), extra=0)
 
     def update(self, server: HistoryServer) -> None:

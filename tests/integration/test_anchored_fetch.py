@@ -15,8 +15,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
-
 from bench.mainnet_shaped import build as build_shaped
+
 from ethp2p.eth.chainspec import MAINNET
 from ethp2p.store.blocks import BlockRecord, BlockStore
 from ethp2p.store.importer import ensure_genesis
@@ -27,16 +27,41 @@ from tests.support.servers import ServerProcess, private_loopback, start_servers
 NET = ["--network", "mainnet"]
 
 
-def _fetch(store: Path, servers: Sequence[ServerProcess], rng: str, *extra: str, net: Sequence[str] = NET,
-           peers: int | None = None) -> subprocess.CompletedProcess[str]:
-    args = [sys.executable, "-m", "ethp2p.cli", "fetch", rng, "--store", str(store), *net,
-            "--bootnodes", ",".join(s.enode for s in servers), "--no-discovery", "--dns", "",
-            "--peers", str(peers if peers is not None else len(servers)), "--timeout", "60", "--warmup", "0.5", *extra]
+def _fetch(
+    store: Path,
+    servers: Sequence[ServerProcess],
+    rng: str,
+    *extra: str,
+    net: Sequence[str] = NET,
+    peers: int | None = None,
+) -> subprocess.CompletedProcess[str]:
+    args = [
+        sys.executable,
+        "-m",
+        "ethp2p.cli",
+        "fetch",
+        rng,
+        "--store",
+        str(store),
+        *net,
+        "--bootnodes",
+        ",".join(s.enode for s in servers),
+        "--no-discovery",
+        "--dns",
+        "",
+        "--peers",
+        str(peers if peers is not None else len(servers)),
+        "--timeout",
+        "60",
+        "--warmup",
+        "0.5",
+        *extra,
+    ]
     return subprocess.run(args, capture_output=True, text=True, timeout=300)
 
 
 def _node_id(server: ServerProcess) -> str:
-    return server.enode[len("enode://"):][:12]
+    return server.enode[len("enode://") :][:12]
 
 
 def _stored(store: Path) -> dict[int, tuple[bytes, Proof | None]]:
@@ -46,17 +71,23 @@ def _stored(store: Path) -> dict[int, tuple[bytes, Proof | None]]:
 
 
 @pytest.fixture(scope="module")
-def era1_net(tmp_path_factory: pytest.TempPathFactory, mainnet_store_path: Path) -> Iterator[dict[str, list[ServerProcess]]]:
+def era1_net(
+    tmp_path_factory: pytest.TempPathFactory, mainnet_store_path: Path
+) -> Iterator[dict[str, list[ServerProcess]]]:
     work = tmp_path_factory.mktemp("anchored")
     honest = start_servers(2, mainnet_store_path, work, network_args=NET)
-    liar = start_servers(1, mainnet_store_path, work, network_args=NET, extra=["--misbehave", "fork", "--fork-block", "1000"])
-    late = start_servers(1, mainnet_store_path, work, network_args=NET, extra=["--misbehave", "fork", "--fork-block", "9000"])
+    liar = start_servers(
+        1, mainnet_store_path, work, network_args=NET, extra=["--misbehave", "fork", "--fork-block", "1000"]
+    )
+    late = start_servers(
+        1, mainnet_store_path, work, network_args=NET, extra=["--misbehave", "fork", "--fork-block", "9000"]
+    )
     yield {"honest": honest, "liar": liar, "late": late}
     for s in honest + liar + late:
         s.stop()
 
 
-def test_honest_peers_and_a_fork_server_give_exactly_mainnet(era1_net, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_honest_peers_and_a_fork_server_give_exactly_mainnet(era1_net, tmp_path: Path) -> None:
     store = tmp_path / "mixed.db"
     r = _fetch(store, era1_net["honest"] + era1_net["liar"], "0..16383")
     assert r.returncode == 0, r.stdout + r.stderr[-3000:]
@@ -71,7 +102,7 @@ def test_honest_peers_and_a_fork_server_give_exactly_mainnet(era1_net, tmp_path:
     assert "proven: 16,383 by accumulator" in r.stdout and "missing: 0" in r.stdout
 
 
-def test_a_fork_server_alone_stores_no_fake_block(era1_net, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_fork_server_alone_stores_no_fake_block(era1_net, tmp_path: Path) -> None:
     store = tmp_path / "alone.db"
     r = _fetch(store, era1_net["late"], "0..16383")
     assert r.returncode == 1, r.stdout + r.stderr[-3000:]
@@ -80,18 +111,44 @@ def test_a_fork_server_alone_stores_no_fake_block(era1_net, tmp_path: Path) -> N
     # Epoch 0 is real on this liar (it forks at 9,000) and proven by its root: what it served of it before
     # epoch 1 gave it away (and it was banned) is stored; nothing of epoch 1 is.
     assert 0 in got and set(got) <= set(range(8192)) and all(h == want[n] for n, (h, _) in got.items())
-    assert f"wrong chain (banned): {_node_id(era1_net['late'][0])}: caught at block 8,192: the headers of epoch 1" in r.stdout
+    assert (
+        f"wrong chain (banned): {_node_id(era1_net['late'][0])}: caught at block 8,192: the headers of epoch 1"
+        in r.stdout
+    )
     assert "unproven: 8,192 blocks (blocks 8,192..16,383), not stored" in r.stdout and "--checkpoint" in r.stdout
     out = tmp_path / "export"
-    e = subprocess.run([sys.executable, "-m", "ethp2p.cli", "export", "--store", str(store), "--format", "jsonl",
-                        "--out", str(out), "--tables", "blocks", "--allow-missing"], capture_output=True, text=True,
-                       timeout=120)
+    e = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ethp2p.cli",
+            "export",
+            "--store",
+            str(store),
+            "--format",
+            "jsonl",
+            "--out",
+            str(out),
+            "--tables",
+            "blocks",
+            "--allow-missing",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert e.returncode == 0, e.stderr
-    exported = [json.loads(x)["hash"] for f in sorted(out.glob("*__blocks__*.jsonl")) for x in f.read_text().splitlines()]
-    assert len(exported) == len(got) and all(h == "0x" + want[n].hex() for n, h in zip(sorted(got), exported))
+    exported = [
+        json.loads(x)["hash"] for f in sorted(out.glob("*__blocks__*.jsonl")) for x in f.read_text().splitlines()
+    ]
+    assert len(exported) == len(got) and all(
+        h == "0x" + want[n].hex() for n, h in zip(sorted(got), exported, strict=True)
+    )
 
 
-def test_a_mid_range_is_proven_through_its_epoch_when_the_checkpoint_above_is_out_of_reach(era1_net, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_mid_range_is_proven_through_its_epoch_when_the_checkpoint_above_is_out_of_reach(
+    era1_net, tmp_path: Path
+) -> None:
     store = tmp_path / "mid.db"
     r = _fetch(store, era1_net["honest"], "12000..12100")
     assert r.returncode == 0, r.stdout + r.stderr[-3000:]
@@ -116,13 +173,17 @@ def short_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def test_a_mid_range_no_anchor_reaches_fails_clearly_unless_a_checkpoint_is_given(short_store: Path, tmp_path: Path) -> None:
+def test_a_mid_range_no_anchor_reaches_fails_clearly_unless_a_checkpoint_is_given(
+    short_store: Path, tmp_path: Path
+) -> None:
     servers = start_servers(2, short_store, tmp_path, network_args=NET)
     try:
         r = _fetch(tmp_path / "a.db", servers, "12000..12100")
         assert r.returncode == 1, r.stdout + r.stderr[-3000:]
         assert "unproven: 101 blocks (blocks 12,000..12,100), not stored" in r.stdout
-        assert "checkpoint #21,930" in r.stdout and "no peer served" in r.stdout and "--checkpoint NUMBER:HASH" in r.stdout
+        assert (
+            "checkpoint #21,930" in r.stdout and "no peer served" in r.stdout and "--checkpoint NUMBER:HASH" in r.stdout
+        )
         assert set(_stored(tmp_path / "a.db")) == {0}
         top = era1_blocks()[12_200]
         r = _fetch(tmp_path / "b.db", servers, "12000..12100", "--checkpoint", f"12200:0x{top.hash.hex()}")
@@ -151,8 +212,9 @@ def _agreement_net(shaped: tuple[Path, Path], work: Path, honest: int, liars: in
     hosts = private_loopback(honest + liars)
     net = ["--genesis", str(genesis)]
     servers = start_servers(honest, db, work, network_args=net, hosts=hosts[:honest])
-    servers += start_servers(liars, db, work, network_args=net, hosts=hosts[honest:],
-                             extra=["--misbehave", "fork", "--fork-block", "20"])
+    servers += start_servers(
+        liars, db, work, network_args=net, hosts=hosts[honest:], extra=["--misbehave", "fork", "--fork-block", "20"]
+    )
     return servers
 
 

@@ -11,11 +11,11 @@ import asyncio
 from pathlib import Path
 
 import pytest
-
 from bench.mainnet_shaped import build, genesis_spec, load_sources
+
+from ethp2p.chain.genesis import load_genesis
 from ethp2p.chain.header import Header
 from ethp2p.chain.verify import verify_body, verify_fork_fields, verify_header_chain, verify_receipts
-from ethp2p.chain.genesis import load_genesis
 from ethp2p.fetch import fetch_payloads_for_peer
 from ethp2p.peers.eth_peer import EthPeer
 from ethp2p.store.blocks import BlockStore
@@ -41,7 +41,8 @@ def test_every_block_verifies(chain: tuple[Path, Path]) -> None:
     headers = [Header(b.header) for b in blocks]
     verify_header_chain(headers, 0)
     sizes = []
-    for h, b in zip(headers[1:], blocks[1:]):
+    for h, b in zip(headers[1:], blocks[1:], strict=True):
+        assert b.body is not None and b.receipts is not None
         verify_fork_fields(h, spec)
         body = verify_body(h, b.body)
         verify_receipts(h, b.receipts, form=69, tx_count=len(body.transactions))

@@ -21,8 +21,10 @@ def test_demo_fetches_all_blocks(tmp_path: Path) -> None:
     assert "verified blocks:  16,384" in r.stdout
     assert "missing blocks:   0" in r.stdout
     # Every block says how it is proven: the shipped accumulator roots of epochs 0 and 1.
-    assert ("proven:           16,384 by accumulator (accumulator root of epoch 0: 8,192; "
-            "accumulator root of epoch 1: 8,192)") in r.stdout, r.stdout
+    assert (
+        "proven:           16,384 by accumulator (accumulator root of epoch 0: 8,192; "
+        "accumulator root of epoch 1: 8,192)"
+    ) in r.stdout, r.stdout
     assert (tmp_path / "demo/fetched.db").exists()
     from ethp2p.store.blocks import BlockStore
     from ethp2p.trust.proof import Proof
@@ -33,7 +35,14 @@ def test_demo_fetches_all_blocks(tmp_path: Path) -> None:
 
 def test_import_reports_and_rejects_bad_files(tmp_path: Path) -> None:
     store = str(tmp_path / "s.db")
-    r = _cli("import", "--store", store, "--genesis", str(VECTORS / "ethtest/genesis.json"), str(VECTORS / "ethtest/chain.rlp"))
+    r = _cli(
+        "import",
+        "--store",
+        store,
+        "--genesis",
+        str(VECTORS / "ethtest/genesis.json"),
+        str(VECTORS / "ethtest/chain.rlp"),
+    )
     assert r.returncode == 0, r.stderr
     assert "600 chain blocks (1..600)" in r.stdout
     bad = tmp_path / "bad.era1"
@@ -63,8 +72,21 @@ def test_fetch_warns_when_verifying_in_pure_python(tmp_path: Path) -> None:
     import os
 
     env = dict(os.environ, ETHP2P_PURE_PYTHON="1")
-    args = ["fetch", "1..2", "--store", str(tmp_path / "f.db"), "--genesis", str(VECTORS / "ethtest/genesis.json"),
-            "--no-discovery", "--dns", "", "--timeout", "1", "--warmup", "0"]
+    args = [
+        "fetch",
+        "1..2",
+        "--store",
+        str(tmp_path / "f.db"),
+        "--genesis",
+        str(VECTORS / "ethtest/genesis.json"),
+        "--no-discovery",
+        "--dns",
+        "",
+        "--timeout",
+        "1",
+        "--warmup",
+        "0",
+    ]
     r = subprocess.run([sys.executable, "-m", "ethp2p.cli", *args], capture_output=True, text=True, timeout=60, env=env)
     assert "warning: verifying in pure Python" in r.stderr and "ETHP2P_PURE_PYTHON" in r.stderr, r.stderr
     r = subprocess.run([sys.executable, "-m", "ethp2p.cli", *args], capture_output=True, text=True, timeout=60)
@@ -124,7 +146,9 @@ def test_fetch_keeps_or_drops_the_page_cache_as_asked(tmp_path: Path) -> None:
 
     genesis = str(VECTORS / "ethtest/genesis.json")
     for flag, drops in (([], True), (["--keep-page-cache"], False)):
-        args = build_parser().parse_args(["fetch", "1..2", "--store", str(tmp_path / "s.db"), "--genesis", genesis, *flag])
+        args = build_parser().parse_args(
+            ["fetch", "1..2", "--store", str(tmp_path / "s.db"), "--genesis", genesis, *flag]
+        )
         store = _open_store(args, _load_spec(args), create=True)
         assert store._drop_page_cache is drops
         store.close()
@@ -145,7 +169,9 @@ def test_logs_carry_utc_timestamps_as_text_or_json_lines(tmp_path: Path) -> None
     from tests.support.servers import ETHTEST_GENESIS, ethtest_store, start_servers
 
     ts = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
-    [server] = start_servers(1, ethtest_store(tmp_path / "e.db"), tmp_path, network_args=["--genesis", str(ETHTEST_GENESIS)])
+    [server] = start_servers(
+        1, ethtest_store(tmp_path / "e.db"), tmp_path, network_args=["--genesis", str(ETHTEST_GENESIS)]
+    )
     try:
         probe = ["probe", "--genesis", str(ETHTEST_GENESIS), server.enode]
         r = _cli("-v", "--log-format", "json", *probe)

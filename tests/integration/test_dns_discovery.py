@@ -15,7 +15,9 @@ TREE = load_vector("dnsdisc/eip1459_tree.json")
 DOMAIN = "nodes.example.org"
 URL = TREE["tree_url_with_test_domain_n"].replace("@n", "@" + DOMAIN)
 
-pytestmark = pytest.mark.skipif(not available(), reason="dnsmasq is not installed (./dev.sh test installs dnsmasq-base)")
+pytestmark = pytest.mark.skipif(
+    not available(), reason="dnsmasq is not installed (./dev.sh test installs dnsmasq-base)"
+)
 
 
 def _zone(domain: str, tamper: str | None = None) -> dict[str, str]:
@@ -32,7 +34,7 @@ def _zone(domain: str, tamper: str | None = None) -> dict[str, str]:
 
 
 @pytest.fixture()
-def server(tmp_path: Path):  # type: ignore[no-untyped-def]
+def server(tmp_path: Path):
     records = {**_zone(DOMAIN), **_zone("tampered.example.org", "record"), **_zone("badsig.example.org", "sig")}
     s = DnsServer(tmp_path, records).start()
     yield s
@@ -68,8 +70,9 @@ async def test_discovery_feed_yields_records_once(server: DnsServer) -> None:
     got = []
 
     async def run() -> None:
-        async for r in dns_discovery(URL, dnspython_resolver("127.0.0.1", server.port), refresh_interval=0.2,
-                                     on_error=errors.append):
+        async for r in dns_discovery(
+            URL, dnspython_resolver("127.0.0.1", server.port), refresh_interval=0.2, on_error=errors.append
+        ):
             got.append(r)
 
     task = asyncio.create_task(run())
@@ -81,10 +84,10 @@ async def test_discovery_feed_yields_records_once(server: DnsServer) -> None:
 async def test_session_dials_nodes_listed_in_a_dns_tree(tmp_path: Path) -> None:
     """A tree signed by us lists three local serving nodes (and one on another chain, by its ENR
     fork id); a peer network given only the tree URL and the local resolver dials the compatible three."""
+    from ethp2p.chain.genesis import load_genesis
     from ethp2p.crypto.keys import PrivateKey
     from ethp2p.discovery.dns import make_tree
     from ethp2p.discovery.enr import ENR
-    from ethp2p.chain.genesis import load_genesis
     from ethp2p.peers.limits import p2p_limits
     from ethp2p.peers.network import connect
     from tests.support.servers import ETHTEST_GENESIS, ethtest_store, start_servers
@@ -97,11 +100,17 @@ async def test_session_dials_nodes_listed_in_a_dns_tree(tmp_path: Path) -> None:
         records = []
         for s in servers:
             port = int(s.enode.rsplit(":", 1)[1])
-            records.append(ENR.create(s.key, 1, {b"ip": bytes([127, 0, 0, 1]), b"tcp": port, b"udp": port,
-                                                 b"eth": [[fid.hash, fid.next]]}))
+            records.append(
+                ENR.create(
+                    s.key, 1, {b"ip": bytes([127, 0, 0, 1]), b"tcp": port, b"udp": port, b"eth": [[fid.hash, fid.next]]}
+                )
+            )
         other = PrivateKey.generate()
-        records.append(ENR.create(other, 1, {b"ip": bytes([127, 0, 0, 1]), b"tcp": 9, b"udp": 9,
-                                             b"eth": [[b"\xde\xad\xbe\xef", 0]]}))
+        records.append(
+            ENR.create(
+                other, 1, {b"ip": bytes([127, 0, 0, 1]), b"tcp": 9, b"udp": 9, b"eth": [[b"\xde\xad\xbe\xef", 0]]}
+            )
+        )
         signer = PrivateKey.generate()
         root, entries = make_tree(signer, records, max_children=2)
         zone = {"list.example.org": root, **{f"{h}.list.example.org": t for h, t in entries.items()}}
@@ -110,9 +119,16 @@ async def test_session_dials_nodes_listed_in_a_dns_tree(tmp_path: Path) -> None:
             from ethp2p.discovery.dns import TreeURL, dnspython_resolver
 
             url = str(TreeURL(signer.public_key, "list.example.org"))
-            async with connect(spec, bootnodes=[], discovery=False, dns=[url], min_peers=3, timeout=20,
-                               dns_resolver=dnspython_resolver("127.0.0.1", dns_server.port),
-                               limits=p2p_limits(peer_start_warmup=0.2)) as net:
+            async with connect(
+                spec,
+                bootnodes=[],
+                discovery=False,
+                dns=[url],
+                min_peers=3,
+                timeout=20,
+                dns_resolver=dnspython_resolver("127.0.0.1", dns_server.port),
+                limits=p2p_limits(peer_start_warmup=0.2),
+            ) as net:
                 assert {p.peer_id for p in net.pool.snapshot()} == {bytes.fromhex(s.enode[8:136]) for s in servers}
                 assert net.p2p_stats.discovered_count == 3  # the wrong-fork node was skipped before dialing
         finally:

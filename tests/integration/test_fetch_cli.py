@@ -44,12 +44,34 @@ def network(tmp_path_factory: pytest.TempPathFactory, mainnet_store_path: Path) 
         s.stop()
 
 
-def _fetch(store: Path, servers: list[ServerProcess], rng: str = "0..16383", *extra: str, **popen) -> subprocess.Popen[str]:
+def _fetch(
+    store: Path, servers: list[ServerProcess], rng: str = "0..16383", *extra: str, **popen
+) -> subprocess.Popen[str]:
     boot = ",".join(s.enode for s in servers)
     peers = str(min(6, len(servers)))
-    args = [sys.executable, "-m", "ethp2p.cli", "fetch", rng, "--store", str(store), "--network", "mainnet",
-            "--bootnodes", boot, "--no-discovery", "--dns", "", "--peers", peers, "--timeout", "60", "--warmup", "1",
-            *extra]
+    args = [
+        sys.executable,
+        "-m",
+        "ethp2p.cli",
+        "fetch",
+        rng,
+        "--store",
+        str(store),
+        "--network",
+        "mainnet",
+        "--bootnodes",
+        boot,
+        "--no-discovery",
+        "--dns",
+        "",
+        "--peers",
+        peers,
+        "--timeout",
+        "60",
+        "--warmup",
+        "1",
+        *extra,
+    ]
     return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
 
 
@@ -80,7 +102,9 @@ def test_fetch_completes_through_a_hostile_network(network: list[ServerProcess],
     proc = _fetch(store, network)
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, out + err[-3000:]
-    assert "missing: 0" in out and "verified blocks: 16,383 new, 1 already stored" in out, out  # genesis comes from the spec
+    assert "missing: 0" in out and "verified blocks: 16,383 new, 1 already stored" in out, (
+        out
+    )  # genesis comes from the spec
     faults = int(re.search(r"faults: (\d+)", out).group(1))  # type: ignore[union-attr]
     assert faults > 0  # the adversaries were met and survived
     from ethp2p import accel

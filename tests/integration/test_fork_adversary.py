@@ -31,8 +31,13 @@ HEAD = 16383
 @pytest.fixture(scope="module")
 def liar(tmp_path_factory: pytest.TempPathFactory, mainnet_store_path: Path) -> Iterator[ServerProcess]:
     work = tmp_path_factory.mktemp("fork")
-    (server,) = start_servers(1, mainnet_store_path, work, network_args=["--network", "mainnet"],
-                              extra=["--misbehave", "fork", "--fork-block", str(F)])
+    (server,) = start_servers(
+        1,
+        mainnet_store_path,
+        work,
+        network_args=["--network", "mainnet"],
+        extra=["--misbehave", "fork", "--fork-block", str(F)],
+    )
     yield server
     server.stop()
 
@@ -66,10 +71,18 @@ async def test_headers_are_real_below_the_fork_and_a_linked_fork_from_it(
     assert len(got) == 300
     want_real = [Header(r) for r in real.headers_by_numbers(range(start, start + 300))]  # type: ignore[arg-type]
     assert got[:100] == want_real[:100]  # below the fork: the real chain
-    for g, r in zip(got[100:], want_real[100:]):  # from it on: every header differs, only in parent and extraData
+    for g, r in zip(
+        got[100:], want_real[100:], strict=True
+    ):  # from it on: every header differs, only in parent and extraData
         assert g.hash != r.hash and g.extra_data.startswith(FORK_MARKER)
         assert (g.number, g.transactions_root, g.ommers_hash, g.receipts_root, g.state_root, g.difficulty) == (
-            r.number, r.transactions_root, r.ommers_hash, r.receipts_root, r.state_root, r.difficulty)
+            r.number,
+            r.transactions_root,
+            r.ommers_hash,
+            r.receipts_root,
+            r.state_root,
+            r.difficulty,
+        )
         assert g.hash == fork[g.number].hash
     verify_header_chain(got, start)  # links throughout, across the fork point too
     assert got[100].parent_hash == real.canonical_hash(F - 1)
@@ -103,7 +116,9 @@ async def test_status_announces_the_forked_head(peer: EthPeer, real: BlockStore,
     assert [Header(r).number for r in await peer.request_headers(peer.status.head_hash, 1)] == [HEAD]
 
 
-async def test_real_hashes_above_the_fork_are_unknown(peer: EthPeer, real: BlockStore, fork: dict[int, StoredBlock]) -> None:
+async def test_real_hashes_above_the_fork_are_unknown(
+    peer: EthPeer, real: BlockStore, fork: dict[int, StoredBlock]
+) -> None:
     n = 9003  # a block with an ommer, so its body is not empty
     real_hash = real.canonical_hash(n)
     assert real_hash is not None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ethp2p.chain.genesis import load_genesis
+from ethp2p.eth.messages import StatusV69
 from ethp2p.fetch import discover_head_p2p, re_probe_peer_head
 from ethp2p.peers.limits import p2p_limits
 from ethp2p.peers.network import PeerNetwork
@@ -24,7 +25,8 @@ async def test_head_is_proven_by_headers_not_status(tmp_path: Path) -> None:
             await net.wait_for_peers(3, timeout=20)
             liar_id = bytes.fromhex(liar[0].enode[8:136])
             liar_peer = net.pool.get(liar_id)
-            assert liar_peer is not None and liar_peer.status.latest_block > 1_000_000  # its claim
+            assert liar_peer is not None and isinstance(liar_peer.status, StatusV69)
+            assert liar_peer.status.latest_block > 1_000_000  # its claim
             # Every rotation, with any subset of peers, gives the proven head: 600.
             for probe_peers in (1, 2, 3, 3, 3):
                 head = await discover_head_p2p(net.pool, 100, probe_peers=probe_peers, probe_limit=128)

@@ -23,7 +23,7 @@ SPEC = load_genesis(ETHTEST_GENESIS)
 
 
 @pytest.fixture()
-async def server(tmp_path):  # type: ignore[no-untyped-def]
+async def server(tmp_path):
     store = BlockStore(ethtest_store(tmp_path / "s.db"), genesis_hash=SPEC.genesis_hash)
     srv = HistoryServer(store, SPEC, port=0)
     await srv.start()
@@ -32,7 +32,7 @@ async def server(tmp_path):  # type: ignore[no-untyped-def]
     store.close()
 
 
-async def _expect_disconnect(srv: HistoryServer, send) -> str:  # type: ignore[no-untyped-def]
+async def _expect_disconnect(srv: HistoryServer, send) -> str:
     peer = await EthPeer.connect(srv.enode, SPEC)
     await send(peer)
     await asyncio.wait_for(peer.wait_closed(), 5)
@@ -60,7 +60,9 @@ _BAD_MESSAGES = [
 
 
 @pytest.mark.parametrize(("what", "code", "payload"), _BAD_MESSAGES, ids=[b[0] for b in _BAD_MESSAGES])
-async def test_malformed_eth_message_is_breach_of_protocol(server: HistoryServer, what: str, code: int, payload: bytes) -> None:
+async def test_malformed_eth_message_is_breach_of_protocol(
+    server: HistoryServer, what: str, code: int, payload: bytes
+) -> None:
     async def send(peer: EthPeer) -> None:
         _raw(peer, code, payload)
         await peer.conn.flush()
@@ -97,13 +99,13 @@ async def test_more_items_than_asked_is_rejected_by_client(server: HistoryServer
     from ethp2p.peers.eth_peer import PeerMisbehaved
 
     class Greedy:
-        def block_headers(self, request):  # type: ignore[no-untyped-def]
+        def block_headers(self, request):
             return [server.store.header_by_number(n) for n in range(0, 10)]
 
-        def block_bodies(self, hashes):  # type: ignore[no-untyped-def]
+        def block_bodies(self, hashes):
             return []
 
-        def receipts(self, hashes, version, first_index):  # type: ignore[no-untyped-def]
+        def receipts(self, hashes, version, first_index):
             return [], False
 
     server.handler = Greedy()
@@ -130,6 +132,7 @@ async def test_first_status_with_non_canonical_integer_is_refused(server: Histor
 
     node = server.enode if isinstance(server.enode, Enode) else Enode.parse(server.enode)
     local = EthPeer.local_identity(PrivateKey.generate(), (version,))
+    assert node.host is not None
     conn = await P2PStream.dial(node.host, node.tcp_port, local, node.pubkey, timeout=5)
     fork_id = [bytes.fromhex("00000000"), 0]
     g = SPEC.genesis_hash
@@ -150,8 +153,11 @@ async def test_first_status_with_non_canonical_integer_is_refused(server: Histor
 
 
 @pytest.mark.parametrize("version", [68, 69])
-async def test_status_with_a_non_canonical_integer_is_answered_with_a_disconnect(server: HistoryServer, version: int) -> None:
-    """A Status whose integer field has a leading zero (the JS client once sent td as 0x00) is a breach, said so at once."""
+async def test_status_with_a_non_canonical_integer_is_answered_with_a_disconnect(
+    server: HistoryServer, version: int
+) -> None:
+    """A Status whose integer field has a leading zero (the JS client once sent td as 0x00) is a breach,
+    said so at once."""
     from ethp2p.crypto.keys import PrivateKey
     from ethp2p.enode import Enode
     from ethp2p.eth import codec
@@ -161,15 +167,16 @@ async def test_status_with_a_non_canonical_integer_is_answered_with_a_disconnect
 
     node = Enode.parse(server.enode) if isinstance(server.enode, str) else server.enode
     local = EthPeer.local_identity(PrivateKey.generate(), (version,))
+    assert node.host is not None
     conn = await P2PStream.dial(node.host, node.tcp_port, local, node.pubkey, timeout=5)
     good = rlp.decode(codec.encode_message(make_status(SPEC, version), version)[1])
-    assert isinstance(good, list)
+    assert isinstance(good, list) and isinstance(good[1], bytes)
     bad = list(good)
     if version == 68:
-        bad[1] = b"\x00" + bytes(good[1])  # network id with a leading zero
+        bad[1] = b"\x00" + good[1]  # network id with a leading zero
         bad[2] = b"\x00"  # total difficulty 0 written as 0x00
     else:
-        bad[1] = b"\x00" + bytes(good[1])
+        bad[1] = b"\x00" + good[1]
     conn.core.send_message("eth", 0x00, rlp.encode(bad))
     await conn.flush()
     async with asyncio.timeout(5):

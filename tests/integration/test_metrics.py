@@ -44,11 +44,16 @@ def _scrape(port: int) -> dict[str, float] | None:
 @pytest.mark.parametrize("value", ["9109", "host:", ":99999", "abc:def", "127.0.0.1:0"])
 def test_bad_metrics_addresses_are_one_line_errors(tmp_path: Path, value: str) -> None:
     for cmd in (["fetch", "1..2", "--store", str(tmp_path / "f.db")], ["serve", "--store", str(tmp_path / "none.db")]):
-        r = subprocess.run([sys.executable, "-m", "ethp2p.cli", *cmd, "--genesis", str(ETHTEST_GENESIS),
-                            "--metrics", value], capture_output=True, text=True, timeout=60)
+        r = subprocess.run(
+            [sys.executable, "-m", "ethp2p.cli", *cmd, "--genesis", str(ETHTEST_GENESIS), "--metrics", value],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert r.returncode == 2, r.stderr
-        assert r.stderr.splitlines() == [f"ethp2p: error: bad --metrics {value!r}: use HOST:PORT with a port 1-65535, "
-                                         "e.g. 127.0.0.1:9109"], r.stderr
+        assert r.stderr.splitlines() == [
+            f"ethp2p: error: bad --metrics {value!r}: use HOST:PORT with a port 1-65535, e.g. 127.0.0.1:9109"
+        ], r.stderr
         assert not (tmp_path / "f.db").exists()  # refused before the command set anything up
 
 
@@ -57,29 +62,71 @@ def test_a_busy_metrics_port_is_a_one_line_error(tmp_path: Path) -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        for cmd in (["fetch", "1..2", "--store", str(tmp_path / "f.db"), "--no-discovery", "--dns", "",
-                     "--timeout", "5"],
-                    ["serve", "--store", str(tmp_path / "none.db"), "--port", "0"]):
-            r = subprocess.run([sys.executable, "-m", "ethp2p.cli", *cmd, "--genesis", str(ETHTEST_GENESIS),
-                                "--metrics", f"127.0.0.1:{port}"], capture_output=True, text=True, timeout=60)
+        for cmd in (
+            ["fetch", "1..2", "--store", str(tmp_path / "f.db"), "--no-discovery", "--dns", "", "--timeout", "5"],
+            ["serve", "--store", str(tmp_path / "none.db"), "--port", "0"],
+        ):
+            r = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "ethp2p.cli",
+                    *cmd,
+                    "--genesis",
+                    str(ETHTEST_GENESIS),
+                    "--metrics",
+                    f"127.0.0.1:{port}",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
             assert r.returncode == 2, r.stderr
             lines = r.stderr.splitlines()
-            assert len(lines) == 1 and lines[0].startswith(f"ethp2p: error: cannot serve --metrics at 127.0.0.1:{port}: ")
+            assert len(lines) == 1 and lines[0].startswith(
+                f"ethp2p: error: cannot serve --metrics at 127.0.0.1:{port}: "
+            )
             assert "Traceback" not in r.stderr
 
 
-def test_metrics_are_live_during_a_fetch_and_count_what_servers_served(tmp_path: Path, mainnet_store_path: Path) -> None:
+def test_metrics_are_live_during_a_fetch_and_count_what_servers_served(
+    tmp_path: Path, mainnet_store_path: Path
+) -> None:
     serve_ports = [_free_port(), _free_port()]
-    servers = [start_servers(1, mainnet_store_path, tmp_path, network_args=NET,
-                             extra=["--metrics", f"127.0.0.1:{p}"])[0] for p in serve_ports]
+    servers = [
+        start_servers(1, mainnet_store_path, tmp_path, network_args=NET, extra=["--metrics", f"127.0.0.1:{p}"])[0]
+        for p in serve_ports
+    ]
     try:
         port = _free_port()
         boot = ",".join(s.enode for s in servers)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "ethp2p.cli", "fetch", "0..16383", "--store", str(tmp_path / "out.db"), *NET,
-             "--bootnodes", boot, "--no-discovery", "--dns", "", "--peers", "2", "--timeout", "60", "--warmup", "1",
-             "--metrics", f"127.0.0.1:{port}"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-m",
+                "ethp2p.cli",
+                "fetch",
+                "0..16383",
+                "--store",
+                str(tmp_path / "out.db"),
+                *NET,
+                "--bootnodes",
+                boot,
+                "--no-discovery",
+                "--dns",
+                "",
+                "--peers",
+                "2",
+                "--timeout",
+                "60",
+                "--warmup",
+                "1",
+                "--metrics",
+                f"127.0.0.1:{port}",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         live: list[dict[str, float]] = []  # scrapes answered while the fetch was still running
         while proc.poll() is None:
@@ -91,9 +138,12 @@ def test_metrics_are_live_during_a_fetch_and_count_what_servers_served(tmp_path:
         assert proc.returncode == 0, out + err
         assert "verified blocks: 16,383 new" in out  # the genesis is stored already
         assert live, "no scrape was answered while the fetch ran"
-        assert any(m.get("ethp2p_received_bytes_total", 0) > 0 and m.get("ethp2p_sent_bytes_total", 0) > 0
-                   for m in live), live[-1]
-        assert any(m.get("ethp2p_peers", 0) >= 1 and m.get("ethp2p_peers{client=ethp2p}", 0) >= 1 for m in live), live[-1]
+        assert any(
+            m.get("ethp2p_received_bytes_total", 0) > 0 and m.get("ethp2p_sent_bytes_total", 0) > 0 for m in live
+        ), live[-1]
+        assert any(m.get("ethp2p_peers", 0) >= 1 and m.get("ethp2p_peers{client=ethp2p}", 0) >= 1 for m in live), live[
+            -1
+        ]
         assert any(m.get("ethp2p_sessions_established_total", 0) >= 2 for m in live), live[-1]
         last = live[-1]
         for name in ("ethp2p_verified_blocks_total", "ethp2p_verified_block_bytes_total", "ethp2p_missing_blocks"):
@@ -114,7 +164,9 @@ def test_metrics_are_live_during_a_fetch_and_count_what_servers_served(tmp_path:
             assert served.get("ethp2p_sent_bytes_total", 0) > 0 and served.get("ethp2p_received_bytes_total", 0) > 0
             assert served.get("ethp2p_requests_served_total{kind=headers}", 0) > 0, served
             assert "ethp2p_rejected_full_total" in served and "ethp2p_inbound_peers" in served
-        blocks = sum(_scrape(p).get("ethp2p_requests_served_total{kind=bodies}", 0) for p in serve_ports)  # type: ignore[union-attr]
+        scrapes = [_scrape(p) for p in serve_ports]
+        assert all(s is not None for s in scrapes), scrapes
+        blocks = sum(s.get("ethp2p_requests_served_total{kind=bodies}", 0) for s in scrapes if s is not None)
         assert blocks > 0
     finally:
         for s in servers:

@@ -122,8 +122,10 @@ def parse_readme(text: str) -> list[Block]:
             if lines[i].lstrip().startswith("```") and not lines[i].startswith("```"):
                 errors.append(f"README.md:{i + 1}: indented code fence: the test reads fences at column 0 only")
             if marker is not None and lines[i].strip():
-                errors.append(f"README.md:{marker[0]}: readme-test marker must be followed by a code block "
-                              f"(only blank lines between)")
+                errors.append(
+                    f"README.md:{marker[0]}: readme-test marker must be followed by a code block "
+                    f"(only blank lines between)"
+                )
                 marker = None
             i += 1
             continue
@@ -133,13 +135,14 @@ def parse_readme(text: str) -> list[Block]:
             i += 1
         if i >= len(lines):
             raise ConventionError(f"README.md:{start + 1}: code block never closed")
-        block = Block(tag=m.group(1).lower(), line=start + 1, end=i + 1, code="\n".join(lines[start + 1:i]) + "\n")
+        block = Block(tag=m.group(1).lower(), line=start + 1, end=i + 1, code="\n".join(lines[start + 1 : i]) + "\n")
         i += 1
         if marker is not None:
             sk = _SKIP.match(marker[1])
             if sk is None:
-                errors.append(f"README.md:{marker[0]}: unknown readme-test marker {marker[1]!r} "
-                              f"(the only one is `skip (REASON)`)")
+                errors.append(
+                    f"README.md:{marker[0]}: unknown readme-test marker {marker[1]!r} (the only one is `skip (REASON)`)"
+                )
             elif not sk.group(1).strip():
                 errors.append(f"README.md:{marker[0]}: a skip needs a reason: `<!-- readme-test: skip (WHY) -->`")
             elif block.tag not in RUN_TAGS:
@@ -159,8 +162,9 @@ def parse_readme(text: str) -> list[Block]:
     if marker is not None:
         errors.append(f"README.md:{marker[0]}: readme-test marker not followed by a code block")
     if errors:
-        raise ConventionError("README examples break the convention (see tests/integration/test_readme.py):\n  "
-                              + "\n  ".join(errors))
+        raise ConventionError(
+            "README examples break the convention (see tests/integration/test_readme.py):\n  " + "\n  ".join(errors)
+        )
     return blocks
 
 
@@ -181,17 +185,19 @@ def shell_commands(block: Block) -> list[Command]:
             continue
         line = block.line + 1 + first
         if not text.startswith("ethp2p "):
-            raise ConventionError(f"README.md:{line}: only `ethp2p ...` commands run in an sh block, got "
-                                  f"{text.split()[0]!r} (make the block `text`, or skip it with a reason)")
+            raise ConventionError(
+                f"README.md:{line}: only `ethp2p ...` commands run in an sh block, got "
+                f"{text.split()[0]!r} (make the block `text`, or skip it with a reason)"
+            )
         cmd = Command(line=line, text=text)
         ex = _EXIT.search(text)
         if ex:
             cmd.expect = int(ex.group(1))
-            text = text[:ex.start()]
+            text = text[: ex.start()]
         bg = _BACKGROUND.search(text)
         if bg:
             cmd.background = True
-            text = text[:bg.start()]
+            text = text[: bg.start()]
         cmd.text = text.strip()
         commands.append(cmd)
     if not commands:
@@ -222,7 +228,8 @@ def test_readme_follows_the_convention() -> None:
     print(f"README examples: {len(run)} run, {len(skips)} skipped" + (f":\n{listing}" if skips else ""))
     assert len(skips) <= SKIPS_ALLOWED, (
         f"{len(skips)} README blocks are skipped, at most {SKIPS_ALLOWED} may be; "
-        f"rewrite the new ones to run on loopback:\n{listing}")
+        f"rewrite the new ones to run on loopback:\n{listing}"
+    )
 
 
 def test_parser_refuses_what_would_slip_through() -> None:
@@ -239,8 +246,9 @@ def test_parser_refuses_what_would_slip_through() -> None:
     for text, message in cases.items():
         with pytest.raises(ConventionError, match=re.escape(message)):
             parse_readme(text)
-    [block] = parse_readme("```sh\nethp2p serve --store a.db \\\n    --port 1 &   # a server\n"
-                           "ethp2p verify --store b.db  # exit 1\n```\n")
+    [block] = parse_readme(
+        "```sh\nethp2p serve --store a.db \\\n    --port 1 &   # a server\nethp2p verify --store b.db  # exit 1\n```\n"
+    )
     assert [(c.line, c.text, c.expect, c.background) for c in block.commands] == [
         (2, "ethp2p serve --store a.db --port 1", 0, True),
         (4, "ethp2p verify --store b.db", 1, False),
@@ -256,7 +264,8 @@ def test_loopback_guard_refuses_public_addresses() -> None:
         "import socket\n"
         "for what, call in [('connect', lambda: socket.create_connection(('192.0.2.1', 30303), timeout=1)),\n"
         "                   ('lookup', lambda: socket.getaddrinfo('all.mainnet.ethdisco.net', 53)),\n"
-        "                   ('dns', lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'', ('127.0.0.53', 53)))]:\n"
+        "                   ('dns', lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+        "                                       .sendto(b'', ('127.0.0.53', 53)))]:\n"
         "    try:\n"
         "        call()\n"
         "    except PermissionError as e:\n"
@@ -311,20 +320,31 @@ class Run:
         t0 = time.monotonic()
         out = self._run(["bash", "-c", cmd.text])
         if out.returncode is None:
-            pytest.fail(f"{block.where}: command at README.md:{cmd.line} still running after {COMMAND_TIMEOUT:.0f} s "
-                        f"(killed):\n  $ {cmd.text}\n--- stdout ---\n{_tail(out.stdout)}\n--- stderr ---\n"
-                        f"{_tail(out.stderr)}")
+            pytest.fail(
+                f"{block.where}: command at README.md:{cmd.line} still running after {COMMAND_TIMEOUT:.0f} s "
+                f"(killed):\n  $ {cmd.text}\n--- stdout ---\n{_tail(out.stdout)}\n--- stderr ---\n"
+                f"{_tail(out.stderr)}"
+            )
         took = time.monotonic() - t0
         print(f"README.md:{cmd.line}: exit {out.returncode} in {took:.1f} s: {cmd.text[:100]}\n" + _indent(out.stdout))
         if out.returncode != cmd.expect:
-            pytest.fail(f"{block.where}: command at README.md:{cmd.line} exited {out.returncode} "
-                        f"(expected {cmd.expect}) after {took:.1f} s:\n  $ {cmd.text}\n"
-                        f"--- stdout ---\n{_tail(out.stdout)}\n--- stderr ---\n{_tail(out.stderr)}")
+            pytest.fail(
+                f"{block.where}: command at README.md:{cmd.line} exited {out.returncode} "
+                f"(expected {cmd.expect}) after {took:.1f} s:\n  $ {cmd.text}\n"
+                f"--- stdout ---\n{_tail(out.stdout)}\n--- stderr ---\n{_tail(out.stderr)}"
+            )
 
-    def _run(self, args: list[str]) -> "Finished":
+    def _run(self, args: list[str]) -> Finished:
         """Run ``args`` in the working directory, in its own process group (killed whole on timeout)."""
-        proc = subprocess.Popen(args, cwd=self.work, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, start_new_session=True)
+        proc = subprocess.Popen(
+            args,
+            cwd=self.work,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
         try:
             stdout, stderr = proc.communicate(timeout=COMMAND_TIMEOUT)
         except subprocess.TimeoutExpired:
@@ -336,21 +356,31 @@ class Run:
     def _start_background(self, block: Block, cmd: Command) -> None:
         log_path = self.scratch / f"background-{cmd.line}.log"
         with open(log_path, "wb") as log:
-            proc = subprocess.Popen(["bash", "-c", f"exec {cmd.text}"], cwd=self.work, env=self.env,
-                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            proc = subprocess.Popen(
+                ["bash", "-c", f"exec {cmd.text}"],
+                cwd=self.work,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         self.background.append((cmd, proc, log_path))
         deadline = time.monotonic() + READY_TIMEOUT
         while time.monotonic() < deadline:
             text = log_path.read_text(errors="replace")
             if proc.poll() is not None:
-                pytest.fail(f"{block.where}: background command at README.md:{cmd.line} exited {proc.returncode} "
-                            f"(it must keep running):\n  $ {cmd.text}\n--- output ---\n{_tail(text)}")
+                pytest.fail(
+                    f"{block.where}: background command at README.md:{cmd.line} exited {proc.returncode} "
+                    f"(it must keep running):\n  $ {cmd.text}\n--- output ---\n{_tail(text)}"
+                )
             if "\n" in text:
                 print(f"README.md:{cmd.line}: running in the background: {text.splitlines()[0][:160]}")
                 return
             time.sleep(0.05)
-        pytest.fail(f"{block.where}: background command at README.md:{cmd.line} printed nothing in "
-                    f"{READY_TIMEOUT:.0f} s:\n  $ {cmd.text}\n--- output ---\n{_tail(log_path.read_text(errors='replace'))}")
+        pytest.fail(
+            f"{block.where}: background command at README.md:{cmd.line} printed nothing in "
+            f"{READY_TIMEOUT:.0f} s:\n  $ {cmd.text}\n--- output ---\n{_tail(log_path.read_text(errors='replace'))}"
+        )
 
     def python(self, block: Block) -> None:
         script = self.scratch / f"readme_{block.line}.py"
@@ -358,14 +388,18 @@ class Run:
         t0 = time.monotonic()
         out = self._run([sys.executable, str(script)])
         if out.returncode is None:
-            pytest.fail(f"{block.where}: still running after {COMMAND_TIMEOUT:.0f} s (killed)\n--- stdout ---\n"
-                        f"{_tail(out.stdout)}\n--- stderr ---\n{_tail(out.stderr)}")
+            pytest.fail(
+                f"{block.where}: still running after {COMMAND_TIMEOUT:.0f} s (killed)\n--- stdout ---\n"
+                f"{_tail(out.stdout)}\n--- stderr ---\n{_tail(out.stderr)}"
+            )
         took = time.monotonic() - t0
         print(f"{block.where}: exit {out.returncode} in {took:.1f} s\n" + _indent(out.stdout))
         if out.returncode != 0:
-            pytest.fail(f"{block.where}: exited {out.returncode} after {took:.1f} s (the block must be a complete "
-                        f"program; it ran as {script})\n--- stdout ---\n{_tail(out.stdout)}\n"
-                        f"--- stderr ---\n{_tail(out.stderr)}")
+            pytest.fail(
+                f"{block.where}: exited {out.returncode} after {took:.1f} s (the block must be a complete "
+                f"program; it ran as {script})\n--- stdout ---\n{_tail(out.stdout)}\n"
+                f"--- stderr ---\n{_tail(out.stderr)}"
+            )
 
     def stop(self) -> list[str]:
         """SIGTERM every background process; what went wrong with any (empty when all exited 0)."""
@@ -381,8 +415,10 @@ class Run:
                     problems.append(f"README.md:{cmd.line}: did not stop within {STOP_TIMEOUT:.0f} s of SIGTERM")
                     continue
             if proc.returncode != 0:
-                problems.append(f"README.md:{cmd.line}: background command ended with {proc.returncode}:\n  $ "
-                                f"{cmd.text}\n--- output ---\n{_tail(log_path.read_text(errors='replace'))}")
+                problems.append(
+                    f"README.md:{cmd.line}: background command ended with {proc.returncode}:\n  $ "
+                    f"{cmd.text}\n--- output ---\n{_tail(log_path.read_text(errors='replace'))}"
+                )
         self.background.clear()
         return problems
 
@@ -431,5 +467,8 @@ if __name__ == "__main__":  # list what would run: python tests/integration/test
         state = f"skip ({b.skip})" if b.skip else ("run" if b.tag in RUN_TAGS else "not an example")
         print(f"{b.where}: {state}")
         for c in b.commands:
-            print(f"    README.md:{c.line}: {shlex.quote(c.text)[:90]}" + (" &" if c.background else "")
-                  + (f"  # exit {c.expect}" if c.expect else ""))
+            print(
+                f"    README.md:{c.line}: {shlex.quote(c.text)[:90]}"
+                + (" &" if c.background else "")
+                + (f"  # exit {c.expect}" if c.expect else "")
+            )

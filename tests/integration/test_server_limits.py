@@ -22,7 +22,7 @@ SPEC = load_genesis(ETHTEST_GENESIS)
 
 
 @pytest.fixture()
-async def server(tmp_path):  # type: ignore[no-untyped-def]
+async def server(tmp_path):
     store = BlockStore(ethtest_store(tmp_path / "s.db"), genesis_hash=SPEC.genesis_hash)
     srv = HistoryServer(store, SPEC, port=0, max_inbound=1, handshake_timeout=1.5)
     await srv.start()

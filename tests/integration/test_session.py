@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from ethp2p.crypto.keys import PrivateKey
 from ethp2p.chain.genesis import load_genesis
+from ethp2p.crypto.keys import PrivateKey
 from ethp2p.fetch import InvalidResponse, fetch_payloads_for_peer
 from ethp2p.p2p.disconnect import DisconnectReason
 from ethp2p.peers.eth_peer import EthPeer, PeerDisconnected
 from ethp2p.peers.limits import p2p_limits
-from ethp2p.peers.network import PeerNetwork, NoPeersError, connect
-from ethp2p.store.peers import PeerCache, StoredPeer, now_ms
+from ethp2p.peers.network import NoPeersError, PeerNetwork, connect
+from ethp2p.store.peers import LoadedPeers, PeerCache, StoredPeer, now_ms
 from tests.support.servers import ETHTEST_GENESIS, ServerProcess, ethtest_store, start_servers
 
 SPEC = load_genesis(ETHTEST_GENESIS)
@@ -24,7 +24,9 @@ NET = ["--genesis", str(ETHTEST_GENESIS)]
 
 
 @pytest.fixture(scope="module")
-def network(tmp_path_factory: pytest.TempPathFactory, mainnet_store_path: Path) -> Iterator[dict[str, list[ServerProcess]]]:
+def network(
+    tmp_path_factory: pytest.TempPathFactory, mainnet_store_path: Path
+) -> Iterator[dict[str, list[ServerProcess]]]:
     work = tmp_path_factory.mktemp("net")
     store = ethtest_store(work / "ethtest.db")
     good = start_servers(8, store, work, network_args=NET)
@@ -39,7 +41,7 @@ def _all(net: dict[str, list[ServerProcess]]) -> list[str]:
     return [s.enode for group in net.values() for s in group]
 
 
-async def test_pool_fills_with_exactly_the_compatible_peers(network) -> None:  # type: ignore[no-untyped-def]
+async def test_pool_fills_with_exactly_the_compatible_peers(network) -> None:
     limits = p2p_limits(request_timeout=0.5, head_reprobe_interval=0.3, peer_start_warmup=0, max_consecutive_timeouts=2)
     async with PeerNetwork(SPEC, limits=limits) as net:
         net.add_candidates(_all(network), "bootnode")
@@ -63,7 +65,7 @@ async def test_pool_fills_with_exactly_the_compatible_peers(network) -> None:  #
         assert st.dials_attempted == 10
 
 
-async def test_limits_are_never_exceeded(network) -> None:  # type: ignore[no-untyped-def]
+async def test_limits_are_never_exceeded(network) -> None:
     limits = p2p_limits(max_outbound=5, max_concurrent_dials=2, max_concurrent_probes=1, peer_start_warmup=0)
     async with PeerNetwork(SPEC, limits=limits) as net:
         net.add_candidates(_all(network), "bootnode")
@@ -98,10 +100,17 @@ async def test_no_peers_error_says_what_was_tried() -> None:
             pass
 
 
-async def test_peer_cache_survives_restart(network, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+async def test_peer_cache_survives_restart(network, tmp_path: Path) -> None:
     cache = tmp_path / "peers.db"
     limits = p2p_limits(peer_start_warmup=0)
-    async with connect(SPEC, peer_book=PeerCache(cache), bootnodes=[s.enode for s in network["good"][:3]], min_peers=3, timeout=20, limits=limits):
+    async with connect(
+        SPEC,
+        peer_book=PeerCache(cache),
+        bootnodes=[s.enode for s in network["good"][:3]],
+        min_peers=3,
+        timeout=20,
+        limits=limits,
+    ):
         pass
     # Add an expired and a corrupted entry behind the network's back.
     pc = PeerCache(cache)
@@ -115,7 +124,7 @@ async def test_peer_cache_survives_restart(network, tmp_path: Path) -> None:  # 
     con.close()
     async with connect(SPEC, peer_book=PeerCache(cache), bootnodes=[], min_peers=3, timeout=20, limits=limits) as net:
         load = net.cache_load
-        assert load is not None
+        assert isinstance(load, LoadedPeers)
         assert (load.total, load.expired, load.corrupted, len(load.peers)) == (5, 1, 1, 3)
         assert len(net.pool) == 3
 
@@ -153,10 +162,13 @@ async def test_session_finds_peers_through_discv4(tmp_path: Path) -> None:
     first one discovers the rest, checks their ENR fork ids, and dials them."""
     store = ethtest_store(tmp_path / "d.db")
     servers = start_servers(1, store, tmp_path, network_args=NET, extra=["--discovery"])
-    servers += start_servers(5, store, tmp_path, network_args=NET, extra=["--discovery", "--bootnodes", servers[0].enode])
+    servers += start_servers(
+        5, store, tmp_path, network_args=NET, extra=["--discovery", "--bootnodes", servers[0].enode]
+    )
     try:
-        async with connect(SPEC, bootnodes=[servers[0].enode], min_peers=6, timeout=30, dns=[],
-                           limits=p2p_limits(peer_start_warmup=0)) as net:
+        async with connect(
+            SPEC, bootnodes=[servers[0].enode], min_peers=6, timeout=30, dns=[], limits=p2p_limits(peer_start_warmup=0)
+        ) as net:
             ids = {p.peer_id for p in net.pool.snapshot()}
             assert ids == {bytes.fromhex(s.enode[8:136]) for s in servers}
             assert net.p2p_stats.discovered_count >= 5

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from ethp2p.chain.genesis import load_genesis
 from ethp2p.chain.header import Header
 from ethp2p.chain.verify import verify_body, verify_header_chain
 from ethp2p.eth import messages as m
-from ethp2p.chain.genesis import load_genesis
 from ethp2p.p2p.disconnect import DisconnectReason
 from ethp2p.peers.eth_peer import EthPeer, PeerDisconnected
 from tests.support.servers import ETHTEST_GENESIS, ServerProcess, ethtest_store, start_servers
@@ -51,7 +51,7 @@ async def test_status_requests_ping_and_disconnect(server: ServerProcess, versio
     assert [h.number for h in backwards] == [600, 590, 580, 570, 560]
     bodies = await peer.request_bodies([h.hash for h in headers[1:101]])
     assert len(bodies) == 100
-    for h, b in zip(headers[1:], bodies):
+    for h, b in zip(headers[1:], bodies, strict=False):  # headers beyond the 100 asked
         verify_body(h, b)
     rtt = await peer.ping(timeout=5)
     assert 0 <= rtt < 5

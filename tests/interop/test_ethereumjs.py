@@ -7,10 +7,10 @@ import time
 
 import pytest
 
+from ethp2p.chain.genesis import load_genesis
 from ethp2p.chain.header import Header
 from ethp2p.chain.verify import verify_body, verify_header_chain, verify_receipts
 from ethp2p.enode import Enode
-from ethp2p.chain.genesis import load_genesis
 from ethp2p.peers.eth_peer import EthPeer, RequestTimeout
 from ethp2p.probe import format_probe, probe
 from tests.conftest import VECTORS
@@ -43,7 +43,7 @@ async def test_fetch_all_headers_and_bodies_at_eth68(ethereumjs_ethtest: Ethereu
             assert got, "peer stopped answering bodies"
             bodies += [bytes(b) for b in got]
         assert len(bodies) == 600
-        for h, b in zip(headers[1:], bodies):
+        for h, b in zip(headers[1:], bodies, strict=True):
             verify_body(h, b)
     finally:
         await peer.disconnect()
@@ -71,7 +71,7 @@ async def test_patched_client_serves_receipts_that_match_every_root(ethereumjs_e
         bodies = []
         for i in range(0, 600, 200):
             bodies += await peer.request_bodies([h.hash for h in headers[i : i + 200]])
-        tx_counts = [len(verify_body(h, b).transactions) for h, b in zip(headers, bodies)]
+        tx_counts = [len(verify_body(h, b).transactions) for h, b in zip(headers, bodies, strict=False)]
         done = 0
         requests = 0
         while done < 600:
@@ -130,9 +130,18 @@ def test_probe_command_prints_status(ethereumjs_ethtest: EthereumJS) -> None:
     import sys
 
     r = subprocess.run(
-        [sys.executable, "-m", "ethp2p.cli", "probe", "--genesis", str(VECTORS / "ethtest/genesis.json"),
-         ethereumjs_ethtest.enode or ""],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "ethp2p.cli",
+            "probe",
+            "--genesis",
+            str(VECTORS / "ethtest/genesis.json"),
+            ethereumjs_ethtest.enode or "",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert r.returncode == 0, r.stdout + r.stderr
     assert "negotiated:    eth/68" in r.stdout and "head header:   #600 0x44e3809c" in r.stdout
@@ -143,7 +152,9 @@ async def test_session_admits_ethereumjs_with_probed_head(ethereumjs_ethtest: Et
     from ethp2p.peers.limits import p2p_limits
     from ethp2p.peers.network import connect
 
-    async with connect(SPEC, bootnodes=[ethereumjs_ethtest.enode or ""], timeout=20, limits=p2p_limits(peer_start_warmup=0)) as net:
+    async with connect(
+        SPEC, bootnodes=[ethereumjs_ethtest.enode or ""], timeout=20, limits=p2p_limits(peer_start_warmup=0)
+    ) as net:
         (peer,) = net.pool.snapshot()
         for _ in range(50):
             if peer.head_number is not None:
@@ -153,7 +164,7 @@ async def test_session_admits_ethereumjs_with_probed_head(ethereumjs_ethtest: Et
         assert net.p2p_stats.sessions_established == 1 and net.p2p_stats.probes_ok == 1
 
 
-async def test_discv4_with_ethereumjs_then_rlpx_dial(tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_discv4_with_ethereumjs_then_rlpx_dial(tmp_path) -> None:
     """ethereumjs (discv4 on) uses ethp2p as its boot node: they bond, each finds the other, and
     ethp2p dials it over RLPx from what discovery returned (no enode given to the network)."""
     from ethp2p.peers.limits import p2p_limits
@@ -166,8 +177,13 @@ async def test_discv4_with_ethereumjs_then_rlpx_dial(tmp_path) -> None:  # type:
     async with PeerNetwork(SPEC, limits=p2p_limits(peer_start_warmup=0), discovery_bootnodes=[]) as net:
         assert net.discovery is not None
         me = net.discovery.enode.url()
-        client = EthereumJS(tmp_path / "ejs", VECTORS / "ethtest/genesis.json", VECTORS / "ethtest/chain.rlp",
-                            extra_args=("--bootnodes", me), discovery=True)
+        client = EthereumJS(
+            tmp_path / "ejs",
+            VECTORS / "ethtest/genesis.json",
+            VECTORS / "ethtest/chain.rlp",
+            extra_args=("--bootnodes", me),
+            discovery=True,
+        )
         try:
             await asyncio.to_thread(client.start, 60)
             await asyncio.wait_for(net.pool.wait_for_size(1), 30)

@@ -24,9 +24,13 @@ pytestmark = pytest.mark.interop
 def test_ethereumjs_imports_mainnet_blocks_from_ethp2p(mainnet_store_path: Path, tmp_path: Path) -> None:
     if not installed():
         pytest.skip("@ethereumjs/client is not installed")
-    (server,) = start_servers(1, mainnet_store_path, tmp_path, network_args=["--network", "mainnet"], extra=["--discovery"])
+    (server,) = start_servers(
+        1, mainnet_store_path, tmp_path, network_args=["--network", "mainnet"], extra=["--discovery"]
+    )
     client = EthereumJS(
-        tmp_path / "ejs", None, None,
+        tmp_path / "ejs",
+        None,
+        None,
         extra_args=("--network", "mainnet", "--bootnodes", server.enode),
         discovery=True,
     )

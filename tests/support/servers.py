@@ -11,11 +11,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from ethp2p.chain.genesis import load_genesis
 from ethp2p.crypto.keys import PrivateKey
 from ethp2p.store.blocks import BlockStore
 from ethp2p.store.importer import ensure_genesis, import_file
 from tests.conftest import VECTORS
-from ethp2p.chain.genesis import load_genesis
 
 ETHTEST_GENESIS = VECTORS / "ethtest/genesis.json"
 
@@ -47,14 +47,33 @@ class ServerProcess:
     """One ``ethp2p serve`` subprocess."""
 
     def __init__(
-        self, store: Path, *, network_args: Sequence[str], extra: Sequence[str] = (), workdir: Path,
+        self,
+        store: Path,
+        *,
+        network_args: Sequence[str],
+        extra: Sequence[str] = (),
+        workdir: Path,
         host: str = "127.0.0.1",
     ) -> None:
         self.key = PrivateKey.generate()
         self.host = host
         self.log_path = workdir / f"serve-{self.key.public_key.to_bytes().hex()[:8]}.log"
-        args = [sys.executable, "-m", "ethp2p.cli", "serve", "--store", str(store), "--port", "0", "--host", host,
-                "--key", self.key.to_bytes().hex(), *network_args, *extra]
+        args = [
+            sys.executable,
+            "-m",
+            "ethp2p.cli",
+            "serve",
+            "--store",
+            str(store),
+            "--port",
+            "0",
+            "--host",
+            host,
+            "--key",
+            self.key.to_bytes().hex(),
+            *network_args,
+            *extra,
+        ]
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, text=True)
         self.enode = ""
@@ -86,7 +105,12 @@ class ServerProcess:
 
 
 def start_servers(
-    n: int, store: Path, workdir: Path, *, network_args: Sequence[str], extra: Sequence[str] = (),
+    n: int,
+    store: Path,
+    workdir: Path,
+    *,
+    network_args: Sequence[str],
+    extra: Sequence[str] = (),
     hosts: Sequence[str] | None = None,
 ) -> list[ServerProcess]:
     """Start ``n`` serving processes and wait until each listens (on ``hosts[i]``, default 127.0.0.1)."""

@@ -10,6 +10,7 @@ import pytest
 from ethp2p import rlp
 from ethp2p.chain import receipts as R
 from ethp2p.chain.body import BlockBody
+from ethp2p.chain.genesis import GenesisError, chainspec_from_genesis, genesis_header, load_genesis
 from ethp2p.chain.header import Header, HeaderError
 from ethp2p.chain.receipts import ReceiptError, receipts68_to_69
 from ethp2p.chain.verify import (
@@ -23,7 +24,6 @@ from ethp2p.chain.verify import (
 )
 from ethp2p.crypto.keccak import keccak
 from ethp2p.eth.chainspec import MAINNET
-from ethp2p.chain.genesis import GenesisError, chainspec_from_genesis, genesis_header, load_genesis
 from ethp2p.formats.chainfile import read_chain_file
 from ethp2p.formats.era1 import Era1Error, read_era1
 from tests.conftest import VECTORS, load_vector

@@ -10,9 +10,9 @@ from ethp2p import rlp
 from ethp2p.crypto.keccak import keccak
 from ethp2p.crypto.keys import PrivateKey
 from ethp2p.discovery import v4wire as w
+from ethp2p.discovery.enr import ENR, ENRError
 from ethp2p.discovery.table import Node, Table, log_distance
 from ethp2p.discovery.v4 import DiscoveryV4, Dropped, NeighborsReceived, PongReceived, Send
-from ethp2p.discovery.enr import ENR, ENRError
 from tests.conftest import load_vector
 
 # ---- ENR ---------------------------------------------------------------------------------------

@@ -123,7 +123,7 @@ def test_hello_with_wrong_node_id_is_unexpected_identity() -> None:
     class Liar(P2PConnection):
         """A peer whose Hello names a node id other than its RLPx key."""
 
-        def _make_hello(self):  # type: ignore[no-untyped-def]
+        def _make_hello(self):
             return dataclasses.replace(super()._make_hello(), node_id=fake_id)
 
     ida, idb = _identity([("eth", 69)]), _identity([("eth", 69)])

@@ -39,7 +39,7 @@ class _Protocol(asyncio.DatagramProtocol):
     def __init__(self, service: DiscoveryService) -> None:
         self.service = service
 
-    def datagram_received(self, data: bytes, addr: tuple) -> None:  # type: ignore[override]
+    def datagram_received(self, data: bytes, addr: tuple) -> None:
         self.service._on_datagram(data, (addr[0], addr[1]))
 
     def error_received(self, exc: Exception) -> None:
@@ -117,11 +117,11 @@ class DiscoveryService:
         return Enode(self.key.public_key.to_bytes(), self.host, self.tcp_port or self.port, self.port)
 
     @property
-    def table(self):  # type: ignore[no-untyped-def]
+    def table(self):
         assert self.core is not None
         return self.core.table
 
-    def _spawn(self, coro) -> asyncio.Task:  # type: ignore[no-untyped-def]
+    def _spawn(self, coro) -> asyncio.Task:
         t = asyncio.create_task(coro)
         self._tasks.add(t)
         t.add_done_callback(self._tasks.discard)
@@ -173,7 +173,7 @@ class DiscoveryService:
         send, h = self.core.ping(pubkey, addr, tcp, time.time())
         return await self._await_reply(self._pongs, h, send)
 
-    async def _await_reply(self, waiting: dict[bytes, asyncio.Future], key: bytes, send: Send):  # type: ignore[no-untyped-def]
+    async def _await_reply(self, waiting: dict[bytes, asyncio.Future], key: bytes, send: Send):
         """Send a request and wait (bounded) for the reply the datagram handler files under ``key``."""
         fut: asyncio.Future = asyncio.get_running_loop().create_future()
         waiting[key] = fut
@@ -267,7 +267,10 @@ class DiscoveryService:
 
     async def bootstrap(self) -> None:
         await asyncio.gather(
-            *(self.ping(b.pubkey, (b.host or "127.0.0.1", b.udp_port or b.tcp_port), b.tcp_port) for b in self.bootnodes),
+            *(
+                self.ping(b.pubkey, (b.host or "127.0.0.1", b.udp_port or b.tcp_port), b.tcp_port)
+                for b in self.bootnodes
+            ),
             return_exceptions=True,
         )
         await self.lookup(self.key.public_key.to_bytes())

@@ -268,8 +268,13 @@ class EthSession:
         self._last_pong = now
         h = self.head
         ours = make_status(
-            spec, version, head_number=h.number, head_hash=h.hash, head_time=h.timestamp,
-            total_difficulty=h.total_difficulty, earliest=h.earliest,
+            spec,
+            version,
+            head_number=h.number,
+            head_hash=h.hash,
+            head_time=h.timestamp,
+            total_difficulty=h.total_difficulty,
+            earliest=h.earliest,
         )
         #: The Status we sent.
         self.our_status = status_rewrite(ours) if status_rewrite is not None else ours
@@ -428,7 +433,8 @@ class EthSession:
             return UnsolicitedResponse(msg.request_id)
         if type(msg) is not pending.expect:
             return ResponseRejected(
-                msg.request_id, FaultKind.BAD_MESSAGE,
+                msg.request_id,
+                FaultKind.BAD_MESSAGE,
                 f"answered a {pending.expect.__name__} request with {type(msg).__name__}",
             )
         n = _items(msg)

@@ -291,7 +291,7 @@ class P2PConnection:
                 raise P2PProtocolError(f"message of {len(payload)} bytes exceeds {MAX_MESSAGE_SIZE}")
             return bytes(payload)
         try:
-            return decompress(payload, MAX_MESSAGE_SIZE)  # type: ignore[arg-type]  # cramjam reads any buffer
+            return decompress(payload, MAX_MESSAGE_SIZE)  # cramjam reads any buffer
         except RLPxError:
             # Some clients send Disconnect uncompressed even after snappy is on.
             if code == DISCONNECT and len(payload) <= 8:

@@ -154,7 +154,10 @@ class PeerNetwork:
             host, port = self.listen if self.listen is not None else ("127.0.0.1", 0)
             fid = self.spec.fork_id(self.head.number, self.head.timestamp)
             self.discovery = DiscoveryService(
-                self.key, host, self.listen_port or port, tcp_port=self.listen_port or None,
+                self.key,
+                host,
+                self.listen_port or port,
+                tcp_port=self.listen_port or None,
                 bootnodes=list(self.discovery_bootnodes),
                 on_node=lambda e: self.add_candidate(e, "discv4"),
                 fork_filter=self._fork_ok,
@@ -532,7 +535,12 @@ async def connect(
     spec = _resolve(network)
     boot = list(spec.bootnodes if bootnodes is None else bootnodes)
     net = PeerNetwork(
-        spec, key=key, limits=limits, peer_book=peer_book, listen=listen, handler=handler,
+        spec,
+        key=key,
+        limits=limits,
+        peer_book=peer_book,
+        listen=listen,
+        handler=handler,
         discovery_bootnodes=boot if discovery else None,
         dns_trees=spec.dns_trees if dns is None else dns,
         dns_resolver=dns_resolver,

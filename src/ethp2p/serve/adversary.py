@@ -63,20 +63,27 @@ def status_transform(kind: Misbehaviour) -> Callable[[m.Status], m.Status] | Non
     if kind is Misbehaviour.BAD_FORK_ID:
         return lambda s: dataclasses.replace(s, fork_id=ForkId(b"\xde\xad\xbe\xef", 0))
     if kind is Misbehaviour.LYING_HEAD:
+
         def lie(s: m.Status) -> m.Status:
             fake = os.urandom(32)
             if isinstance(s, m.StatusV69):
                 return dataclasses.replace(s, latest_block=s.latest_block + 1_000_000, latest_hash=fake)
             return dataclasses.replace(s, head_hash=fake, total_difficulty=s.total_difficulty * 1000)
+
         return lie
     return None
 
 
 #: The misbehaviours :meth:`AdversarialHandler.serve_request` acts on (at the connection, not in the data).
-CONNECTION_LEVEL = frozenset({
-    Misbehaviour.SILENT, Misbehaviour.SLOW, Misbehaviour.OVERSIZED, Misbehaviour.GARBAGE_FRAME,
-    Misbehaviour.DISCONNECT_MID_RESPONSE,
-})
+CONNECTION_LEVEL = frozenset(
+    {
+        Misbehaviour.SILENT,
+        Misbehaviour.SLOW,
+        Misbehaviour.OVERSIZED,
+        Misbehaviour.GARBAGE_FRAME,
+        Misbehaviour.DISCONNECT_MID_RESPONSE,
+    }
+)
 
 
 def misconduct(kind: Misbehaviour, handler: object) -> Misconduct | None:
@@ -104,7 +111,7 @@ def _tamper_list_item(raw: bytes) -> bytes:
 class AdversarialHandler(StoreHandler):
     """A :class:`StoreHandler` that misbehaves in one way."""
 
-    def __init__(self, store, kind: Misbehaviour, **kw) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, store, kind: Misbehaviour, **kw) -> None:
         super().__init__(store, **kw)
         self.kind = kind
 
@@ -294,8 +301,10 @@ class ForkedStore:
             raise ForkError(f"fork block must be at least 1, got {fork_block}")
         if rng is None or not rng[0] < fork_block <= rng[1]:
             have = f"blocks {rng[0]}..{rng[1]}" if rng else "no blocks"
-            raise ForkError(f"fork block {fork_block} must be above the first stored block and at most the head "
-                            f"(the store has {have} in a row)")
+            raise ForkError(
+                f"fork block {fork_block} must be above the first stored block and at most the head "
+                f"(the store has {have} in a row)"
+            )
         base = store.canonical_hash(fork_block - 1)
         assert base is not None  # inside the contiguous range
         self.real = store

@@ -147,12 +147,18 @@ class HistoryServer:
         if self.discovery_enabled:
             # discv4 on the same port number (UDP), so peers that find us can dial us.
             self.discovery = DiscoveryService(
-                self.key, self.host, self.port, tcp_port=self.port, bootnodes=self.discovery_bootnodes,
+                self.key,
+                self.host,
+                self.port,
+                tcp_port=self.port,
+                bootnodes=self.discovery_bootnodes,
                 enr_extra=self.spec.fork_id(self.head.number, self.head.timestamp).enr_entry(),
             )
             await self.discovery.start()
         self._spawn(self._range_updates())
-        log.info("serving %s blocks %s..%s at %s", self.spec.name, self.head.earliest, self.head.number, self.enode.url())
+        log.info(
+            "serving %s blocks %s..%s at %s", self.spec.name, self.head.earliest, self.head.number, self.enode.url()
+        )
 
     async def serve_forever(self) -> None:
         if not self._started:
@@ -179,7 +185,7 @@ class HistoryServer:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    def _spawn(self, coro) -> None:  # type: ignore[no-untyped-def]
+    def _spawn(self, coro) -> None:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
