@@ -119,15 +119,13 @@ async def fetch_payloads_for_peer(
     stats.headers_ms = _ms(t0)
     stats.headers_requests = hres.requests
     stats.headers_bytes = sum(len(h.raw) for h in hres.headers)
-    spec = getattr(peer, "spec", None)
-    if spec is not None:
-        # Field presence per fork (base fee from London, withdrawals root from Shanghai, ...).
-        for h in hres.headers:
-            try:
-                verify_fork_fields(h, spec)
-            except VerificationError as e:
-                report(peer, e.kind, str(e))
-                raise InvalidResponse(e.kind, str(e)) from None
+    # Field presence per fork (base fee from London, withdrawals root from Shanghai, ...).
+    for h in hres.headers:
+        try:
+            verify_fork_fields(h, peer.spec)
+        except VerificationError as e:
+            report(peer, e.kind, str(e))
+            raise InvalidResponse(e.kind, str(e)) from None
     return await _fetch_payloads(peer, start, end, hres.headers, stats, outcome, verifier, None)
 
 

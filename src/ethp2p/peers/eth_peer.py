@@ -610,3 +610,10 @@ class EthPeer:
             lambda rid: m.make_get_receipts(self.eth_version, rid, hashes, first_index), m.Receipts, len(hashes), timeout
         )
         return msg  # type: ignore[return-value]
+
+    # ---- FetchPeer conformance (fetch.types.FetchPeer) -------------------------------------------
+
+    @property
+    def head_number(self) -> int | None:
+        """A lone session knows no proven head (the pool's ``NetworkPeer`` learns one by probing)."""
+        return None
