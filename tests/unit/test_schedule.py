@@ -249,7 +249,7 @@ def test_a_partial_answer_requeues_only_the_blocks_not_delivered() -> None:
 
 def test_blocks_no_window_covers_are_given_up_after_the_timeout_then_at_once() -> None:
     s = _queue(range(100, 111), give_up_after=30.0)
-    behind = [(0, 50), (200, 100)]  # one peer far behind, one with an empty window
+    behind = [("a", (0, 50)), ("b", (200, 100))]  # one peer far behind, one with an empty window
     assert s.unservable(behind, now=1000.0) is None  # the clock starts
     assert s.unservable(behind, now=1029.9) is None
     got = s.unservable(behind, now=1030.0)
@@ -278,11 +278,12 @@ def test_no_peer_at_all_gives_every_waiting_block_up() -> None:
 
 def test_a_window_covering_a_waiting_block_resets_the_clock() -> None:
     s = _queue(range(100, 111), give_up_after=30.0)
-    assert s.unservable([(0, 50)], now=0.0) is None
-    assert s.unservable([(0, 50), (105, 300)], now=20.0) is None  # a peer that serves 105.. came
-    assert s.unservable([(0, 50)], now=40.0) is None  # it left: the clock starts again at 40
-    assert s.unservable([(0, 50)], now=69.0) is None
-    assert s.unservable([(0, 50)], now=70.0) is not None
+    behind = ("a", (0, 50))
+    assert s.unservable([behind], now=0.0) is None
+    assert s.unservable([behind, ("b", (105, 300))], now=20.0) is None  # a peer that serves 105.. came
+    assert s.unservable([behind], now=40.0) is None  # it left: the clock starts again at 40
+    assert s.unservable([behind], now=69.0) is None
+    assert s.unservable([behind], now=70.0) is not None
 
 
 def test_nothing_is_given_up_while_a_batch_is_in_flight_or_nothing_waits() -> None:
@@ -334,3 +335,46 @@ def test_only_missing_blocks_are_wanted_and_ended_missing_when_no_peer_serves(
     assert stats.skipped_present == 4
     assert stats.missing == list(range(16_384, 16_390)) and stats.batches == 0
     assert peer.faults == [] and peer.disconnects == []
+
+
+def test_blocks_every_peer_answered_without_are_unservable_too() -> None:
+    """A peer whose window holds the blocks but whose answer left them out (pruned bodies, say) no
+    longer counts as serving them: with no other peer they end missing after the timeout, not after
+    MAX_ATTEMPTS ever longer back-offs."""
+    s = _queue(range(1, 11), give_up_after=30.0)
+    batch = s.take(A, "a", EVERYTHING, 0.0)
+    assert batch == Batch(1, 10)
+    s.returned("a", batch)
+    s.delivered(4, 4000)  # 1..4 came
+    s.failed([5, 6, 7, 8, 9, 10], "a", backoff=1.0, now=0.0, answered=True)
+    peers = [("a", EVERYTHING)]
+    assert s.unservable(peers, now=0.0) is None
+    # A peer that has not been asked yet may still serve them.
+    assert s.unservable([*peers, ("b", (8, 8))], now=40.0) is None
+    assert s.unservable(peers, now=41.0) is None
+    got = s.unservable(peers, now=71.0)
+    assert got == GiveUp((5, 6, 7, 8, 9, 10), first=True)
+
+
+def test_a_failed_batch_does_not_make_its_peer_unservable() -> None:
+    """A timeout or a broken session says nothing about what the peer holds: it still counts."""
+    s = _queue([5])
+    batch = s.take(A, "a", EVERYTHING, 0.0)
+    assert batch is not None
+    s.returned("a", batch)
+    s.failed(batch.numbers, "a", backoff=2.0, now=0.0)
+    assert s.unservable([("a", EVERYTHING)], now=0.0) is None
+    assert s.unservable([("a", EVERYTHING)], now=1e6) is None
+
+
+def test_forgetting_a_block_drops_its_attempts_and_back_off() -> None:
+    s = _queue([5, 6])
+    for now in (0.0, 100.0):
+        batch = s.take(A, "a", (5, 5), now)
+        assert batch is not None
+        s.returned("a", batch)
+        s.failed(batch.numbers, "a", backoff=1.0, now=now, answered=True)
+    s.forget([5])  # stored after all (another peer brought it): nothing about it is kept
+    s.push([5])  # (were it ever queued again, it would start afresh)
+    assert s.take(A, "a", (5, 5), 100.0) == Batch(5, 5)
+    assert s.failed([5], "a", backoff=1.0, now=100.0).dropped == ()

@@ -7,12 +7,12 @@ import itertools
 from dataclasses import dataclass, field
 
 from ..chain.header import Header
+from ..faults import FaultKind, report
 from ..peers.eth_peer import PeerError
 from ..peers.pool import NetworkPeer, PeerPool
 from ..trust.agreement import Answer, agree, spread_over_networks
 from ..trust.anchors import Anchors
 from ..trust.proof import Proof
-from ..faults import FaultKind, report
 from .requests import request_headers_batch
 from .types import FetchPeer, InvalidResponse
 

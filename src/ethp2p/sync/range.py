@@ -18,6 +18,11 @@
   (per-block-per-peer back-off), so one peer that keeps omitting one block cannot
   hold the range back. A block that failed on several peers is escalated to a
   priority queue that every peer tries first, one block at a time.
+* Blocks no live peer can serve (outside every window, or left out of the answers of
+  every peer whose window holds them) are given up on (reported missing) after
+  ``stall_timeout`` seconds, not retried for ever.
+* Every scheduling decision above is :class:`~ethp2p.sync.schedule.Schedule`'s (pure, time
+  passed in); this module runs the workers, the writer, the watchdog and the prover.
 * Verified payloads pass through a bounded queue (in blocks and in bytes) to a
   single writer that commits them to the store in batches: fetching slows down
   when writing can't keep up. Batches are also cut to an expected size in bytes,
@@ -39,8 +44,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from ..chain.header import Header
-from ..fetch import FetchStageStats, InvalidResponse, fetch_payloads_for_peer
 from ..faults import FaultKind, PeerFault, report
+from ..fetch import FetchStageStats, InvalidResponse, fetch_payloads_for_peer
 from ..fetch.types import BlockPayload, FetchPeer
 from ..fetch.verifier import INLINE, BlockVerifier
 from ..p2p.disconnect import DisconnectReason
@@ -225,9 +230,10 @@ class RangeFetcher:
     def _adjust(self, peer: FetchPeer, complete: bool) -> None:
         self.stats.batch_limits[_name(peer)] = self.schedule.adjust(peer.peer_id, complete)
 
-    def _failed(self, numbers: Sequence[int], name: str, backoff: float) -> None:
-        """Blocks a peer did not deliver: avoid that peer for a while, escalate or give up."""
-        failure = self.schedule.failed(numbers, name, backoff, time.monotonic())
+    def _failed(self, numbers: Sequence[int], name: str, backoff: float, *, answered: bool = False) -> None:
+        """Blocks a peer did not deliver (``answered``: its answer left them out): avoid that peer for a
+        while, escalate or give up."""
+        failure = self.schedule.failed(numbers, name, backoff, time.monotonic(), answered=answered)
         self.stats.escalated += failure.escalated
         if failure.dropped:
             self.stats.missing.extend(failure.dropped)
@@ -263,6 +269,7 @@ class RangeFetcher:
         for n in numbers:
             self._headers.pop(n, None)
             self._proofs.pop(n, None)
+        self.schedule.forget(numbers)
         self._spawn(self._notify_room())
 
     async def _notify_room(self) -> None:
@@ -404,7 +411,7 @@ class RangeFetcher:
                 proofs = [self._proofs[p.number] for p in pending]
                 rows = [
                     BlockRecord(p.number, p.hash, p.header, p.body, p.receipts, proof)
-                    for p, (proof, _) in zip(pending, proofs)
+                    for p, (proof, _) in zip(pending, proofs, strict=True)
                 ]
                 await asyncio.to_thread(self.store.put_blocks, rows)
                 for proof, source in proofs:
@@ -493,7 +500,7 @@ class RangeFetcher:
                 await self._hand_over(outcome.payloads, size)
             self._adjust(peer, complete=not outcome.missing_blocks)
             if outcome.missing_blocks:
-                self._failed(outcome.missing_blocks, name, backoff=1.0)
+                self._failed(outcome.missing_blocks, name, backoff=1.0, answered=True)
 
     async def _watchdog(self) -> None:
         while not self._done.is_set():
@@ -510,10 +517,11 @@ class RangeFetcher:
                 self._last_progress = time.monotonic()
 
     def _unservable(self) -> list[int]:
-        """Waiting blocks to give up on: none while a live peer's window covers any of them; all of
-        them once none has for ``stall_timeout`` seconds (and from then on at once, until one does)."""
-        windows = (self._peer_window(p) for p in self.peers() if not self._is_banned(p) and not p.closed)
-        give_up = self.schedule.unservable(windows, time.monotonic())
+        """Waiting blocks to give up on: none while a live peer may serve any of them (its window
+        covers it, and its answers have not left it out); all of them once none may for
+        ``stall_timeout`` seconds (and from then on at once, until one may)."""
+        live = ((_name(p), self._peer_window(p)) for p in self.peers() if not self._is_banned(p) and not p.closed)
+        give_up = self.schedule.unservable(live, time.monotonic())
         if give_up is None:
             return []
         if give_up.first:

@@ -14,8 +14,8 @@ Every decision that depends on time takes ``now`` (seconds, any monotonic origin
   escalated; after :data:`MAX_ATTEMPTS` attempts in all it is given up on (reported missing);
 * peers banned from the fetch, and the blocks in flight per peer;
 * the end conditions: the count of blocks still outstanding, and "no peer can serve the waiting
-  blocks" (no live peer's window covers any of them for ``give_up_after`` seconds), after which
-  they are given up on at once.
+  blocks" (for ``give_up_after`` seconds no live peer's window covers any of them, except peers
+  that already answered without it), after which they are given up on at once.
 """
 
 from __future__ import annotations
@@ -116,6 +116,7 @@ class Schedule:
         self._priority: list[int] = []  # escalated blocks, oldest first
         self._avoid: dict[int, dict[str, float]] = {}  # block -> peer name -> retry-after time
         self._attempts: dict[int, int] = {}
+        self._unserved: dict[int, set[str]] = {}  # block -> peers that answered without it
         self._inflight: dict[str, list[Window]] = {}
         self._banned: set[str] = set()
         self._unservable_since: float | None = None
@@ -221,13 +222,21 @@ class Schedule:
 
     # ---- failures -----------------------------------------------------------------------------
 
-    def failed(self, numbers: Sequence[int], name: str, backoff: float, now: float) -> Failure:
+    def failed(
+        self, numbers: Sequence[int], name: str, backoff: float, now: float, *, answered: bool = False
+    ) -> Failure:
         """Blocks peer ``name`` did not deliver: keep them from it for ``backoff`` seconds (doubling per
         attempt), escalate those that failed on :data:`ESCALATE_AFTER` peers, give up on those tried
-        :data:`MAX_ATTEMPTS` times (the driver finishes them and reports them missing), queue the rest again."""
+        :data:`MAX_ATTEMPTS` times (the driver finishes them and reports them missing), queue the rest again.
+
+        ``answered``: the peer answered the batch without these blocks (rather than failing it): it no
+        longer counts as a peer that can serve them when :meth:`unservable` decides."""
         retry: list[int] = []
         dropped: list[int] = []
         escalated = 0
+        if answered:
+            for n in numbers:
+                self._unserved.setdefault(n, set()).add(name)
         for n in numbers:
             attempts = self._attempts.get(n, 0) + 1
             self._attempts[n] = attempts
@@ -266,18 +275,21 @@ class Schedule:
     def done(self) -> bool:
         return self.outstanding <= 0
 
-    def unservable(self, windows: Iterable[Window], now: float) -> GiveUp | None:
-        """The waiting blocks to give up on, given the serving ``windows`` of the live unbanned peers.
+    def unservable(self, peers: Iterable[tuple[str, Window]], now: float) -> GiveUp | None:
+        """The waiting blocks to give up on, given the (name, serving window) of each live unbanned peer.
 
-        None while a batch is in flight or some window covers a waiting block; once none has for
-        ``give_up_after`` seconds, all the waiting blocks (and from then on at once, until a window
-        covers one again)."""
+        None while a batch is in flight or some peer may serve a waiting block (its window covers it
+        and it has not answered without it); once none may for ``give_up_after`` seconds, all the
+        waiting blocks (and from then on at once, until some peer may serve one again)."""
         waiting = self.waiting()
         if not waiting or any(self._inflight.values()):
             return None
         lo_w, hi_w = waiting[0], waiting[-1]
-        for lo, hi in windows:
-            if lo <= hi and not (hi < lo_w or lo > hi_w) and any(lo <= n <= hi for n in waiting):
+        unserved = self._unserved
+        for name, (lo, hi) in peers:
+            if lo <= hi and not (hi < lo_w or lo > hi_w) and any(
+                lo <= n <= hi and name not in unserved.get(n, ()) for n in waiting
+            ):
                 self._unservable_since = None
                 self._giving_up = False
                 return None
@@ -296,3 +308,12 @@ class Schedule:
         heapq.heapify(self._todo)
         self._priority = [n for n in self._priority if n not in lost]
         self._queued -= lost
+        self.forget(lost)
+
+    def forget(self, numbers: Iterable[int]) -> None:
+        """Drop what is kept per block (attempts, back-off, who answered without it) for blocks that
+        are stored or given up on, so that memory follows the blocks still to fetch."""
+        for n in numbers:
+            self._attempts.pop(n, None)
+            self._avoid.pop(n, None)
+            self._unserved.pop(n, None)
