@@ -23,6 +23,7 @@ from ethp2p.sync.schedule import (
     MAX_ATTEMPTS,
     MAX_BATCH_BYTES,
     MIN_BATCH,
+    UNSERVED_AFTER,
     Batch,
     GiveUp,
     Schedule,
@@ -337,23 +338,28 @@ def test_only_missing_blocks_are_wanted_and_ended_missing_when_no_peer_serves(
     assert peer.faults == [] and peer.disconnects == []
 
 
-def test_blocks_every_peer_answered_without_are_unservable_too() -> None:
-    """A peer whose window holds the blocks but whose answer left them out (pruned bodies, say) no
-    longer counts as serving them: with no other peer they end missing after the timeout, not after
-    MAX_ATTEMPTS ever longer back-offs."""
+def test_blocks_every_peer_keeps_leaving_out_are_unservable_too() -> None:
+    """A peer whose window holds the blocks but whose answers keep leaving them out (pruned bodies,
+    say) no longer counts as serving them: with no other peer they end missing after the timeout,
+    not after MAX_ATTEMPTS ever longer back-offs. Once is not enough (an answer cut short)."""
     s = _queue(range(1, 11), give_up_after=30.0)
-    batch = s.take(A, "a", EVERYTHING, 0.0)
-    assert batch == Batch(1, 10)
-    s.returned("a", batch)
-    s.delivered(4, 4000)  # 1..4 came
-    s.failed([5, 6, 7, 8, 9, 10], "a", backoff=1.0, now=0.0, answered=True)
     peers = [("a", EVERYTHING)]
-    assert s.unservable(peers, now=0.0) is None
+    now = 0.0
+    for answer in range(1, UNSERVED_AFTER + 1):
+        batch = s.take(A, "a", EVERYTHING, now)
+        assert batch is not None and batch.last == 10, answer
+        s.returned("a", batch)
+        if answer == 1:
+            s.delivered(4, 4000)  # 1..4 came the first time
+        s.failed(range(5, 11), "a", backoff=1.0, now=now, answered=True)
+        if answer < UNSERVED_AFTER:
+            assert s.unservable(peers, now=now + 1000) is None  # it may still serve them
+        now += 100.0
+    assert s.unservable(peers, now=now) is None  # the clock starts
     # A peer that has not been asked yet may still serve them.
-    assert s.unservable([*peers, ("b", (8, 8))], now=40.0) is None
-    assert s.unservable(peers, now=41.0) is None
-    got = s.unservable(peers, now=71.0)
-    assert got == GiveUp((5, 6, 7, 8, 9, 10), first=True)
+    assert s.unservable([*peers, ("b", (8, 8))], now=now + 40) is None
+    assert s.unservable(peers, now=now + 41) is None
+    assert s.unservable(peers, now=now + 71) == GiveUp((5, 6, 7, 8, 9, 10), first=True)
 
 
 def test_a_failed_batch_does_not_make_its_peer_unservable() -> None:
@@ -378,3 +384,18 @@ def test_forgetting_a_block_drops_its_attempts_and_back_off() -> None:
     s.push([5])  # (were it ever queued again, it would start afresh)
     assert s.take(A, "a", (5, 5), 100.0) == Batch(5, 5)
     assert s.failed([5], "a", backoff=1.0, now=100.0).dropped == ()
+
+
+def test_a_peer_is_not_asked_again_for_a_block_it_kept_leaving_out() -> None:
+    s = _queue(range(1, 11))
+    now = 0.0
+    for _ in range(UNSERVED_AFTER):
+        batch = s.take(A, "a", EVERYTHING, now)
+        assert batch == Batch(1, 10)
+        s.returned("a", batch)
+        s.failed([1], "a", backoff=1.0, now=now, answered=True)  # 2..10 came, 1 never does
+        s.push(range(2, 11))  # (as if 2..10 were left out by a transient cut and queued again)
+        now += 1000.0
+    assert s.take(A, "a", EVERYTHING, now) == Batch(2, 10)  # the rest, without block 1
+    assert s.take(A, "a", EVERYTHING, now) is None
+    assert s.take(B, "b", EVERYTHING, now) == Batch(1, 1)  # another peer still gets it

@@ -18,7 +18,7 @@
   (per-block-per-peer back-off), so one peer that keeps omitting one block cannot
   hold the range back. A block that failed on several peers is escalated to a
   priority queue that every peer tries first, one block at a time.
-* Blocks no live peer can serve (outside every window, or left out of the answers of
+* Blocks no live peer can serve (outside every window, or left out of three answers by
   every peer whose window holds them) are given up on (reported missing) after
   ``stall_timeout`` seconds, not retried for ever.
 * Every scheduling decision above is :class:`~ethp2p.sync.schedule.Schedule`'s (pure, time
@@ -518,7 +518,7 @@ class RangeFetcher:
 
     def _unservable(self) -> list[int]:
         """Waiting blocks to give up on: none while a live peer may serve any of them (its window
-        covers it, and its answers have not left it out); all of them once none may for
+        covers it, and its answers have not kept leaving it out); all of them once none may for
         ``stall_timeout`` seconds (and from then on at once, until one may)."""
         live = ((_name(p), self._peer_window(p)) for p in self.peers() if not self._is_banned(p) and not p.closed)
         give_up = self.schedule.unservable(live, time.monotonic())

@@ -14,8 +14,8 @@ Every decision that depends on time takes ``now`` (seconds, any monotonic origin
   escalated; after :data:`MAX_ATTEMPTS` attempts in all it is given up on (reported missing);
 * peers banned from the fetch, and the blocks in flight per peer;
 * the end conditions: the count of blocks still outstanding, and "no peer can serve the waiting
-  blocks" (for ``give_up_after`` seconds no live peer's window covers any of them, except peers
-  that already answered without it), after which they are given up on at once.
+  blocks" (for ``give_up_after`` seconds no live peer's window covers any of them, not counting
+  peers that left one out of :data:`UNSERVED_AFTER` answers), after which they are given up on.
 """
 
 from __future__ import annotations
@@ -32,6 +32,9 @@ AIMD_STEP = 64
 ESCALATE_AFTER = 3
 #: Give up on a block (report it missing) after this many failed attempts in all.
 MAX_ATTEMPTS = 24
+#: A peer that left a block out of this many answers no longer counts as able to serve it (once is
+#: not enough: an answer cut short before one block leaves out the blocks after it too).
+UNSERVED_AFTER = 3
 #: The back-off of a block doubles with each attempt, up to this many times the base.
 MAX_BACKOFF_FACTOR = 64
 #: A batch is cut so that its expected size (blocks x average block seen so far) stays under this.
@@ -116,7 +119,7 @@ class Schedule:
         self._priority: list[int] = []  # escalated blocks, oldest first
         self._avoid: dict[int, dict[str, float]] = {}  # block -> peer name -> retry-after time
         self._attempts: dict[int, int] = {}
-        self._unserved: dict[int, set[str]] = {}  # block -> peers that answered without it
+        self._unserved: dict[int, dict[str, int]] = {}  # block -> peer name -> answers that left it out
         self._inflight: dict[str, list[Window]] = {}
         self._banned: set[str] = set()
         self._unservable_since: float | None = None
@@ -162,17 +165,20 @@ class Schedule:
         if hi < lo or name in self._banned:
             return None
         for i, n in enumerate(self._priority):
-            if lo <= n <= hi and self._avoid.get(n, {}).get(name, 0) <= now:
+            if lo <= n <= hi and self._avoid.get(n, {}).get(name, 0) <= now and not self._left_out(n, name):
                 self._priority.pop(i)
                 self._queued.discard(n)
                 return self._start(name, Batch(n, n, escalated=True))
         limit = self.limit(key)
         skipped: list[int] = []
         batch: list[int] = []
-        todo, avoid = self._todo, self._avoid
+        todo, avoid, unserved = self._todo, self._avoid, self._unserved
         while todo and len(batch) < limit:
             n = heapq.heappop(todo)
-            if n < lo or n > hi or (batch and n != batch[-1] + 1) or avoid.get(n, {}).get(name, 0) > now:
+            if (
+                n < lo or n > hi or (batch and n != batch[-1] + 1) or avoid.get(n, {}).get(name, 0) > now
+                or (unserved and n in unserved and self._left_out(n, name))
+            ):
                 skipped.append(n)
                 if batch and (n > hi or n != batch[-1] + 1):
                     break
@@ -185,6 +191,12 @@ class Schedule:
         for n in batch:
             self._queued.discard(n)
         return self._start(name, Batch(batch[0], batch[-1]))
+
+    def _left_out(self, n: int, name: str) -> bool:
+        """True once peer ``name`` left block ``n`` out of :data:`UNSERVED_AFTER` answers: it is not
+        asked for it again (the blocks after it then come in batches of their own)."""
+        left_out = self._unserved.get(n)
+        return left_out is not None and left_out.get(name, 0) >= UNSERVED_AFTER
 
     def _start(self, name: str, batch: Batch) -> Batch:
         self._inflight.setdefault(name, []).append((batch.first, batch.last))
@@ -229,14 +241,15 @@ class Schedule:
         attempt), escalate those that failed on :data:`ESCALATE_AFTER` peers, give up on those tried
         :data:`MAX_ATTEMPTS` times (the driver finishes them and reports them missing), queue the rest again.
 
-        ``answered``: the peer answered the batch without these blocks (rather than failing it): it no
-        longer counts as a peer that can serve them when :meth:`unservable` decides."""
+        ``answered``: the peer answered the batch without these blocks (rather than failing it); after
+        :data:`UNSERVED_AFTER` such answers it no longer counts as able to serve one in :meth:`unservable`."""
         retry: list[int] = []
         dropped: list[int] = []
         escalated = 0
         if answered:
             for n in numbers:
-                self._unserved.setdefault(n, set()).add(name)
+                left_out = self._unserved.setdefault(n, {})
+                left_out[name] = left_out.get(name, 0) + 1
         for n in numbers:
             attempts = self._attempts.get(n, 0) + 1
             self._attempts[n] = attempts
@@ -279,16 +292,16 @@ class Schedule:
         """The waiting blocks to give up on, given the (name, serving window) of each live unbanned peer.
 
         None while a batch is in flight or some peer may serve a waiting block (its window covers it
-        and it has not answered without it); once none may for ``give_up_after`` seconds, all the
-        waiting blocks (and from then on at once, until some peer may serve one again)."""
+        and it has not left it out of :data:`UNSERVED_AFTER` answers); once none may for
+        ``give_up_after`` seconds, all the waiting blocks (and from then on at once, until some peer
+        may serve one again)."""
         waiting = self.waiting()
         if not waiting or any(self._inflight.values()):
             return None
         lo_w, hi_w = waiting[0], waiting[-1]
-        unserved = self._unserved
         for name, (lo, hi) in peers:
             if lo <= hi and not (hi < lo_w or lo > hi_w) and any(
-                lo <= n <= hi and name not in unserved.get(n, ()) for n in waiting
+                lo <= n <= hi and not self._left_out(n, name) for n in waiting
             ):
                 self._unservable_since = None
                 self._giving_up = False
