@@ -157,3 +157,36 @@ async def test_request_timeout_adapts_to_round_trips(mainnet_store_path) -> None
     finally:
         await srv.close()
         store.close()
+
+
+async def test_a_block_the_only_peer_never_serves_ends_missing_in_a_range_fetch(mainnet_store_path, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The only peer cuts every bodies answer short before one block (``omit-one``), so that block and
+    the next one with a body (always asked for after it) never come. Once the peer has left them out
+    of three answers it no longer counts as serving them, and after ``stall_timeout`` they are
+    reported missing (before, they were retried with ever longer back-offs up to their 24th attempt,
+    about 20 minutes with one peer); every other block of the range is stored."""
+    import asyncio
+
+    from ethp2p.sync.range import fetch_range_into_store
+
+    srv, store = await _server(mainnet_store_path, Misbehaviour.OMIT_ONE)
+    empty = (b"\xc2\xc0\xc0", b"\xc3\xc0\xc0\xc0")
+    with_body = [b.number for b in store.canonical_blocks(1000, 1100) if b.body is not None and b.body not in empty]
+    omitted, after = with_body[0], with_body[1]
+    assert after < with_body[0] + 20
+    try:
+        peer = await EthPeer.connect(srv.enode, MAINNET, request_timeout=TIMEOUT)
+        try:
+            with BlockStore(tmp_path / "o.db", genesis_hash=MAINNET.genesis_hash) as out:
+                async with asyncio.timeout(120):  # a bound on a hang, not a speed check
+                    stats = await fetch_range_into_store([peer], omitted - 20, omitted + 20, out, stall_timeout=1.0)
+                assert stats.missing == [omitted, after] and not stats.unproven
+                assert out.complete_numbers(omitted - 20, omitted + 20, proven=True) == (
+                    set(range(omitted - 20, omitted + 21)) - {omitted, after}
+                )
+                assert any("giving up" in s for s in stats.stalls)
+        finally:
+            await peer.disconnect()
+    finally:
+        await srv.close()
+        store.close()

@@ -208,21 +208,14 @@ async def test_proven_blocks_no_peer_serves_bodies_for_are_given_up_without_stal
     import asyncio
 
     from ethp2p.sync import range as range_mod
-
-    class Expiring:
-        def __init__(self, peer: EthPeer) -> None:
-            self.peer = peer
-            self.block_range = (10_000, 16_383)
-
-        def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
-            return getattr(self.peer, name)
+    from tests.support.peers import AnnouncedRange
 
     monkeypatch.setattr(range_mod, "MAX_PROVEN_AHEAD", 2048)
     peer = await EthPeer.connect(server.enode, MAINNET, versions=(69,))
     try:
         with BlockStore(tmp_path / "o.db", genesis_hash=MAINNET.genesis_hash) as out:
             async with asyncio.timeout(120):
-                stats = await range_mod.fetch_range_into_store([Expiring(peer)], 1, 16_383, out, stall_timeout=1.0)
+                stats = await range_mod.fetch_range_into_store([AnnouncedRange(peer, (10_000, 16_383))], 1, 16_383, out, stall_timeout=1.0)
             assert stats.missing == list(range(1, 10_000)) and not stats.unproven
             assert out.complete_numbers(1, 16_383, proven=True) == set(range(10_000, 16_384))
             assert any("giving up" in s for s in stats.stalls)

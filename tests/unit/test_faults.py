@@ -41,6 +41,7 @@ from ethp2p.store.blocks import BlockStore
 from ethp2p.sync.range import RangeFetcher
 from ethp2p.trust.anchors import Anchors, Checkpoint
 from tests.conftest import load_vector
+from tests.support.peers import FakePeer
 from tests.support.servers import ETHTEST_GENESIS
 
 BLOCKS = load_vector("mainnet/derived/mainnet_blocks.json")["blocks"]
@@ -66,16 +67,16 @@ class Recorder:
         self.faults.append((kind, message))
 
 
-class VectorPeer(Recorder):
+class VectorPeer(FakePeer):
     """Serves headers out of the mainnet vectors (a stand-in for a remote node: see the module doc)."""
 
-    eth_version = 69
-
     def __init__(self, answers: Sequence[list[bytes]]) -> None:
-        super().__init__()
+        super().__init__(eth_version=69)
         self._answers = list(answers)
 
-    async def request_headers(self, origin, amount, *, skip=0, reverse=False, timeout=None):  # type: ignore[no-untyped-def]
+    async def request_headers(
+        self, origin: int | bytes, amount: int, *, skip: int = 0, reverse: bool = False, timeout: float | None = None
+    ) -> list[bytes]:
         return self._answers.pop(0)
 
 

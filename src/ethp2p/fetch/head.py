@@ -7,14 +7,14 @@ import itertools
 from dataclasses import dataclass, field
 
 from ..chain.header import Header
+from ..faults import FaultKind, report
 from ..peers.eth_peer import PeerError
 from ..peers.pool import NetworkPeer, PeerPool
 from ..trust.agreement import Answer, agree, spread_over_networks
 from ..trust.anchors import Anchors
 from ..trust.proof import Proof
-from ..faults import FaultKind, report
 from .requests import request_headers_batch
-from .types import InvalidResponse
+from .types import FetchPeer, InvalidResponse
 
 #: Most peers asked to agree on the head.
 MAX_AGREEMENT_PEERS = 16
@@ -158,7 +158,7 @@ async def _prove_head(pool: PeerPool, result: DiscoveredHead, anchors: Anchors) 
     result.proof_note = f"not proven: {note}"
 
 
-async def re_probe_peer_head(pool: PeerPool, peer: NetworkPeer, probe_block: int) -> bool:
+async def re_probe_peer_head(pool: PeerPool, peer: FetchPeer, probe_block: int) -> bool:
     """Ask ``peer`` for block ``probe_block``'s header; if it serves it, raise its head to at least that."""
     try:
         raw = await peer.request_headers(probe_block, 1)

@@ -119,15 +119,13 @@ async def fetch_payloads_for_peer(
     stats.headers_ms = _ms(t0)
     stats.headers_requests = hres.requests
     stats.headers_bytes = sum(len(h.raw) for h in hres.headers)
-    spec = getattr(peer, "spec", None)
-    if spec is not None:
-        # Field presence per fork (base fee from London, withdrawals root from Shanghai, ...).
-        for h in hres.headers:
-            try:
-                verify_fork_fields(h, spec)
-            except VerificationError as e:
-                report(peer, e.kind, str(e))
-                raise InvalidResponse(e.kind, str(e)) from None
+    # Field presence per fork (base fee from London, withdrawals root from Shanghai, ...).
+    for h in hres.headers:
+        try:
+            verify_fork_fields(h, peer.spec)
+        except VerificationError as e:
+            report(peer, e.kind, str(e))
+            raise InvalidResponse(e.kind, str(e)) from None
     return await _fetch_payloads(peer, start, end, hres.headers, stats, outcome, verifier, None)
 
 
@@ -161,7 +159,7 @@ async def _fetch_payloads(
     stats: FetchStageStats,
     outcome: PayloadFetchOutcome,
     verifier: BlockVerifier,
-    spot: "asyncio.Future[bool] | None",
+    spot: asyncio.Future[bool] | None,
 ) -> PayloadFetchOutcome:
     """Bodies and receipts for ``headers`` (a prefix of ``start..end``), verified against them."""
     bodies: list[bytes | None] = [None] * len(headers)
@@ -214,11 +212,11 @@ async def _fetch_payloads(
         if res.timed_out:
             outcome.faults.append(Fault(None, FaultKind.TIMEOUT, f"{what} request timed out"))
             report(peer, FaultKind.TIMEOUT, f"{what} request timed out")
-    for i, b in zip(need_body, bres.results):
+    for i, b in zip(need_body, bres.results, strict=False):
         bodies[i] = b
         if b is not None:
             stats.bodies_bytes += len(b)
-    for i, r in zip(need_receipts, rres.results):
+    for i, r in zip(need_receipts, rres.results, strict=False):
         receipts[i] = r
         if r is not None:
             stats.receipts_bytes += len(r.raw)
@@ -231,13 +229,13 @@ async def _fetch_payloads(
         # nothing it sent is used (every block missing, to be fetched elsewhere).
         outcome.missing_blocks = list(range(start, end + 1))
         return outcome
-    for i, (body, rec) in enumerate(zip(bodies, receipts)):
+    for i, (body, rec) in enumerate(zip(bodies, receipts, strict=True)):
         if body is not None and rec is not None:
             ready.append(i)
             checks.append(BlockToVerify(headers[i].raw, body, rec.raw, rec.form))
     results = await verifier.verify(checks)
     delivered = set()
-    for i, check, res in zip(ready, checks, results):
+    for i, check, res in zip(ready, checks, results, strict=False):
         h = headers[i]
         if not res.ok:
             assert res.kind is not None  # a failed result always names its kind

@@ -2,29 +2,74 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Generic, Protocol, TypeVar
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from ..chain.header import Header
 from ..eth import messages as m
+from ..eth.chainspec import ChainSpec
 from ..faults import FaultKind, PeerFault
+from ..p2p.disconnect import DisconnectReason
 
 T = TypeVar("T")
 
 
 class FetchPeer(Protocol):
-    """What the fetch helpers need from a peer (``EthPeer`` and the pool's peers fit)."""
+    """Everything the fetch and sync code reads from a peer: ``EthPeer`` (one session) and the pool's
+    ``NetworkPeer`` fit it (checked by mypy), and so do the typed fakes in ``tests/support``."""
 
-    eth_version: int
+    @property
+    def peer_id(self) -> bytes:
+        """The peer's node id (64 bytes)."""
+        ...
+
+    @property
+    def eth_version(self) -> int:
+        """The negotiated eth protocol version (68, 69, 70)."""
+        ...
+
+    @property
+    def spec(self) -> ChainSpec:
+        """The chain the peer was admitted for (its fork rules check the headers it sends)."""
+        ...
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        """The peer's (host, port), when known (peer agreement counts distinct networks by it)."""
+        ...
+
+    @property
+    def head_number(self) -> int | None:
+        """The highest block the peer is known to hold, proven by a fetched header (None: not probed)."""
+        ...
+
+    @property
+    def block_range(self) -> tuple[int, int] | None:
+        """(earliest, latest) the peer says it serves (eth/69+; None before eth/69)."""
+        ...
+
+    @property
+    def closed(self) -> bool:
+        """True once the session has ended."""
+        ...
+
+    def report_fault(self, kind: FaultKind, message: str) -> None:
+        """Record something the peer got wrong (``faults.report`` is the one caller)."""
+        ...
+
+    async def disconnect(self, reason: DisconnectReason = DisconnectReason.REQUESTED) -> None:
+        """End the session, telling the peer ``reason``."""
+        ...
 
     async def request_headers(
         self, origin: int | bytes, amount: int, *, skip: int = 0, reverse: bool = False, timeout: float | None = None
     ) -> list[bytes]: ...
 
-    async def request_bodies(self, hashes: list[bytes], *, timeout: float | None = None) -> list[bytes]: ...
+    async def request_bodies(self, hashes: Sequence[bytes], *, timeout: float | None = None) -> list[bytes]: ...
 
     async def request_receipts(
-        self, hashes: list[bytes], *, first_index: int = 0, timeout: float | None = None
+        self, hashes: Sequence[bytes], *, first_index: int = 0, timeout: float | None = None
     ) -> m.Receipts: ...
 
 
@@ -89,9 +134,11 @@ class FetchStageStats:
     bodies_skipped_empty: int = 0
     receipts_skipped_empty: int = 0
 
-    def add(self, other: "FetchStageStats") -> None:
-        for name in self.__dataclass_fields__:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
+    def add(self, other: FetchStageStats) -> None:
+        """Add ``other``'s costs to these, counter by counter (every field is a number)."""
+        for counter in fields(self):
+            total = getattr(self, counter.name) + getattr(other, counter.name)
+            setattr(self, counter.name, total)
 
 
 @dataclass
@@ -122,3 +169,11 @@ class PayloadFetchOutcome:
     missing_blocks: list[int] = field(default_factory=list)
     fetch_stats: FetchStageStats = field(default_factory=FetchStageStats)
     faults: list[Fault] = field(default_factory=list)
+
+
+if TYPE_CHECKING:  # mypy checks here that both kinds of peer fit FetchPeer (never run)
+    from ..peers.eth_peer import EthPeer
+    from ..peers.pool import NetworkPeer
+
+    def _both_fit(session: EthPeer, pooled: NetworkPeer) -> tuple[FetchPeer, FetchPeer]:
+        return session, pooled

@@ -625,3 +625,10 @@ class EthPeer:
         msg = await self._request(lambda rid: m.make_get_receipts(version, rid, hashes, first_index), timeout)
         assert isinstance(msg, m.Receipts)
         return msg
+
+    # ---- FetchPeer conformance (fetch.types.FetchPeer) -------------------------------------------
+
+    @property
+    def head_number(self) -> int | None:
+        """A lone session knows no proven head (the pool's ``NetworkPeer`` learns one by probing)."""
+        return None

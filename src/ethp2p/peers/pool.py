@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from ..eth import messages as m
 from ..eth.chainspec import ChainSpec
 from ..faults import FaultKind, PeerFault
+from ..p2p.disconnect import DisconnectReason
 from .eth_peer import EthPeer, RequestTimeout
 
 
@@ -79,8 +80,9 @@ class NetworkPeer:
     async def wait_closed(self) -> None:
         await self.session.wait_closed()
 
-    async def disconnect(self, *args) -> None:  # type: ignore[no-untyped-def]
-        await self.session.disconnect(*args)
+    async def disconnect(self, reason: DisconnectReason = DisconnectReason.REQUESTED) -> None:
+        """End the session, telling the peer ``reason``."""
+        await self.session.disconnect(reason)
 
     def __repr__(self) -> str:
         return f"<NetworkPeer {self.peer_id.hex()[:12]} eth/{self.eth_version} head={self.head_number} {self.client_id!r}>"

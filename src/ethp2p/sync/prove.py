@@ -320,10 +320,9 @@ class HeaderProver:
         a node's latest block even where its bodies have expired, so only the top bound counts)."""
         out = []
         for p in self.peers():
-            if getattr(p, "closed", False) or self.banned(p) or id(p) in tried:
+            if p.closed or self.banned(p) or id(p) in tried:
                 continue
-            head = getattr(p, "head_number", None)
-            rng = getattr(p, "block_range", None)
+            head, rng = p.head_number, p.block_range
             if (head is not None and hi > head) or (rng is not None and hi > rng[1]):
                 continue
             out.append(p)
@@ -337,8 +336,7 @@ class HeaderProver:
             usable = self._usable(hi, tried)
             if usable:
                 return min(usable, key=lambda p: self._busy.get(id(p), 0))
-            untried = [p for p in self.peers() if not getattr(p, "closed", False) and not self.banned(p)
-                       and id(p) not in tried]
+            untried = [p for p in self.peers() if not p.closed and not self.banned(p) and id(p) not in tried]
             wait = min(self.peer_wait, NONE_SERVES_WAIT) if untried else self.peer_wait
             if time.monotonic() - start >= wait:
                 raise RouteFailed(f"no peer served {what}")
@@ -359,14 +357,12 @@ class HeaderProver:
             self._busy[id(peer)] -= 1
         self.stats.headers += len(got)
         self.stats.header_bytes += sum(len(h.raw) for h in got)
-        spec = getattr(peer, "spec", None)
-        if spec is not None:
-            for h in got:
-                try:
-                    verify_fork_fields(h, spec)
-                except VerificationError as e:
-                    report(peer, e.kind, str(e))
-                    raise InvalidResponse(e.kind, str(e)) from None
+        for h in got:
+            try:
+                verify_fork_fields(h, peer.spec)
+            except VerificationError as e:
+                report(peer, e.kind, str(e))
+                raise InvalidResponse(e.kind, str(e)) from None
         return got
 
     def _emit(self, headers: Iterable[Header], proof: Proof, source: str, remaining: set[int]) -> None:
@@ -402,8 +398,7 @@ class HeaderProver:
         deadline = time.monotonic() + self.peer_wait
 
         def address(p: FetchPeer) -> str | None:
-            addr = getattr(p, "address", None)
-            return addr[0] if addr else None
+            return p.address[0] if p.address else None
 
         while networks_among(self._usable(number, set()), address, rule) < rule.min_peers:
             if time.monotonic() >= deadline:
@@ -420,14 +415,14 @@ class HeaderProver:
                     got = await self._headers(p, height, 1)
                 except (PeerError, InvalidResponse, OSError):
                     got = []
-                return Answer(getattr(p, "peer_id", b"") or b"", address(p), got[0].hash if got else None)
+                return Answer(p.peer_id, address(p), got[0].hash if got else None)
 
             answers = await asyncio.gather(*(ask(p) for p in peers))
             result = agree(answers, rule)
             if result.block_hash is None:
                 reason = reason or f"peer agreement on block {height:,} failed: {result.reason}"
                 continue
-            by_id = {getattr(p, "peer_id", b""): p for p in peers}
+            by_id = {p.peer_id: p for p in peers}
             agreed = result.block_hash
             for pid in result.dissenters():
                 other = next(a.block_hash for a in answers if a.peer_id == pid and a.block_hash is not None)
@@ -611,8 +606,7 @@ class HeaderProver:
 
 def _top_of(peer: FetchPeer) -> int | None:
     """The highest block a peer is known to hold (its proven head, or the end of its eth/69 range)."""
-    tops = [t for t in (getattr(peer, "head_number", None), (getattr(peer, "block_range", None) or (None, None))[1])
-            if t is not None]
+    tops = [t for t in (peer.head_number, peer.block_range[1] if peer.block_range else None) if t is not None]
     return min(tops) if tops else None
 
 

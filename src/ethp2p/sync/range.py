@@ -18,6 +18,11 @@
   (per-block-per-peer back-off), so one peer that keeps omitting one block cannot
   hold the range back. A block that failed on several peers is escalated to a
   priority queue that every peer tries first, one block at a time.
+* Blocks no live peer can serve (outside every window, or left out of three answers by
+  every peer whose window holds them) are given up on (reported missing) after
+  ``stall_timeout`` seconds, not retried for ever.
+* Every scheduling decision above is :class:`~ethp2p.sync.schedule.Schedule`'s (pure, time
+  passed in); this module runs the workers, the writer, the watchdog and the prover.
 * Verified payloads pass through a bounded queue (in blocks and in bytes) to a
   single writer that commits them to the store in batches: fetching slows down
   when writing can't keep up. Batches are also cut to an expected size in bytes,
@@ -33,15 +38,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from ..chain.header import Header
-from ..fetch import FetchStageStats, InvalidResponse, fetch_payloads_for_peer
 from ..faults import FaultKind, PeerFault, report
+from ..fetch import FetchStageStats, InvalidResponse, fetch_payloads_for_peer
 from ..fetch.types import BlockPayload, FetchPeer
 from ..fetch.verifier import INLINE, BlockVerifier
 from ..p2p.disconnect import DisconnectReason
@@ -50,24 +54,15 @@ from ..store.blocks import BlockRecord, BlockStore
 from ..trust.anchors import Anchors, anchors_for
 from ..trust.proof import Proof
 from .prove import HeaderProver, ProofStats, describe_span, plan_segments
+from .schedule import INITIAL_BATCH, MAX_BATCH, Batch, Schedule, serving_window
 
 log = logging.getLogger(__name__)
 
-INITIAL_BATCH = 128
-MIN_BATCH = 8
-MAX_BATCH = 1024
-AIMD_STEP = 64
-#: A block that failed on this many peers goes to the priority queue.
-ESCALATE_AFTER = 3
-#: Give up on a block (report it missing) after this many failed attempts in all.
-MAX_ATTEMPTS = 24
 #: Verified blocks buffered between fetchers and the writer.
 MAX_BUFFERED_BLOCKS = 4096
 WRITE_BATCH = 1024
 #: Verified bytes buffered between fetchers and the writer (mainnet blocks are ~250 KB).
 MAX_BUFFERED_BYTES = 64 * 1024 * 1024
-#: A batch is cut so that its expected size (blocks x average block seen so far) stays under this.
-MAX_BATCH_BYTES = 16 * 1024 * 1024
 #: Proven headers waiting for their bodies (the prover pauses above this; ~1 KB each in memory).
 MAX_PROVEN_AHEAD = 32768
 
@@ -134,9 +129,9 @@ class RangeStats:
     proof: ProofStats = field(default_factory=ProofStats)
 
 
-def _name(peer: object) -> str:
-    pid = getattr(peer, "peer_id", None)
-    return pid.hex()[:12] if isinstance(pid, bytes) else repr(peer)
+def _name(peer: FetchPeer) -> str:
+    """A peer's short printable label (its id's first 12 hex digits) in stats, faults and logs."""
+    return peer.peer_id.hex()[:12]
 
 
 def _kind_of(e: Exception) -> FaultKind:
@@ -146,19 +141,6 @@ def _kind_of(e: Exception) -> FaultKind:
     if isinstance(e, RequestTimeout):
         return FaultKind.TIMEOUT
     return FaultKind.DISCONNECTED
-
-
-def _runs(numbers: Sequence[int], size: int) -> list[tuple[int, int]]:
-    """Consecutive runs of sorted ``numbers``, each at most ``size`` long."""
-    out: list[tuple[int, int]] = []
-    i = 0
-    while i < len(numbers):
-        j = i
-        while j + 1 < len(numbers) and numbers[j + 1] == numbers[j] + 1 and j + 1 - i < size:
-            j += 1
-        out.append((numbers[i], numbers[j]))
-        i = j + 1
-    return out
 
 
 class RangeFetcher:
@@ -178,7 +160,7 @@ class RangeFetcher:
         stall_timeout: float = 30.0,
         on_blocks: Callable[[int], None] | None = None,
         batch_limits: dict[bytes, int] | None = None,
-        reprobe: Callable[[FetchPeer, int], object] | None = None,
+        reprobe: Callable[[FetchPeer, int], Awaitable[object]] | None = None,
         numbers: Sequence[int] | None = None,
         verifier: BlockVerifier = INLINE,
         anchors: Anchors | None = None,
@@ -208,14 +190,13 @@ class RangeFetcher:
         self.peer_wait = min(stall_timeout, 10.0) if peer_wait is None else peer_wait
         self.numbers = sorted(set(numbers)) if numbers is not None else None
         self.stats = RangeStats()
-        #: Learned batch limit per peer id (seeded from the peer cache).
-        self.limits: dict[bytes, int] = dict(batch_limits or {})
-        self._todo: list[int] = []  # min-heap of block numbers waiting
-        self._queued: set[int] = set()
-        self._priority: list[int] = []  # escalated blocks, tried by every peer first
-        self._avoid: dict[int, dict[str, float]] = {}  # block -> peer name -> retry-after time
-        self._attempts: dict[int, int] = {}
-        self._outstanding = 0
+        #: Every scheduling decision: queue, batches, AIMD, back-off, escalation, bans, giving up.
+        self.schedule = Schedule(
+            initial_batch=initial_batch, max_batch=max_batch, limits=dict(batch_limits or {}),
+            give_up_after=stall_timeout,
+        )
+        #: Learned batch limit per peer id (seeded from the peer cache; the schedule's, updated in place).
+        self.limits: dict[bytes, int] = self.schedule.limits
         self._done = asyncio.Event()
         self._buffer: asyncio.Queue[tuple[list[BlockPayload], int] | None] = asyncio.Queue(
             maxsize=max(1, max_buffered_blocks // max(1, initial_batch))
@@ -225,9 +206,6 @@ class RangeFetcher:
         self._max_buffered = max_buffered_blocks
         self._space = asyncio.Condition()
         self._last_progress = time.monotonic()
-        self._inflight: dict[str, list[tuple[int, int]]] = {}
-        self._unservable_since: float | None = None
-        self._giving_up = False
         self._prover: HeaderProver | None = None
         #: One byte per block of the range: 1 once proven (what ended unproven is told apart at the end).
         self._ever_proven = bytearray(end - start + 1)
@@ -236,95 +214,34 @@ class RangeFetcher:
         self._headers: dict[int, tuple[bytes, bytes]] = {}
         self._proofs: dict[int, tuple[Proof, str]] = {}
         self._ahead = asyncio.Condition()
-        self._banned: set[str] = set()
         self._liars: dict[str, WrongChain] = {}
         self._evidence: dict[str, list[tuple[int, bytes]]] = {}
         self._tasks: set[asyncio.Task] = set()
 
-    # ---- queue --------------------------------------------------------------------------------
-
-    def _push(self, numbers: Sequence[int]) -> None:
-        for n in numbers:
-            if n not in self._queued:
-                self._queued.add(n)
-                heapq.heappush(self._todo, n)
+    # ---- scheduling (every decision is the schedule's; these pass it the peer and the time) ----
 
     def _peer_window(self, peer: FetchPeer) -> tuple[int, int]:
-        lo, hi = self.start, self.end
-        head = getattr(peer, "head_number", None)
-        if head is not None:
-            hi = min(hi, head)
-        rng = getattr(peer, "block_range", None)
-        if rng is not None:
-            lo, hi = max(lo, rng[0]), min(hi, rng[1])
-        return lo, hi
+        return serving_window(self.start, self.end, peer.head_number, peer.block_range)
 
-    def _take(self, peer: FetchPeer, name: str) -> tuple[int, int] | None:
+    def _take(self, peer: FetchPeer, name: str) -> Batch | None:
         """The next batch this peer may fetch, removed from the queue (None if nothing fits now)."""
-        now = time.monotonic()
-        lo, hi = self._peer_window(peer)
-        if hi < lo:
-            return None
-        # Escalated blocks first, one at a time.
-        for i, n in enumerate(self._priority):
-            if lo <= n <= hi and self._avoid.get(n, {}).get(name, 0) <= now:
-                self._priority.pop(i)
-                self._queued.discard(n)
-                return n, n
-        limit = self._limit(peer)
-        skipped: list[int] = []
-        batch: list[int] = []
-        while self._todo and len(batch) < limit:
-            n = heapq.heappop(self._todo)
-            if n < lo or n > hi or self._avoid.get(n, {}).get(name, 0) > now or (batch and n != batch[-1] + 1):
-                skipped.append(n)
-                if batch and (n > hi or n != batch[-1] + 1):
-                    break
-                continue
-            batch.append(n)
-        for n in skipped:
-            heapq.heappush(self._todo, n)
-        for n in batch:
-            self._queued.discard(n)
-        return (batch[0], batch[-1]) if batch else None
-
-    def _limit(self, peer: FetchPeer) -> int:
-        """The peer's AIMD batch limit, cut to MAX_BATCH_BYTES at the average block size seen."""
-        pid = getattr(peer, "peer_id", b"")
-        limit = self.limits.setdefault(pid, self.initial_batch)
-        if self.stats.verified_blocks:
-            avg = max(1, self.stats.bytes // self.stats.verified_blocks)
-            limit = min(limit, max(MIN_BATCH, MAX_BATCH_BYTES // avg))
-        return limit
+        return self.schedule.take(peer.peer_id, name, self._peer_window(peer), time.monotonic())
 
     def _adjust(self, peer: FetchPeer, complete: bool) -> None:
-        pid = getattr(peer, "peer_id", b"")
-        cur = self._limit(peer)
-        self.limits[pid] = min(self.max_batch, cur + AIMD_STEP) if complete else max(MIN_BATCH, cur // 2)
-        self.stats.batch_limits[_name(peer)] = self.limits[pid]
+        self.stats.batch_limits[_name(peer)] = self.schedule.adjust(peer.peer_id, complete)
 
-    def _failed(self, numbers: Sequence[int], name: str, backoff: float) -> None:
-        """Blocks a peer did not deliver: avoid that peer for a while, escalate or give up."""
-        now = time.monotonic()
-        retry: list[int] = []
-        for n in numbers:
-            self._attempts[n] = self._attempts.get(n, 0) + 1
-            tried = self._avoid.setdefault(n, {})
-            tried[name] = now + backoff * min(2 ** (self._attempts[n] - 1), 64)
-            if self._attempts[n] >= MAX_ATTEMPTS:
-                self.stats.missing.append(n)
-                self._forget([n])
-                self._finish(1)
-            elif len(tried) >= ESCALATE_AFTER and n not in self._priority:
-                self._priority.append(n)
-                self.stats.escalated += 1
-            else:
-                retry.append(n)
-        self._push(retry)
+    def _failed(self, numbers: Sequence[int], name: str, backoff: float, *, answered: bool = False) -> None:
+        """Blocks a peer did not deliver (``answered``: its answer left them out): avoid that peer for a
+        while, escalate or give up."""
+        failure = self.schedule.failed(numbers, name, backoff, time.monotonic(), answered=answered)
+        self.stats.escalated += failure.escalated
+        if failure.dropped:
+            self.stats.missing.extend(failure.dropped)
+            self._forget(failure.dropped)
+            self._finish(len(failure.dropped))
 
     def _finish(self, k: int) -> None:
-        self._outstanding -= k
-        if self._outstanding <= 0:
+        if self.schedule.finish(k):
             self._done.set()
 
     # ---- proofs -------------------------------------------------------------------------------
@@ -334,7 +251,7 @@ class RangeFetcher:
             self._ever_proven[h.number - self.start] = 1
             self._headers[h.number] = (h.raw, h.hash)
             self._proofs[h.number] = (proof, source)
-        self._push([h.number for h in headers])
+        self.schedule.push([h.number for h in headers])
 
     def _on_unprovable(self, numbers: list[int], reason: str) -> None:
         log.warning("not proven: %d blocks from %d: %s", len(numbers), numbers[0], reason)
@@ -352,6 +269,7 @@ class RangeFetcher:
         for n in numbers:
             self._headers.pop(n, None)
             self._proofs.pop(n, None)
+        self.schedule.forget(numbers)
         self._spawn(self._notify_room())
 
     async def _notify_room(self) -> None:
@@ -363,7 +281,7 @@ class RangeFetcher:
             await self._ahead.wait_for(lambda: len(self._headers) < MAX_PROVEN_AHEAD or self._done.is_set())
 
     def _is_banned(self, peer: FetchPeer) -> bool:
-        return _name(peer) in self._banned
+        return self.schedule.banned(_name(peer))
 
     def _fault(self, kind: FaultKind, text: str) -> None:
         """Record a peer's fault: its description, and one more of its ``kind`` (counted by its string value)."""
@@ -378,7 +296,7 @@ class RangeFetcher:
     ) -> None:
         """``peer`` is on another chain: ban it from this fetch, drop it, report why (once)."""
         name = _name(peer)
-        self._banned.add(name)
+        self.schedule.ban(name)
         if name in self._liars:
             return
         record = WrongChain(name, number, message, first)
@@ -390,9 +308,8 @@ class RangeFetcher:
         log.warning("peer %s is on another chain (caught at block %d): %s", name, number, message)
         if not reported:
             report(peer, FaultKind.WRONG_CHAIN, message)  # a pool peer is banned by its session too
-        disconnect = getattr(peer, "disconnect", None)
-        if disconnect is not None and not getattr(peer, "closed", False):
-            self._spawn(_quietly(disconnect(DisconnectReason.BREACH_OF_PROTOCOL)))
+        if not peer.closed:
+            self._spawn(_quietly(peer.disconnect(DisconnectReason.BREACH_OF_PROTOCOL)))
 
     async def _caught(self, peer: FetchPeer, number: int, message: str) -> None:
         """A peer served another header than the proven one at ``number``: find where its chain
@@ -400,7 +317,7 @@ class RangeFetcher:
         name = _name(peer)
         if name in self._liars:
             return
-        self._banned.add(name)  # no more work for it meanwhile
+        self.schedule.ban(name)  # no more work for it meanwhile
         first = None
         with contextlib.suppress(Exception):
             async with asyncio.timeout(10.0):
@@ -494,7 +411,7 @@ class RangeFetcher:
                 proofs = [self._proofs[p.number] for p in pending]
                 rows = [
                     BlockRecord(p.number, p.hash, p.header, p.body, p.receipts, proof)
-                    for p, (proof, _) in zip(pending, proofs)
+                    for p, (proof, _) in zip(pending, proofs, strict=True)
                 ]
                 await asyncio.to_thread(self.store.put_blocks, rows)
                 for proof, source in proofs:
@@ -532,21 +449,21 @@ class RangeFetcher:
         name = _name(peer)
         idle = 0.05
         while not self._done.is_set():
-            if getattr(peer, "closed", False) or name in self._banned:
+            if peer.closed or self.schedule.banned(name):
                 return
             batch = self._take(peer, name)
             if batch is None:
                 lo, hi = self._peer_window(peer)
-                if hi < lo and self.reprobe is not None and self._todo:
+                lowest = self.schedule.lowest_queued()
+                if hi < lo and self.reprobe is not None and lowest is not None:
                     # Far behind (or nothing in its range): ask it again about later blocks.
                     with contextlib.suppress(Exception):
-                        await self.reprobe(peer, self._todo[0])
+                        await self.reprobe(peer, lowest)
                 await asyncio.sleep(idle)
                 idle = min(idle * 2, 1.0)
                 continue
             idle = 0.05
-            a, b = batch
-            self._inflight.setdefault(name, []).append(batch)
+            a, b = batch.first, batch.last
             self.stats.batches += 1
             try:
                 outcome = await fetch_payloads_for_peer(
@@ -564,13 +481,13 @@ class RangeFetcher:
                 else:
                     self._fault(kind, f"{name}: blocks {a}..{b}: {type(e).__name__}: {e}")
                 self._adjust(peer, complete=False)
-                self._failed(list(range(a, b + 1)), name, backoff=2.0)
-                if getattr(peer, "closed", False) or name in self._banned:
+                self._failed(batch.numbers, name, backoff=2.0)
+                if peer.closed or self.schedule.banned(name):
                     return
                 await asyncio.sleep(0.5)
                 continue
             finally:
-                self._inflight[name].remove(batch)
+                self.schedule.returned(name, batch)
             self.stats.stage.add(outcome.fetch_stats)
             for f in outcome.faults:
                 self._fault(f.kind, f"{name}: block {f.number}: {f.kind}: {f.message}")
@@ -578,58 +495,45 @@ class RangeFetcher:
                 self.stats.verified_blocks += len(outcome.payloads)
                 size = sum(len(p.header) + len(p.body) + len(p.receipts) for p in outcome.payloads)
                 self.stats.bytes += size
+                self.schedule.delivered(len(outcome.payloads), size)
                 self.stats.blocks_by_peer[name] = self.stats.blocks_by_peer.get(name, 0) + len(outcome.payloads)
                 await self._hand_over(outcome.payloads, size)
             self._adjust(peer, complete=not outcome.missing_blocks)
             if outcome.missing_blocks:
-                self._failed(outcome.missing_blocks, name, backoff=1.0)
+                self._failed(outcome.missing_blocks, name, backoff=1.0, answered=True)
 
     async def _watchdog(self) -> None:
         while not self._done.is_set():
             await asyncio.sleep(min(self.stall_timeout, 5.0))
             idle = time.monotonic() - self._last_progress
             if idle >= self.stall_timeout:
-                stuck = {k: v for k, v in self._inflight.items() if v}
+                queue = self.schedule
                 msg = (
-                    f"no block stored for {idle:.0f}s: {len(self._todo)} queued (first {self._todo[:3]}), "
-                    f"{len(self._priority)} escalated, in flight {stuck}, peers {len(self.peers())}"
+                    f"no block stored for {idle:.0f}s: {queue.queued} queued (first {queue.queue_preview(3)}), "
+                    f"{queue.escalated_waiting} escalated, in flight {queue.in_flight()}, peers {len(self.peers())}"
                 )
                 log.warning(msg)
                 self.stats.stalls.append(msg)
                 self._last_progress = time.monotonic()
 
     def _unservable(self) -> list[int]:
-        """Waiting blocks to give up on: none while a live peer's window covers any of them; all of
-        them once none has for ``stall_timeout`` seconds (and from then on at once, until one does)."""
-        waiting = sorted(set(self._todo) | set(self._priority))
-        if not waiting or any(v for v in self._inflight.values()):
+        """Waiting blocks to give up on: none while a live peer may serve any of them (its window
+        covers it, and its answers have not kept leaving it out); all of them once none may for
+        ``stall_timeout`` seconds (and from then on at once, until one may)."""
+        live = ((_name(p), self._peer_window(p)) for p in self.peers() if not self._is_banned(p) and not p.closed)
+        give_up = self.schedule.unservable(live, time.monotonic())
+        if give_up is None:
             return []
-        lo_w, hi_w = waiting[0], waiting[-1]
-        for peer in self.peers():
-            if self._is_banned(peer) or getattr(peer, "closed", False):
-                continue
-            lo, hi = self._peer_window(peer)
-            if lo <= hi and not (hi < lo_w or lo > hi_w) and any(lo <= n <= hi for n in waiting):
-                self._unservable_since = None
-                self._giving_up = False
-                return []
-        now = time.monotonic()
-        if self._unservable_since is None:
-            self._unservable_since = now
-        if self._giving_up or now - self._unservable_since >= self.stall_timeout:
-            if not self._giving_up:
-                self.stats.stalls.append(f"no peer serves blocks {lo_w}..{hi_w} ({len(waiting)} waiting); giving up on them")
-            self._giving_up = True
-            return waiting
-        return []
+        if give_up.first:
+            lo_w, hi_w = give_up.numbers[0], give_up.numbers[-1]
+            self.stats.stalls.append(
+                f"no peer serves blocks {lo_w}..{hi_w} ({len(give_up.numbers)} waiting); giving up on them"
+            )
+        return list(give_up.numbers)
 
     def _give_up(self, numbers: Sequence[int]) -> None:
         """Report ``numbers`` (proven, waiting for bodies no peer serves) missing, making room for more."""
-        lost = set(numbers)
-        self._todo = [n for n in self._todo if n not in lost]
-        heapq.heapify(self._todo)
-        self._priority = [n for n in self._priority if n not in lost]
-        self._queued -= lost
+        self.schedule.give_up(numbers)
         self.stats.missing.extend(numbers)
         self._forget(numbers)
         self._finish(len(numbers))
@@ -655,7 +559,7 @@ class RangeFetcher:
         wanted = self.numbers if self.numbers is not None else range(self.start, self.end + 1)
         todo = [n for n in wanted if self.start <= n <= self.end and n not in have]
         self.stats.skipped_present = len(have)
-        self._outstanding = len(todo)
+        self.schedule.expect(len(todo))
         if not todo:
             self.stats.seconds = time.monotonic() - t0
             return self.stats
@@ -677,7 +581,7 @@ class RangeFetcher:
             while not self._done.is_set():
                 for peer in self.peers():
                     key = id(peer)
-                    if key not in workers and not getattr(peer, "closed", False):
+                    if key not in workers and not peer.closed:
                         workers[key] = [asyncio.create_task(self._worker(peer)) for _ in range(self.in_flight)]
                         used.add(_name(peer))
                 for t in [proving, writer] + [t for ts in workers.values() for t in ts]:

@@ -1,0 +1,332 @@
+"""The range fetch's scheduler: which blocks each peer fetches next, and what a failed block costs.
+
+Pure logic, driven by :class:`~ethp2p.sync.range.RangeFetcher`: no IO, no asyncio, no clock reads.
+Every decision that depends on time takes ``now`` (seconds, any monotonic origin). It holds:
+
+* the work queue (a min-heap of proven block numbers waiting for their bodies) and the priority
+  queue of escalated blocks, which every peer tries first, one block at a time;
+* batches: consecutive runs of waiting blocks inside a peer's serving window, at most the peer's
+  limit long;
+* per-peer AIMD limits (grow by :data:`AIMD_STEP` after a complete answer, halve after a partial
+  one or a failure), capped so that a batch's expected size stays under :data:`MAX_BATCH_BYTES`;
+* per-block-per-peer back-off: a block a peer did not deliver is not offered to that peer again
+  until its retry time, so another peer gets it first; after :data:`ESCALATE_AFTER` peers it is
+  escalated; after :data:`MAX_ATTEMPTS` attempts in all it is given up on (reported missing);
+* peers banned from the fetch, and the blocks in flight per peer;
+* the end conditions: the count of blocks still outstanding, and "no peer can serve the waiting
+  blocks" (for ``give_up_after`` seconds no live peer's window covers any of them, not counting
+  peers that left one out of :data:`UNSERVED_AFTER` answers), after which they are given up on.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+INITIAL_BATCH = 128
+MIN_BATCH = 8
+MAX_BATCH = 1024
+AIMD_STEP = 64
+#: A block that failed on this many peers goes to the priority queue.
+ESCALATE_AFTER = 3
+#: Give up on a block (report it missing) after this many failed attempts in all.
+MAX_ATTEMPTS = 24
+#: A peer that left a block out of this many answers no longer counts as able to serve it (once is
+#: not enough: an answer cut short before one block leaves out the blocks after it too).
+UNSERVED_AFTER = 3
+#: The back-off of a block doubles with each attempt, up to this many times the base.
+MAX_BACKOFF_FACTOR = 64
+#: A batch is cut so that its expected size (blocks x average block seen so far) stays under this.
+MAX_BATCH_BYTES = 16 * 1024 * 1024
+
+Window = tuple[int, int]
+
+
+def serving_window(start: int, end: int, head: int | None, block_range: Window | None) -> Window:
+    """The part of ``start..end`` a peer can serve: not above its proven ``head``, and inside its
+    eth/69 ``block_range`` when it announced one (empty when ``hi < lo``)."""
+    lo, hi = start, end
+    if head is not None:
+        hi = min(hi, head)
+    if block_range is not None:
+        lo, hi = max(lo, block_range[0]), min(hi, block_range[1])
+    return lo, hi
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Blocks ``first..last`` given to one peer (``escalated``: a single block off the priority queue)."""
+
+    first: int
+    last: int
+    escalated: bool = False
+
+    @property
+    def numbers(self) -> range:
+        return range(self.first, self.last + 1)
+
+    def __len__(self) -> int:
+        return self.last - self.first + 1
+
+
+@dataclass(frozen=True)
+class Failure:
+    """What reporting undelivered blocks decided: those given up on (too many attempts, now missing)
+    and how many were escalated to the priority queue."""
+
+    dropped: tuple[int, ...] = ()
+    escalated: int = 0
+
+
+@dataclass(frozen=True)
+class GiveUp:
+    """Waiting blocks no live peer can serve, to report missing (``first``: the first time since a
+    peer last could, when the driver says so once)."""
+
+    numbers: tuple[int, ...]
+    first: bool
+
+
+class Schedule:
+    """The scheduling state of one range fetch (see the module docstring).
+
+    Peers are named twice: by ``key`` (their id bytes: AIMD limits are learned per id, and seeded
+    from the peer cache) and by ``name`` (a short printable label: back-off, bans, in-flight).
+    """
+
+    def __init__(
+        self,
+        *,
+        initial_batch: int = INITIAL_BATCH,
+        max_batch: int = MAX_BATCH,
+        limits: dict[bytes, int] | None = None,
+        give_up_after: float = 30.0,
+    ) -> None:
+        self.initial_batch = initial_batch
+        self.max_batch = max_batch
+        self.give_up_after = give_up_after
+        #: Learned batch limit per peer key (the dict passed in is updated in place).
+        self.limits: dict[bytes, int] = limits if limits is not None else {}
+        #: Blocks counted as outstanding and not yet finished (stored, given up on or unprovable).
+        self.outstanding = 0
+        #: Blocks escalated so far, and blocks and bytes delivered (for the average block size).
+        self.escalations = 0
+        self.delivered_blocks = 0
+        self.delivered_bytes = 0
+        self._todo: list[int] = []  # min-heap of block numbers waiting
+        self._queued: set[int] = set()
+        self._priority: list[int] = []  # escalated blocks, oldest first
+        self._avoid: dict[int, dict[str, float]] = {}  # block -> peer name -> retry-after time
+        self._attempts: dict[int, int] = {}
+        self._unserved: dict[int, dict[str, int]] = {}  # block -> peer name -> answers that left it out
+        self._inflight: dict[str, list[Window]] = {}
+        self._banned: set[str] = set()
+        self._unservable_since: float | None = None
+        self._giving_up = False
+
+    # ---- the queue ----------------------------------------------------------------------------
+
+    def push(self, numbers: Iterable[int]) -> None:
+        """Queue ``numbers`` (proven blocks waiting for their bodies); ones already queued are ignored."""
+        for n in numbers:
+            if n not in self._queued:
+                self._queued.add(n)
+                heapq.heappush(self._todo, n)
+
+    @property
+    def queued(self) -> int:
+        """How many blocks wait in the work queue (not counting escalated ones)."""
+        return len(self._todo)
+
+    @property
+    def escalated_waiting(self) -> int:
+        """How many escalated blocks wait in the priority queue."""
+        return len(self._priority)
+
+    def lowest_queued(self) -> int | None:
+        """The lowest block in the work queue (None when it is empty)."""
+        return self._todo[0] if self._todo else None
+
+    def queue_preview(self, k: int = 3) -> list[int]:
+        """A few waiting blocks, the lowest first (for a stall report)."""
+        return self._todo[:k]
+
+    def waiting(self) -> list[int]:
+        """Every waiting block, queued or escalated, sorted."""
+        return sorted(set(self._todo) | set(self._priority))
+
+    # ---- handing out batches ------------------------------------------------------------------
+
+    def take(self, key: bytes, name: str, window: Window, now: float) -> Batch | None:
+        """The next batch for peer ``name`` serving ``window``, removed from the queue and marked in
+        flight (None if nothing fits now: banned, empty window, or every fitting block backed off)."""
+        lo, hi = window
+        if hi < lo or name in self._banned:
+            return None
+        for i, n in enumerate(self._priority):
+            if lo <= n <= hi and self._avoid.get(n, {}).get(name, 0) <= now and not self._left_out(n, name):
+                self._priority.pop(i)
+                self._queued.discard(n)
+                return self._start(name, Batch(n, n, escalated=True))
+        limit = self.limit(key)
+        skipped: list[int] = []
+        batch: list[int] = []
+        todo, avoid, unserved = self._todo, self._avoid, self._unserved
+        while todo and len(batch) < limit:
+            n = heapq.heappop(todo)
+            if (
+                n < lo or n > hi or (batch and n != batch[-1] + 1) or avoid.get(n, {}).get(name, 0) > now
+                or (unserved and n in unserved and self._left_out(n, name))
+            ):
+                skipped.append(n)
+                if batch and (n > hi or n != batch[-1] + 1):
+                    break
+                continue
+            batch.append(n)
+        for n in skipped:
+            heapq.heappush(todo, n)
+        if not batch:
+            return None
+        for n in batch:
+            self._queued.discard(n)
+        return self._start(name, Batch(batch[0], batch[-1]))
+
+    def _left_out(self, n: int, name: str) -> bool:
+        """True once peer ``name`` left block ``n`` out of :data:`UNSERVED_AFTER` answers: it is not
+        asked for it again (the blocks after it then come in batches of their own)."""
+        left_out = self._unserved.get(n)
+        return left_out is not None and left_out.get(name, 0) >= UNSERVED_AFTER
+
+    def _start(self, name: str, batch: Batch) -> Batch:
+        self._inflight.setdefault(name, []).append((batch.first, batch.last))
+        return batch
+
+    def returned(self, name: str, batch: Batch) -> None:
+        """``batch`` is no longer in flight at ``name`` (answered or failed; report which separately)."""
+        self._inflight[name].remove((batch.first, batch.last))
+
+    def in_flight(self) -> dict[str, list[Window]]:
+        """The batches in flight, by peer name (peers with none left out)."""
+        return {k: list(v) for k, v in self._inflight.items() if v}
+
+    # ---- AIMD ---------------------------------------------------------------------------------
+
+    def limit(self, key: bytes) -> int:
+        """The peer's AIMD batch limit, cut to :data:`MAX_BATCH_BYTES` at the average block size seen."""
+        limit = self.limits.setdefault(key, self.initial_batch)
+        if self.delivered_blocks:
+            avg = max(1, self.delivered_bytes // self.delivered_blocks)
+            limit = min(limit, max(MIN_BATCH, MAX_BATCH_BYTES // avg))
+        return limit
+
+    def adjust(self, key: bytes, complete: bool) -> int:
+        """Grow the peer's limit after a ``complete`` answer, halve it otherwise; returns the new limit."""
+        cur = self.limit(key)
+        new = min(self.max_batch, cur + AIMD_STEP) if complete else max(MIN_BATCH, cur // 2)
+        self.limits[key] = new
+        return new
+
+    def delivered(self, blocks: int, size: int) -> None:
+        """``blocks`` verified blocks of ``size`` bytes in all arrived (the average caps batch sizes)."""
+        self.delivered_blocks += blocks
+        self.delivered_bytes += size
+
+    # ---- failures -----------------------------------------------------------------------------
+
+    def failed(
+        self, numbers: Sequence[int], name: str, backoff: float, now: float, *, answered: bool = False
+    ) -> Failure:
+        """Blocks peer ``name`` did not deliver: keep them from it for ``backoff`` seconds (doubling per
+        attempt), escalate those that failed on :data:`ESCALATE_AFTER` peers, give up on those tried
+        :data:`MAX_ATTEMPTS` times (the driver finishes them and reports them missing), queue the rest again.
+
+        ``answered``: the peer answered the batch without these blocks (rather than failing it); after
+        :data:`UNSERVED_AFTER` such answers it no longer counts as able to serve one in :meth:`unservable`."""
+        retry: list[int] = []
+        dropped: list[int] = []
+        escalated = 0
+        if answered:
+            for n in numbers:
+                left_out = self._unserved.setdefault(n, {})
+                left_out[name] = left_out.get(name, 0) + 1
+        for n in numbers:
+            attempts = self._attempts.get(n, 0) + 1
+            self._attempts[n] = attempts
+            tried = self._avoid.setdefault(n, {})
+            tried[name] = now + backoff * min(2 ** (attempts - 1), MAX_BACKOFF_FACTOR)
+            if attempts >= MAX_ATTEMPTS:
+                dropped.append(n)
+            elif len(tried) >= ESCALATE_AFTER and n not in self._priority:
+                self._priority.append(n)
+                escalated += 1
+            else:
+                retry.append(n)
+        self.push(retry)
+        self.escalations += escalated
+        return Failure(tuple(dropped), escalated)
+
+    def ban(self, name: str) -> None:
+        """No more batches for peer ``name`` in this fetch."""
+        self._banned.add(name)
+
+    def banned(self, name: str) -> bool:
+        return name in self._banned
+
+    # ---- the end ------------------------------------------------------------------------------
+
+    def expect(self, count: int) -> None:
+        """``count`` more blocks must be finished before the fetch is done."""
+        self.outstanding += count
+
+    def finish(self, count: int) -> bool:
+        """``count`` blocks are finished (stored, given up on or unprovable); True once none is left."""
+        self.outstanding -= count
+        return self.done
+
+    @property
+    def done(self) -> bool:
+        return self.outstanding <= 0
+
+    def unservable(self, peers: Iterable[tuple[str, Window]], now: float) -> GiveUp | None:
+        """The waiting blocks to give up on, given the (name, serving window) of each live unbanned peer.
+
+        None while a batch is in flight or some peer may serve a waiting block (its window covers it
+        and it has not left it out of :data:`UNSERVED_AFTER` answers); once none may for
+        ``give_up_after`` seconds, all the waiting blocks (and from then on at once, until some peer
+        may serve one again)."""
+        waiting = self.waiting()
+        if not waiting or any(self._inflight.values()):
+            return None
+        lo_w, hi_w = waiting[0], waiting[-1]
+        for name, (lo, hi) in peers:
+            if lo <= hi and not (hi < lo_w or lo > hi_w) and any(
+                lo <= n <= hi and not self._left_out(n, name) for n in waiting
+            ):
+                self._unservable_since = None
+                self._giving_up = False
+                return None
+        if self._unservable_since is None:
+            self._unservable_since = now
+        if self._giving_up or now - self._unservable_since >= self.give_up_after:
+            first = not self._giving_up
+            self._giving_up = True
+            return GiveUp(tuple(waiting), first)
+        return None
+
+    def give_up(self, numbers: Iterable[int]) -> None:
+        """Take ``numbers`` off both queues (the driver finishes them and reports them missing)."""
+        lost = set(numbers)
+        self._todo = [n for n in self._todo if n not in lost]
+        heapq.heapify(self._todo)
+        self._priority = [n for n in self._priority if n not in lost]
+        self._queued -= lost
+        self.forget(lost)
+
+    def forget(self, numbers: Iterable[int]) -> None:
+        """Drop what is kept per block (attempts, back-off, who answered without it) for blocks that
+        are stored or given up on, so that memory follows the blocks still to fetch."""
+        for n in numbers:
+            self._attempts.pop(n, None)
+            self._avoid.pop(n, None)
+            self._unserved.pop(n, None)

@@ -1,0 +1,401 @@
+"""The range fetch's scheduler on its own: no sockets, no event loop, time given as ``now`` values.
+
+Peers are only names, keys and serving windows here (that is all the scheduler sees of them);
+the fetches that drive it end to end are in tests/integration (test_fetch_mainnet.py,
+test_adversaries.py, test_anchored_fetch.py). The last tests run the real ``RangeFetcher`` on a
+real store of mainnet blocks, with no peer at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from ethp2p.store.blocks import BlockStore
+from ethp2p.sync.range import RangeFetcher
+from ethp2p.sync.schedule import (
+    AIMD_STEP,
+    ESCALATE_AFTER,
+    INITIAL_BATCH,
+    MAX_ATTEMPTS,
+    MAX_BATCH_BYTES,
+    MIN_BATCH,
+    UNSERVED_AFTER,
+    Batch,
+    GiveUp,
+    Schedule,
+    serving_window,
+)
+from ethp2p.trust.anchors import Anchors
+from tests.support.peers import FakePeer
+
+A, B, C, D = (bytes([i]) * 64 for i in range(1, 5))
+EVERYTHING = (0, 10**9)
+
+
+def _queue(numbers: range | list[int], **kw: object) -> Schedule:
+    s = Schedule(**kw)  # type: ignore[arg-type]
+    s.push(numbers)
+    s.expect(len(numbers))
+    return s
+
+
+def _take_all(s: Schedule, key: bytes, name: str, window: tuple[int, int] = EVERYTHING, now: float = 0.0
+              ) -> list[Batch]:
+    """Every batch ``name`` can take at ``now``, each returned at once (as if answered)."""
+    out = []
+    while (batch := s.take(key, name, window, now)) is not None:
+        out.append(batch)
+        s.returned(name, batch)
+    return out
+
+
+# ---- batching and ordering ----------------------------------------------------------------------
+
+
+def test_batches_are_consecutive_runs_lowest_first_at_most_the_limit_long() -> None:
+    s = _queue(range(1, 301))
+    got = _take_all(s, A, "a")
+    assert [(b.first, b.last) for b in got] == [(1, 128), (129, 256), (257, 300)]
+    assert all(not b.escalated for b in got) and len(got[0]) == INITIAL_BATCH == len(got[0].numbers)
+
+
+def test_a_gap_ends_a_batch_and_pushing_again_does_not_duplicate() -> None:
+    s = Schedule()
+    s.push([7, 8, 1, 2, 3])
+    s.push([2, 3])  # already queued: ignored
+    assert s.queued == 5
+    assert [(b.first, b.last) for b in _take_all(s, A, "a")] == [(1, 3), (7, 8)]
+    assert s.lowest_queued() is None and s.waiting() == []
+
+
+def test_taken_blocks_are_in_flight_until_returned() -> None:
+    s = _queue(range(1, 11))
+    batch = s.take(A, "a", EVERYTHING, 0.0)
+    assert batch == Batch(1, 10)
+    assert s.in_flight() == {"a": [(1, 10)]} and s.waiting() == []
+    s.returned("a", batch)
+    assert s.in_flight() == {}
+
+
+# ---- serving windows: head and eth/69 range -----------------------------------------------------
+
+
+def test_serving_window_is_cut_by_head_and_served_range() -> None:
+    assert serving_window(100, 200, None, None) == (100, 200)
+    assert serving_window(100, 200, 150, None) == (100, 150)
+    assert serving_window(100, 200, None, (120, 180)) == (120, 180)
+    assert serving_window(100, 200, 170, (120, 180)) == (120, 170)
+    lo, hi = serving_window(100, 200, 50, None)  # far behind: empty
+    assert hi < lo
+
+
+def test_a_peer_only_gets_blocks_inside_its_window() -> None:
+    s = _queue(range(1, 101))
+    assert s.take(A, "a", (40, 60), 0.0) == Batch(40, 60)
+    assert s.take(A, "a", (40, 60), 0.0) is None  # nothing left in its window
+    assert s.take(B, "b", (101, 200), 0.0) is None  # its window covers none of the waiting blocks
+    assert s.take(C, "c", (200, 100), 0.0) is None  # empty window (head below the range)
+    assert s.take(C, "c", EVERYTHING, 0.0) == Batch(1, 39)  # the rest stays for a peer that serves it
+    assert s.take(C, "c", EVERYTHING, 0.0) == Batch(61, 100)
+
+
+# ---- AIMD -------------------------------------------------------------------------------------
+
+
+def test_aimd_grows_by_a_step_and_halves_within_its_bounds() -> None:
+    s = Schedule(initial_batch=128, max_batch=256)
+    assert s.limit(A) == 128
+    assert s.adjust(A, complete=True) == 128 + AIMD_STEP
+    assert s.adjust(A, complete=True) == 256  # capped at max_batch
+    assert s.adjust(A, complete=True) == 256
+    assert s.adjust(A, complete=False) == 128
+    for _ in range(10):
+        s.adjust(A, complete=False)
+    assert s.limit(A) == MIN_BATCH
+    assert s.limit(B) == 128  # per peer
+
+
+def test_the_limit_decides_the_next_batch_and_is_seeded_from_the_cache() -> None:
+    seeded = {A: 16}
+    s = _queue(range(1, 101), limits=seeded)
+    assert s.take(A, "a", EVERYTHING, 0.0) == Batch(1, 16)
+    s.adjust(A, complete=True)
+    assert seeded[A] == 16 + AIMD_STEP  # the dict passed in is updated in place (kept in the peer cache)
+    assert s.take(A, "a", EVERYTHING, 0.0) == Batch(17, 16 + 16 + AIMD_STEP)
+
+
+def test_large_blocks_cut_batches_to_the_byte_budget() -> None:
+    s = _queue(range(1, 1001), initial_batch=512)
+    s.delivered(10, 10 * 1024 * 1024)  # 1 MiB blocks seen so far
+    assert s.limit(A) == MAX_BATCH_BYTES // (1024 * 1024) == 16
+    assert s.take(A, "a", EVERYTHING, 0.0) == Batch(1, 16)
+    s.delivered(1, 1024 * 1024 * 1024)  # huge: never below the floor
+    assert s.limit(A) == MIN_BATCH
+
+
+# ---- back-off, retry elsewhere, escalation, attempts ----------------------------------------------
+
+
+def test_a_block_a_peer_did_not_deliver_goes_to_another_peer_first() -> None:
+    s = _queue(range(1, 11))
+    batch = s.take(A, "a", EVERYTHING, 0.0)
+    assert batch is not None
+    s.returned("a", batch)
+    failure = s.failed([5], "a", backoff=1.0, now=0.0)
+    assert failure.dropped == () and failure.escalated == 0
+    assert s.take(A, "a", EVERYTHING, 0.5) is None  # backed off from "a" until t=1.0
+    assert s.take(B, "b", EVERYTHING, 0.5) == Batch(5, 5)
+
+
+def test_back_off_expires_with_time_and_doubles_per_attempt() -> None:
+    s = _queue([5])
+    s.take(A, "a", EVERYTHING, 0.0)
+    s.failed([5], "a", backoff=1.0, now=0.0)  # attempt 1: 1 s
+    assert s.take(A, "a", EVERYTHING, 0.999) is None
+    assert s.take(A, "a", EVERYTHING, 1.0) == Batch(5, 5)
+    s.failed([5], "a", backoff=1.0, now=1.0)  # attempt 2: 2 s
+    assert s.take(A, "a", EVERYTHING, 2.5) is None
+    assert s.take(A, "a", EVERYTHING, 3.0) == Batch(5, 5)
+
+
+def test_a_backed_off_block_splits_a_batch_around_it() -> None:
+    s = _queue(range(1, 11))
+    s.take(A, "a", EVERYTHING, 0.0)
+    s.failed(range(1, 11), "a", backoff=1.0, now=0.0)
+    s.take(B, "b", (5, 5), 0.0)
+    s.failed([5], "b", backoff=1.0, now=0.0)
+    # "b" may not retry 5 yet, so it gets the runs on each side of it.
+    assert [(b.first, b.last) for b in _take_all(s, B, "b", EVERYTHING, 0.5)] == [(1, 4), (6, 10)]
+
+
+def test_a_block_failed_on_several_peers_is_escalated_and_tried_first_alone() -> None:
+    s = _queue(range(1, 21))
+    for key, name in ((A, "a"), (B, "b"), (C, "c")):
+        s.push([7])
+        batch = s.take(key, name, (7, 7), 0.0)
+        assert batch == Batch(7, 7)
+        s.returned(name, batch)
+        failure = s.failed([7], name, backoff=1.0, now=0.0)
+    assert failure.escalated == 1 and s.escalations == 1 and s.escalated_waiting == 1
+    assert ESCALATE_AFTER == 3
+    # A fourth peer takes it first, alone, before the lower blocks in the queue.
+    assert s.take(D, "d", EVERYTHING, 0.0) == Batch(7, 7, escalated=True)
+    assert s.take(D, "d", EVERYTHING, 0.0) == Batch(1, 6)
+    # An escalated block also waits out the back-off of the peers that failed it.
+    s.failed([7], "d", backoff=1.0, now=0.0)
+    assert s.take(A, "a", (7, 7), 0.5) is None
+    assert s.take(A, "a", (7, 7), 100.0) == Batch(7, 7, escalated=True)
+
+
+def test_a_block_is_given_up_on_after_max_attempts() -> None:
+    s = _queue([3, 4])
+    now = 0.0
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        batch = s.take(A, "a", (3, 3), now)
+        assert batch is not None and batch.first == 3, attempt
+        s.returned("a", batch)
+        failure = s.failed([3], "a", backoff=1.0, now=now)
+        now += 10_000.0  # past any back-off
+    assert failure.dropped == (3,)
+    assert s.take(A, "a", (3, 3), now) is None and s.waiting() == [4]
+    assert not s.finish(1) and s.finish(1)  # the driver finishes 3 (missing) and then 4 (stored)
+
+
+# ---- peers banned, closed or answering in part mid-batch ------------------------------------------
+
+
+def test_a_banned_peer_gets_nothing_and_its_batch_goes_to_another() -> None:
+    s = _queue(range(1, 51))
+    batch = s.take(A, "a", EVERYTHING, 0.0)
+    assert batch == Batch(1, 50)
+    s.ban("a")  # caught on another chain while the batch was in flight
+    s.returned("a", batch)
+    s.failed(batch.numbers, "a", backoff=2.0, now=0.0)
+    assert s.banned("a") and not s.banned("b")
+    assert s.take(A, "a", EVERYTHING, 100.0) is None
+    assert s.take(B, "b", EVERYTHING, 0.0) == Batch(1, 50)
+
+
+def test_a_closed_peers_failed_batch_is_fetched_elsewhere_and_halves_its_limit() -> None:
+    s = _queue(range(1, 201))
+    batch = s.take(A, "a", EVERYTHING, 0.0)
+    assert batch == Batch(1, 128)
+    s.returned("a", batch)  # the session broke: the batch failed whole
+    assert s.adjust(A, complete=False) == 64
+    s.failed(batch.numbers, "a", backoff=2.0, now=0.0)
+    assert s.take(B, "b", EVERYTHING, 0.0) == Batch(1, 128)
+    assert s.take(A, "a", EVERYTHING, 0.0) == Batch(129, 192)  # only blocks it has not failed, at its halved limit
+
+
+def test_a_partial_answer_requeues_only_the_blocks_not_delivered() -> None:
+    s = _queue(range(1, 11))
+    batch = s.take(A, "a", EVERYTHING, 0.0)
+    assert batch == Batch(1, 10)
+    s.returned("a", batch)
+    s.delivered(6, 6000)  # blocks 1..6 verified and handed to the writer
+    assert s.finish(6) is False
+    s.adjust(A, complete=False)
+    s.failed([7, 8, 9, 10], "a", backoff=1.0, now=0.0)
+    assert s.waiting() == [7, 8, 9, 10]
+    assert s.take(B, "b", EVERYTHING, 0.0) == Batch(7, 10)
+    assert s.finish(4) is True and s.done
+
+
+# ---- no peer can serve: the end condition --------------------------------------------------------
+
+
+def test_blocks_no_window_covers_are_given_up_after_the_timeout_then_at_once() -> None:
+    s = _queue(range(100, 111), give_up_after=30.0)
+    behind = [("a", (0, 50)), ("b", (200, 100))]  # one peer far behind, one with an empty window
+    assert s.unservable(behind, now=1000.0) is None  # the clock starts
+    assert s.unservable(behind, now=1029.9) is None
+    got = s.unservable(behind, now=1030.0)
+    assert got == GiveUp(tuple(range(100, 111)), first=True)
+    s.give_up(got.numbers)
+    assert s.waiting() == [] and s.finish(len(got.numbers))
+    # Blocks proven later that no peer serves either go at once (reported, but not as a new stall).
+    s.push([120])
+    assert s.unservable(behind, now=1031.0) == GiveUp((120,), first=False)
+
+
+def test_no_peer_at_all_gives_every_waiting_block_up() -> None:
+    s = _queue([5, 6, 9])
+    for key, name in ((A, "a"), (B, "b"), (C, "c")):
+        batch = s.take(key, name, (9, 9), 0.0)
+        assert batch is not None
+        s.returned(name, batch)
+        s.failed(batch.numbers, name, backoff=1.0, now=0.0)  # the third time: escalated, waiting too
+    assert s.escalated_waiting == 1 and s.queued == 2
+    assert s.unservable([], now=0.0) is None
+    got = s.unservable([], now=30.0)
+    assert got is not None and got.numbers == (5, 6, 9)
+    s.give_up(got.numbers)
+    assert s.waiting() == [] and s.escalated_waiting == 0 and s.take(A, "a", EVERYTHING, 31.0) is None
+
+
+def test_a_window_covering_a_waiting_block_resets_the_clock() -> None:
+    s = _queue(range(100, 111), give_up_after=30.0)
+    behind = ("a", (0, 50))
+    assert s.unservable([behind], now=0.0) is None
+    assert s.unservable([behind, ("b", (105, 300))], now=20.0) is None  # a peer that serves 105.. came
+    assert s.unservable([behind], now=40.0) is None  # it left: the clock starts again at 40
+    assert s.unservable([behind], now=69.0) is None
+    assert s.unservable([behind], now=70.0) is not None
+
+
+def test_nothing_is_given_up_while_a_batch_is_in_flight_or_nothing_waits() -> None:
+    s = _queue(range(1, 11))
+    batch = s.take(A, "a", EVERYTHING, 0.0)
+    assert batch is not None
+    assert s.unservable([], now=0.0) is None  # nothing waits
+    s.push([20])
+    assert s.unservable([], now=0.0) is None and s.unservable([], now=1e6) is None  # in flight
+    s.returned("a", batch)
+    assert s.unservable([], now=1e6) is None  # the clock starts only now
+    assert s.unservable([], now=1e6 + 30) == GiveUp((20,), first=True)
+
+
+# ---- the driver: resumption, on a real store with no peer -----------------------------------------
+
+
+class SilentPeer(FakePeer):
+    """A peer far behind that has none of the headers asked for (answers every request empty)."""
+
+    async def request_headers(
+        self, origin: int | bytes, amount: int, *, skip: int = 0, reverse: bool = False, timeout: float | None = None
+    ) -> list[bytes]:
+        return []
+
+
+def test_a_range_already_stored_is_skipped_without_any_peer(mainnet_store_path: Path) -> None:
+    with BlockStore(mainnet_store_path, readonly=True) as store:
+        stats = asyncio.run(RangeFetcher(lambda: [], store, 100, 199).run())
+    assert stats.skipped_present == 100 and stats.missing == [] and stats.batches == 0
+
+
+@pytest.mark.parametrize("behind", [False, True])
+def test_only_missing_blocks_are_wanted_and_ended_missing_when_no_peer_serves(
+    mainnet_store_path: Path, tmp_path: Path, behind: bool
+) -> None:
+    """Blocks 16,380..16,383 are stored; 16,384..16,389 are not. With no peer (or one far behind, a
+    fake: only what the scheduler reads of it matters) the fetch ends with exactly those missing."""
+    path = tmp_path / "copy.db"
+    with sqlite3.connect(mainnet_store_path) as src, sqlite3.connect(path) as dst:
+        src.backup(dst)
+    peer = SilentPeer(head_number=10)
+    peers = [peer] if behind else []
+    with BlockStore(path) as store:
+        fetcher = RangeFetcher(
+            lambda: peers, store, 16_380, 16_389, anchors=Anchors(), peer_wait=0.2, stall_timeout=0.5
+        )
+        stats = asyncio.run(fetcher.run())
+    assert stats.skipped_present == 4
+    assert stats.missing == list(range(16_384, 16_390)) and stats.batches == 0
+    assert peer.faults == [] and peer.disconnects == []
+
+
+def test_blocks_every_peer_keeps_leaving_out_are_unservable_too() -> None:
+    """A peer whose window holds the blocks but whose answers keep leaving them out (pruned bodies,
+    say) no longer counts as serving them: with no other peer they end missing after the timeout,
+    not after MAX_ATTEMPTS ever longer back-offs. Once is not enough (an answer cut short)."""
+    s = _queue(range(1, 11), give_up_after=30.0)
+    peers = [("a", EVERYTHING)]
+    now = 0.0
+    for answer in range(1, UNSERVED_AFTER + 1):
+        batch = s.take(A, "a", EVERYTHING, now)
+        assert batch is not None and batch.last == 10, answer
+        s.returned("a", batch)
+        if answer == 1:
+            s.delivered(4, 4000)  # 1..4 came the first time
+        s.failed(range(5, 11), "a", backoff=1.0, now=now, answered=True)
+        if answer < UNSERVED_AFTER:
+            assert s.unservable(peers, now=now + 1000) is None  # it may still serve them
+        now += 100.0
+    assert s.unservable(peers, now=now) is None  # the clock starts
+    # A peer that has not been asked yet may still serve them.
+    assert s.unservable([*peers, ("b", (8, 8))], now=now + 40) is None
+    assert s.unservable(peers, now=now + 41) is None
+    assert s.unservable(peers, now=now + 71) == GiveUp((5, 6, 7, 8, 9, 10), first=True)
+
+
+def test_a_failed_batch_does_not_make_its_peer_unservable() -> None:
+    """A timeout or a broken session says nothing about what the peer holds: it still counts."""
+    s = _queue([5])
+    batch = s.take(A, "a", EVERYTHING, 0.0)
+    assert batch is not None
+    s.returned("a", batch)
+    s.failed(batch.numbers, "a", backoff=2.0, now=0.0)
+    assert s.unservable([("a", EVERYTHING)], now=0.0) is None
+    assert s.unservable([("a", EVERYTHING)], now=1e6) is None
+
+
+def test_forgetting_a_block_drops_its_attempts_and_back_off() -> None:
+    s = _queue([5, 6])
+    for now in (0.0, 100.0):
+        batch = s.take(A, "a", (5, 5), now)
+        assert batch is not None
+        s.returned("a", batch)
+        s.failed(batch.numbers, "a", backoff=1.0, now=now, answered=True)
+    s.forget([5])  # stored after all (another peer brought it): nothing about it is kept
+    s.push([5])  # (were it ever queued again, it would start afresh)
+    assert s.take(A, "a", (5, 5), 100.0) == Batch(5, 5)
+    assert s.failed([5], "a", backoff=1.0, now=100.0).dropped == ()
+
+
+def test_a_peer_is_not_asked_again_for_a_block_it_kept_leaving_out() -> None:
+    s = _queue(range(1, 11))
+    now = 0.0
+    for _ in range(UNSERVED_AFTER):
+        batch = s.take(A, "a", EVERYTHING, now)
+        assert batch == Batch(1, 10)
+        s.returned("a", batch)
+        s.failed([1], "a", backoff=1.0, now=now, answered=True)  # 2..10 came, 1 never does
+        s.push(range(2, 11))  # (as if 2..10 were left out by a transient cut and queued again)
+        now += 1000.0
+    assert s.take(A, "a", EVERYTHING, now) == Batch(2, 10)  # the rest, without block 1
+    assert s.take(A, "a", EVERYTHING, now) is None
+    assert s.take(B, "b", EVERYTHING, now) == Batch(1, 1)  # another peer still gets it
