@@ -4,28 +4,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-
 from typing import TYPE_CHECKING, TypeVar
 
 from . import __version__
 from .enode import Enode, EnodeError
-from .logs import FORMATS, configure as configure_logging
+from .logs import FORMATS
+from .logs import configure as configure_logging
 
 if TYPE_CHECKING:
     from .crypto.keys import PrivateKey
     from .eth.chainspec import ChainSpec
-    from .store.blocks import BlockStore
-    from .store.peers import PeerCache
-    from .fetch.verifier import InlineVerifier, ProcessVerifier, ThreadVerifier
     from .export import ExportOptions, ExportPlan
+    from .fetch.verifier import InlineVerifier, ProcessVerifier, ThreadVerifier
     from .metrics import Metrics
     from .peers.network import PeerNetwork
-    from .sync.range import RangeStats
+    from .store.blocks import BlockStore
+    from .store.peers import PeerCache
     from .trust import Anchors
 
     Verifier = InlineVerifier | ThreadVerifier | ProcessVerifier
@@ -36,7 +34,7 @@ class UserError(Exception):
     """A problem with what the user asked for; printed without a traceback."""
 
 
-def _load_spec(args: argparse.Namespace) -> "ChainSpec":
+def _load_spec(args: argparse.Namespace) -> ChainSpec:
     from .chain.genesis import GenesisError, load_genesis
     from .eth.chainspec import network
 
@@ -58,20 +56,35 @@ def _add_network_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_anchor_args(p: argparse.ArgumentParser, *, agreement: bool = True) -> None:
-    p.add_argument("--checkpoint", action="append", default=[], metavar="NUMBER:HASH",
-                   help="a block hash you trust from elsewhere (your consensus client, an explorer); "
-                        "blocks that link down from it are proven (repeatable)")
+    p.add_argument(
+        "--checkpoint",
+        action="append",
+        default=[],
+        metavar="NUMBER:HASH",
+        help="a block hash you trust from elsewhere (your consensus client, an explorer); "
+        "blocks that link down from it are proven (repeatable)",
+    )
     if agreement:
-        p.add_argument("--trust", choices=("agreement", "strict"), default="agreement",
-                       help="above every checkpoint, 'agreement' (default) accepts a head hash served by "
-                            "--agreement-peers peers on distinct networks, labelled peer-agreement; 'strict' refuses it")
-        p.add_argument("--agreement-peers", type=int, default=3, metavar="N",
-                       help="peers that must agree on a hash (default 3)")
-        p.add_argument("--agreement-prefix", type=int, default=16, metavar="BITS",
-                       help="agreeing peers' IPv4 addresses must differ in their first BITS bits (default 16)")
+        p.add_argument(
+            "--trust",
+            choices=("agreement", "strict"),
+            default="agreement",
+            help="above every checkpoint, 'agreement' (default) accepts a head hash served by "
+            "--agreement-peers peers on distinct networks, labelled peer-agreement; 'strict' refuses it",
+        )
+        p.add_argument(
+            "--agreement-peers", type=int, default=3, metavar="N", help="peers that must agree on a hash (default 3)"
+        )
+        p.add_argument(
+            "--agreement-prefix",
+            type=int,
+            default=16,
+            metavar="BITS",
+            help="agreeing peers' IPv4 addresses must differ in their first BITS bits (default 16)",
+        )
 
 
-def _anchors(args: argparse.Namespace, spec: "ChainSpec") -> "Anchors":
+def _anchors(args: argparse.Namespace, spec: ChainSpec) -> Anchors:
     """The anchors for ``spec``'s chain plus ``--checkpoint``s, under ``--trust``."""
     from .trust import AgreementRule, AnchorError, anchors_for, parse_checkpoint
 
@@ -80,8 +93,9 @@ def _anchors(args: argparse.Namespace, spec: "ChainSpec") -> "Anchors":
         rule = AgreementRule(
             min_peers=getattr(args, "agreement_peers", 3), ipv4_prefix=getattr(args, "agreement_prefix", 16)
         )
-        return anchors_for(spec.genesis_hash, extra, strict=getattr(args, "trust", "agreement") == "strict",
-                           agreement=rule)
+        return anchors_for(
+            spec.genesis_hash, extra, strict=getattr(args, "trust", "agreement") == "strict", agreement=rule
+        )
     except AnchorError as e:
         raise UserError(str(e)) from None
 
@@ -97,7 +111,7 @@ def _parse_enode(text: str) -> Enode:
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
-    from .probe import probe, format_probe
+    from .probe import format_probe, probe
 
     spec = _load_spec(args)
     node = _parse_enode(args.enode)
@@ -106,7 +120,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
     return 0 if result.error is None else 1
 
 
-def _node_key(args: argparse.Namespace) -> "PrivateKey":
+def _node_key(args: argparse.Namespace) -> PrivateKey:
     from .crypto.keys import InvalidKey, PrivateKey
 
     if getattr(args, "key", None):
@@ -128,7 +142,7 @@ def _node_key(args: argparse.Namespace) -> "PrivateKey":
     return PrivateKey.generate()
 
 
-def _open_store(args: argparse.Namespace, spec: "ChainSpec", *, create: bool) -> "BlockStore":
+def _open_store(args: argparse.Namespace, spec: ChainSpec, *, create: bool) -> BlockStore:
     """Open ``args.store`` for ``spec``; ``--keep-page-cache`` (where offered) keeps written pages cached."""
     from .store.blocks import BlockStore, StoreError
 
@@ -160,8 +174,10 @@ def cmd_import(args: argparse.Namespace) -> int:
                 except ChainImportError as e:
                     raise UserError(str(e)) from None
             total += result.blocks
-            print(f"{name}: {result.blocks} {result.kind} blocks ({result.first}..{result.last}): "
-                  f"{result.describe_proofs()}")
+            print(
+                f"{name}: {result.blocks} {result.kind} blocks ({result.first}..{result.last}): "
+                f"{result.describe_proofs()}"
+            )
             for note in result.notes:
                 print(f"  {note}")
         rng = store.block_range()
@@ -171,7 +187,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
-def _existing_store(args: argparse.Namespace, *, readonly: bool) -> "BlockStore":
+def _existing_store(args: argparse.Namespace, *, readonly: bool) -> BlockStore:
     """The store ``args.store`` names, which must exist (for commands that only read or re-check it)."""
     from .store.blocks import BlockStore, StoreError
 
@@ -208,7 +224,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
-def _start_metrics(args: argparse.Namespace, kind: "type[M]") -> "M | None":
+def _start_metrics(args: argparse.Namespace, kind: type[M]) -> M | None:
     """The ``--metrics HOST:PORT`` endpoint, listening (None without the option); a bad address or a
     port that can't be bound is a :class:`UserError`, before the command touches the network."""
     if not args.metrics:
@@ -256,8 +272,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 raise UserError(f"--fork-block must be at least 1, got {args.fork_block}")
         try:
             server = HistoryServer(
-                store, spec, key=key, host=args.host, port=args.port, max_inbound=args.max_inbound, misbehave=misbehave,
-                fork_block=args.fork_block, discovery=args.discovery, bootnodes=_bootnodes(args) or (),
+                store,
+                spec,
+                key=key,
+                host=args.host,
+                port=args.port,
+                max_inbound=args.max_inbound,
+                misbehave=misbehave,
+                fork_block=args.fork_block,
+                discovery=args.discovery,
+                bootnodes=_bootnodes(args) or (),
             )
         except ValueError as e:
             from .serve.adversary import ForkError
@@ -269,7 +293,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         watcher = asyncio.create_task(metrics.run(lambda: metrics.update(server))) if metrics is not None else None
         if server.fork_block is not None:
             print(f"misbehaving: serving a fork of the store from block {server.fork_block} on", flush=True)
-        print(f"serving {spec.name} blocks {server.head.earliest}..{server.head.number} at {server.enode.url()}", flush=True)
+        print(
+            f"serving {spec.name} blocks {server.head.earliest}..{server.head.number} at {server.enode.url()}",
+            flush=True,
+        )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -292,7 +319,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def _peer_network_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bootnodes", metavar="ENODES", help="comma-separated enode URLs (default: the network's)")
-    p.add_argument("--dns", metavar="URLS", help="comma-separated enrtree:// URLs (default: the network's; '' for none)")
+    p.add_argument(
+        "--dns", metavar="URLS", help="comma-separated enrtree:// URLs (default: the network's; '' for none)"
+    )
     p.add_argument("--no-discovery", action="store_true", help="don't run discv4 (dial only boot nodes and the cache)")
     p.add_argument("--store", metavar="FILE", help="SQLite file for the peer cache (and blocks)")
     p.add_argument("--peers", type=int, default=1, help="wait for this many peers (default 1)")
@@ -345,19 +374,30 @@ def cmd_head(args: argparse.Namespace) -> int:
     boot = _bootnodes(args)
 
     async def run() -> int:
-        async with connect(spec, peer_book=_peer_book(args.store), bootnodes=boot, min_peers=args.peers,
-                           timeout=args.timeout, limits=p2p_limits(peer_start_warmup=0.5),
-                           discovery=not args.no_discovery, dns=_dns(args)) as network:
+        async with connect(
+            spec,
+            peer_book=_peer_book(args.store),
+            bootnodes=boot,
+            min_peers=args.peers,
+            timeout=args.timeout,
+            limits=p2p_limits(peer_start_warmup=0.5),
+            discovery=not args.no_discovery,
+            dns=_dns(args),
+        ) as network:
             head = await discover_head_p2p(network.pool, args.baseline, probe_peers=args.probe_peers, anchors=anchors)
             if head.hash is None:
                 print(f"no peer served headers above block {args.baseline}")
                 return 1
             how = head.proof.label if head.proof is not None else "NOT PROVEN"
-            print(f"head: #{head.number} 0x{head.hash.hex()} ({how}: {head.proof_note}; linked headers from "
-                  f"{len(head.per_peer)} peer(s), {head.requests} requests)")
+            print(
+                f"head: #{head.number} 0x{head.hash.hex()} ({how}: {head.proof_note}; linked headers from "
+                f"{len(head.per_peer)} peer(s), {head.requests} requests)"
+            )
             if head.proof is None:
-                print("  anchor it with --checkpoint NUMBER:HASH (a hash you trust, e.g. from your consensus client), "
-                      "or connect to more peers on distinct networks (--peers)")
+                print(
+                    "  anchor it with --checkpoint NUMBER:HASH (a hash you trust, e.g. from your consensus client), "
+                    "or connect to more peers on distinct networks (--peers)"
+                )
             return 0 if head.proof is not None else 1
 
     try:
@@ -373,8 +413,15 @@ def cmd_peers(args: argparse.Namespace) -> int:
     boot = _bootnodes(args)
 
     async def run() -> int:
-        async with connect(spec, peer_book=_peer_book(args.store), bootnodes=boot, min_peers=args.peers,
-                           timeout=args.timeout, discovery=not args.no_discovery, dns=_dns(args)) as network:
+        async with connect(
+            spec,
+            peer_book=_peer_book(args.store),
+            bootnodes=boot,
+            min_peers=args.peers,
+            timeout=args.timeout,
+            discovery=not args.no_discovery,
+            dns=_dns(args),
+        ) as network:
             rounds = 0
             while args.rounds is None or rounds < args.rounds:
                 rounds += 1
@@ -382,12 +429,18 @@ def cmd_peers(args: argparse.Namespace) -> int:
                 for p in network.pool.snapshot():
                     rng = f"{p.block_range[0]}..{p.block_range[1]}" if p.block_range else "-"
                     addr = f"{p.address[0]}:{p.address[1]}" if p.address else "?"
-                    print(f"{p.peer_id.hex()[:16]}  {p.client_id[:40]:40}  eth/{p.eth_version}  "
-                          f"head={p.head_number if p.head_number is not None else '?'}  range={rng}  {addr}  {p.direction}")
+                    print(
+                        f"{p.peer_id.hex()[:16]}  {p.client_id[:40]:40}  eth/{p.eth_version}  "
+                        f"head={p.head_number if p.head_number is not None else '?'}  range={rng}  {addr}  "
+                        f"{p.direction}"
+                    )
                 st = network.p2p_stats
-                print(f"stats: established={st.sessions_established} closed={st.sessions_closed} "
-                      f"discovered={st.discovered_count} genesis_mismatch={st.genesis_mismatch_count} "
-                      f"dials={st.dials_attempted}/{st.dials_failed} failed bans={st.bans}", flush=True)
+                print(
+                    f"stats: established={st.sessions_established} closed={st.sessions_closed} "
+                    f"discovered={st.discovered_count} genesis_mismatch={st.genesis_mismatch_count} "
+                    f"dials={st.dials_attempted}/{st.dials_failed} failed bans={st.bans}",
+                    flush=True,
+                )
                 if args.rounds is None or rounds < args.rounds:
                     await asyncio.sleep(args.interval)
             return 0
@@ -454,27 +507,41 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         running: list[RangeFetcher] = []  # the fetcher, once the network has its peers
         watchers: list[asyncio.Task[None]] = []
 
-        def update_metrics(network: "PeerNetwork") -> None:
+        def update_metrics(network: PeerNetwork) -> None:
             assert metrics is not None
             metrics.update(network, running[0].stats if running else None)
 
-        def watch(network: "PeerNetwork") -> None:
+        def watch(network: PeerNetwork) -> None:
             """Keep the metrics live from the network's start (peers connect during the warm-up)."""
             if metrics is not None:
                 watchers.append(asyncio.create_task(metrics.run(lambda: update_metrics(network))))
 
         try:
-            async with connect(spec, peer_book=_peer_book(args.store), bootnodes=boot, min_peers=args.peers,
-                               timeout=args.timeout, limits=p2p_limits(peer_start_warmup=args.warmup),
-                               discovery=not args.no_discovery, dns=_dns(args), on_start=watch) as network:
+            async with connect(
+                spec,
+                peer_book=_peer_book(args.store),
+                bootnodes=boot,
+                min_peers=args.peers,
+                timeout=args.timeout,
+                limits=p2p_limits(peer_start_warmup=args.warmup),
+                discovery=not args.no_discovery,
+                dns=_dns(args),
+                on_start=watch,
+            ) as network:
                 seeded = {}
                 if network.cache_load is not None:
                     seeded = {p.peer_id: p.aimd_batch_limit for p in network.cache_load.peers if p.aimd_batch_limit}
                 with Progress("fetch", total=end - start + 1, unit="blocks") as bar:
                     fetcher = RangeFetcher(
-                        lambda: network.pool.snapshot(), store, start, end, on_blocks=bar.advance,
-                        batch_limits=seeded, reprobe=lambda peer, n: re_probe_peer_head(network.pool, peer, n),
-                        verifier=verifier, anchors=anchors,
+                        lambda: network.pool.snapshot(),
+                        store,
+                        start,
+                        end,
+                        on_blocks=bar.advance,
+                        batch_limits=seeded,
+                        reprobe=lambda peer, n: re_probe_peer_head(network.pool, peer, n),
+                        verifier=verifier,
+                        anchors=anchors,
                     )
                     running.append(fetcher)
 
@@ -508,23 +575,35 @@ def cmd_fetch(args: argparse.Namespace) -> int:
                 w.cancel()
         s = stats
         rate = s.verified_blocks / s.seconds if s.seconds else 0.0
-        print(("interrupted; everything fetched so far is stored\n" if interrupted else "")
-              + f"verified blocks: {s.verified_blocks:,} new, {s.skipped_present:,} already stored; "
-              f"{s.bytes / 1e6:.1f} MB in {s.seconds:.1f} s ({rate:,.0f} blocks/s)")
+        print(
+            ("interrupted; everything fetched so far is stored\n" if interrupted else "")
+            + f"verified blocks: {s.verified_blocks:,} new, {s.skipped_present:,} already stored; "
+            f"{s.bytes / 1e6:.1f} MB in {s.seconds:.1f} s ({rate:,.0f} blocks/s)"
+        )
         st = s.stage
-        print(f"per stage: headers {st.headers_requests} req {st.headers_ms / 1000:.1f} s, bodies {st.bodies_requests} req "
-              f"{st.bodies_ms / 1000:.1f} s, receipts {st.receipts_requests} req {st.receipts_ms / 1000:.1f} s, "
-              f"verify {st.verify_ms / 1000:.1f} s ({_verifier_name(verifier)})")
+        print(
+            f"per stage: headers {st.headers_requests} req {st.headers_ms / 1000:.1f} s, "
+            f"bodies {st.bodies_requests} req {st.bodies_ms / 1000:.1f} s, "
+            f"receipts {st.receipts_requests} req {st.receipts_ms / 1000:.1f} s, "
+            f"verify {st.verify_ms / 1000:.1f} s ({_verifier_name(verifier)})"
+        )
         import resource
 
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         workers_rss = verifier.peak_rss() / 2**20
-        print(f"peers used: {s.peers_used}; faults: {len(s.faults)}; escalated blocks: {s.escalated}; "
-              f"missing: {len(s.missing)}" + (f" (first {s.missing[:5]})" if s.missing else ""))
-        print(f"peak memory: {rss:.0f} MB RSS"
-              + (f" (+ at most {workers_rss:.0f} MB in each of {getattr(verifier, 'workers', 0)} verify workers)"
-                 if workers_rss else "")
-              + f"; most blocks buffered: {s.max_buffered:,}")
+        print(
+            f"peers used: {s.peers_used}; faults: {len(s.faults)}; escalated blocks: {s.escalated}; "
+            f"missing: {len(s.missing)}" + (f" (first {s.missing[:5]})" if s.missing else "")
+        )
+        print(
+            f"peak memory: {rss:.0f} MB RSS"
+            + (
+                f" (+ at most {workers_rss:.0f} MB in each of {getattr(verifier, 'workers', 0)} verify workers)"
+                if workers_rss
+                else ""
+            )
+            + f"; most blocks buffered: {s.max_buffered:,}"
+        )
         for f in [f for f in s.faults if ": wrong-chain: " not in f][:5]:
             print(f"  fault: {f[:160]}")
         from .summary import proof_lines
@@ -548,7 +627,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         store.close()
 
 
-def _verifier(workers: int | None) -> "Verifier":
+def _verifier(workers: int | None) -> Verifier:
     """Where ``fetch`` checks blocks: ``--verify-workers`` threads (with the C extension, which
     releases the GIL while it hashes) or processes (pure Python), or inline for 0."""
     from . import accel
@@ -561,7 +640,7 @@ def _verifier(workers: int | None) -> "Verifier":
     return ThreadVerifier(workers) if accel.speedups is not None else ProcessVerifier(workers)
 
 
-def _verifier_name(verifier: "Verifier") -> str:
+def _verifier_name(verifier: Verifier) -> str:
     """How blocks were verified, for the summary: "C extension, 2 threads", "pure Python, inline", ..."""
     from . import accel
 
@@ -573,7 +652,9 @@ def _names(text: str | None) -> frozenset[str] | None:
     return None if text is None else frozenset(_comma_list(text))
 
 
-def _export_options(args: argparse.Namespace, out: str, start: int | None, end: int | None, **extra: object) -> "ExportOptions":
+def _export_options(
+    args: argparse.Namespace, out: str, start: int | None, end: int | None, **extra: object
+) -> ExportOptions:
     """The export options ``export`` and ``fetch --export`` share."""
     from .export import DEFAULT_TABLES, ExportOptions
 
@@ -581,9 +662,17 @@ def _export_options(args: argparse.Namespace, out: str, start: int | None, end: 
         raise UserError("--compression is for Parquet; JSON Lines files are written uncompressed")
     tables = tuple(_comma_list(args.tables)) if args.tables else DEFAULT_TABLES
     return ExportOptions(
-        Path(out), start, end, fmt=args.format, tables=tables, include_columns=_names(args.include_columns),
-        exclude_columns=_names(args.exclude_columns) or frozenset(), hex=args.hex,
-        compression=args.compression or "zstd", chunk_size=args.chunk_size, **extra,  # type: ignore[arg-type]
+        Path(out),
+        start,
+        end,
+        fmt=args.format,
+        tables=tables,
+        include_columns=_names(args.include_columns),
+        exclude_columns=_names(args.exclude_columns) or frozenset(),
+        hex=args.hex,
+        compression=args.compression or "zstd",
+        chunk_size=args.chunk_size,
+        **extra,  # type: ignore[arg-type]
     )
 
 
@@ -604,7 +693,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             return 0
         with Progress("export", unit="blocks") as bar:
 
-            def planned(plan: "ExportPlan") -> None:
+            def planned(plan: ExportPlan) -> None:
                 bar.total = sum(c.blocks for c in plan.chunks)
 
             result = run_export(store, opts, on_blocks=bar.advance, on_plan=planned, jobs=jobs)
@@ -622,14 +711,22 @@ def _add_export_args(p: argparse.ArgumentParser, *, title: str = "what and how t
 
     g = p.add_argument_group(title)
     g.add_argument("--format", choices=("parquet", "jsonl"), default="parquet", help="file format (default parquet)")
-    g.add_argument("--tables", metavar="NAMES",
-                   help=f"comma-separated, of {', '.join(TABLES)} (default: {','.join(DEFAULT_TABLES)})")
+    g.add_argument(
+        "--tables",
+        metavar="NAMES",
+        help=f"comma-separated, of {', '.join(TABLES)} (default: {','.join(DEFAULT_TABLES)})",
+    )
     g.add_argument("--include-columns", metavar="NAMES", help="write only these columns (comma-separated)")
     g.add_argument("--exclude-columns", metavar="NAMES", help="leave these columns out (comma-separated)")
     g.add_argument("--hex", action="store_true", help="hashes, addresses and bytes as 0x strings (default: binary)")
     g.add_argument("--compression", choices=COMPRESSIONS, default=None, help="Parquet compression (default zstd)")
-    g.add_argument("--chunk-size", type=int, default=1000, metavar="N",
-                   help="blocks per file, aligned to multiples of N (default 1000)")
+    g.add_argument(
+        "--chunk-size",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="blocks per file, aligned to multiples of N (default 1000)",
+    )
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -639,11 +736,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ethp2p", description="Fetch verified Ethereum history straight from devp2p peers.")
+    parser = argparse.ArgumentParser(
+        prog="ethp2p", description="Fetch verified Ethereum history straight from devp2p peers."
+    )
     parser.add_argument("--version", action="version", version=f"ethp2p {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    parser.add_argument("--log-format", choices=FORMATS, default="text",
-                        help="logs on stderr as timestamped 'text' (default) or one 'json' object per line")
+    parser.add_argument(
+        "--log-format",
+        choices=FORMATS,
+        default="text",
+        help="logs on stderr as timestamped 'text' (default) or one 'json' object per line",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("probe", help="connect to one peer and print what it says about itself")
@@ -680,38 +783,66 @@ def build_parser() -> argparse.ArgumentParser:
     _add_network_args(p)
     t = p.add_argument_group("testing only (never for real use)")
     t.add_argument("--misbehave", metavar="KIND", help="break the protocol in one way; see ethp2p.serve.adversary")
-    t.add_argument("--fork-block", type=int, metavar="N",
-                   help="with --misbehave fork: serve a self-consistent fork from block N on "
-                        "(default: the middle of the store's range)")
+    t.add_argument(
+        "--fork-block",
+        type=int,
+        metavar="N",
+        help="with --misbehave fork: serve a self-consistent fork from block N on "
+        "(default: the middle of the store's range)",
+    )
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("fetch", help="fetch a block range from peers, verified, into a store (resumable)")
     p.add_argument("range", metavar="START..END", help="inclusive block range, e.g. 0..16383")
-    p.add_argument("--warmup", type=float, default=2.0, help="seconds to let more peers join before starting (default 2)")
+    p.add_argument(
+        "--warmup", type=float, default=2.0, help="seconds to let more peers join before starting (default 2)"
+    )
     p.add_argument("--metrics", metavar="HOST:PORT", help="serve Prometheus metrics at http://HOST:PORT/metrics")
-    p.add_argument("--verify-workers", type=int, default=None, metavar="N",
-                   help="threads (with the C extension; processes without it) that verify bodies and receipts "
-                        "(default: one per core; 0: in the event loop's thread)")
-    p.add_argument("--keep-page-cache", action="store_true",
-                   help="leave the written blocks in the OS page cache (default: drop them every 64 MB, "
-                        "so a long fetch does not evict other programs' data)")
-    p.add_argument("--export", metavar="DIR",
-                   help="also write export chunk files into DIR as their blocks are stored (options below)")
+    p.add_argument(
+        "--verify-workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="threads (with the C extension; processes without it) that verify bodies and receipts "
+        "(default: one per core; 0: in the event loop's thread)",
+    )
+    p.add_argument(
+        "--keep-page-cache",
+        action="store_true",
+        help="leave the written blocks in the OS page cache (default: drop them every 64 MB, "
+        "so a long fetch does not evict other programs' data)",
+    )
+    p.add_argument(
+        "--export",
+        metavar="DIR",
+        help="also write export chunk files into DIR as their blocks are stored (options below)",
+    )
     _add_export_args(p, title="with --export")
     _add_anchor_args(p)
     _peer_network_args(p)
     p.set_defaults(func=cmd_fetch, store="ethp2p.db")
 
-    p = sub.add_parser("export", help="write blocks, transactions, receipts, logs, withdrawals and ommers tables "
-                                      "in chunk files (Parquet or JSON Lines; resumable)")
+    p = sub.add_parser(
+        "export",
+        help="write blocks, transactions, receipts, logs, withdrawals and ommers tables "
+        "in chunk files (Parquet or JSON Lines; resumable)",
+    )
     p.add_argument("range", nargs="?", metavar="START..END", help="blocks to export (default: all the store holds)")
     p.add_argument("--store", required=True, metavar="FILE", help="SQLite block store")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory (chunks already there are kept)")
     p.add_argument("--dry", action="store_true", help="print the plan (chunks, rows and size estimate) and stop")
-    p.add_argument("--allow-missing", action="store_true",
-                   help="export the blocks the store holds when some of the range is missing (default: an error)")
-    p.add_argument("--jobs", type=int, default=None, metavar="N",
-                   help="chunks written at once, each by its own process (default: one per core, at most 8)")
+    p.add_argument(
+        "--allow-missing",
+        action="store_true",
+        help="export the blocks the store holds when some of the range is missing (default: an error)",
+    )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="chunks written at once, each by its own process (default: one per core, at most 8)",
+    )
     _add_export_args(p)
     p.set_defaults(func=cmd_export)
 

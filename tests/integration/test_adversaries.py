@@ -26,14 +26,14 @@ RICH_N = int(RICH["number"])
 TIMEOUT = 1.0
 
 
-async def _server(path, kind: Misbehaviour):  # type: ignore[no-untyped-def]
+async def _server(path, kind: Misbehaviour):
     store = BlockStore(path, genesis_hash=MAINNET.genesis_hash)
     srv = HistoryServer(store, MAINNET, port=0, misbehave=kind)
     await srv.start()
     return srv, store
 
 
-async def _run(path, kind, fn):  # type: ignore[no-untyped-def]
+async def _run(path, kind, fn):
     srv, store = await _server(path, kind)
     try:
         peer = await EthPeer.connect(srv.enode, MAINNET, request_timeout=TIMEOUT)
@@ -46,35 +46,37 @@ async def _run(path, kind, fn):  # type: ignore[no-untyped-def]
         store.close()
 
 
-def _check_payloads(outcome) -> None:  # type: ignore[no-untyped-def]
+def _check_payloads(outcome) -> None:
     for p in outcome.payloads:
         h = Header(p.header)
         body = verify_body(h, p.body)
         verify_receipts(h, p.receipts, form=69, tx_count=len(body.transactions))
 
 
-async def test_short_answers_give_partial_outcome(mainnet_store_path) -> None:  # type: ignore[no-untyped-def]
+async def test_short_answers_give_partial_outcome(mainnet_store_path) -> None:
     outcome, _ = await _run(mainnet_store_path, Misbehaviour.SHORT, lambda p: fetch_payloads_for_peer(p, 0, 2047))
     assert 0 < len(outcome.payloads) < 2048
     assert outcome.missing_blocks == list(range(len(outcome.payloads), 2048))
     _check_payloads(outcome)
 
 
-async def test_empty_answers_give_nothing(mainnet_store_path) -> None:  # type: ignore[no-untyped-def]
+async def test_empty_answers_give_nothing(mainnet_store_path) -> None:
     outcome, _ = await _run(mainnet_store_path, Misbehaviour.EMPTY, lambda p: fetch_payloads_for_peer(p, 100, 199))
     assert outcome.payloads == [] and outcome.missing_blocks == list(range(100, 200))
 
 
 @pytest.mark.parametrize("kind", [Misbehaviour.SILENT, Misbehaviour.SLOW])
-async def test_silent_and_slow_peers_time_out(mainnet_store_path, kind) -> None:  # type: ignore[no-untyped-def]
+async def test_silent_and_slow_peers_time_out(mainnet_store_path, kind) -> None:
     start = time.monotonic()
     with pytest.raises(RequestTimeout):
         await _run(mainnet_store_path, kind, lambda p: fetch_payloads_for_peer(p, 0, 10))
     assert time.monotonic() - start < SLOW_DELAY  # we gave up at our timeout, not theirs
 
 
-@pytest.mark.parametrize(("kind", "fault"), [(Misbehaviour.BAD_BODIES, "body"), (Misbehaviour.BAD_RECEIPTS, "receipts")])
-async def test_bad_bodies_and_receipts_are_missing_and_penalised(mainnet_store_path, kind, fault) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(
+    ("kind", "fault"), [(Misbehaviour.BAD_BODIES, "body"), (Misbehaviour.BAD_RECEIPTS, "receipts")]
+)
+async def test_bad_bodies_and_receipts_are_missing_and_penalised(mainnet_store_path, kind, fault) -> None:
     outcome, peer = await _run(mainnet_store_path, kind, lambda p: fetch_payloads_for_peer(p, RICH_N, RICH_N))
     assert outcome.payloads == [] and outcome.missing_blocks == [RICH_N]
     assert [f.kind for f in outcome.faults] == [fault]
@@ -82,10 +84,10 @@ async def test_bad_bodies_and_receipts_are_missing_and_penalised(mainnet_store_p
 
 
 @pytest.mark.parametrize("kind", [Misbehaviour.WRONG_HEADER_NUMBERS, Misbehaviour.BROKEN_HEADER_LINKS])
-async def test_wrong_headers_raise_invalid_and_penalise(mainnet_store_path, kind) -> None:  # type: ignore[no-untyped-def]
+async def test_wrong_headers_raise_invalid_and_penalise(mainnet_store_path, kind) -> None:
     holder = {}
 
-    async def go(peer):  # type: ignore[no-untyped-def]
+    async def go(peer):
         holder["peer"] = peer
         return await fetch_payloads_for_peer(peer, 1000, 1100)
 
@@ -95,7 +97,7 @@ async def test_wrong_headers_raise_invalid_and_penalise(mainnet_store_path, kind
     assert holder["peer"].faults and holder["peer"].faults[0][0] == "headers"
 
 
-async def test_too_many_items_is_rejected(mainnet_store_path) -> None:  # type: ignore[no-untyped-def]
+async def test_too_many_items_is_rejected(mainnet_store_path) -> None:
     with pytest.raises(PeerMisbehaved, match="items"):
         await _run(mainnet_store_path, Misbehaviour.TOO_MANY, lambda p: fetch_payloads_for_peer(p, 0, 99))
 
@@ -103,7 +105,7 @@ async def test_too_many_items_is_rejected(mainnet_store_path) -> None:  # type: 
 @pytest.mark.parametrize(
     "kind", [Misbehaviour.OVERSIZED, Misbehaviour.GARBAGE_FRAME, Misbehaviour.DISCONNECT_MID_RESPONSE]
 )
-async def test_connection_breakers_end_the_session(mainnet_store_path, kind) -> None:  # type: ignore[no-untyped-def]
+async def test_connection_breakers_end_the_session(mainnet_store_path, kind) -> None:
     start = time.monotonic()
     with pytest.raises(PeerDisconnected) as info:
         await _run(mainnet_store_path, kind, lambda p: fetch_payloads_for_peer(p, 0, 99))
@@ -113,7 +115,7 @@ async def test_connection_breakers_end_the_session(mainnet_store_path, kind) -> 
 
 
 @pytest.mark.parametrize("kind", [Misbehaviour.WRONG_GENESIS, Misbehaviour.BAD_FORK_ID])
-async def test_incompatible_status_is_rejected(mainnet_store_path, kind) -> None:  # type: ignore[no-untyped-def]
+async def test_incompatible_status_is_rejected(mainnet_store_path, kind) -> None:
     srv, store = await _server(mainnet_store_path, kind)
     try:
         with pytest.raises(IncompatiblePeer, match="genesis" if kind is Misbehaviour.WRONG_GENESIS else "fork id"):
@@ -123,8 +125,8 @@ async def test_incompatible_status_is_rejected(mainnet_store_path, kind) -> None
         store.close()
 
 
-async def test_lying_head_cannot_be_fetched(mainnet_store_path) -> None:  # type: ignore[no-untyped-def]
-    async def go(peer):  # type: ignore[no-untyped-def]
+async def test_lying_head_cannot_be_fetched(mainnet_store_path) -> None:
+    async def go(peer):
         claimed = peer.status.latest_block
         assert claimed > 1_000_000  # the lie
         return await peer.request_headers(peer.status.head_hash, 1), claimed
@@ -133,14 +135,16 @@ async def test_lying_head_cannot_be_fetched(mainnet_store_path) -> None:  # type
     assert headers == []
 
 
-async def test_truncating_every_receipts_answer_is_continued(mainnet_store_path) -> None:  # type: ignore[no-untyped-def]
-    outcome, _ = await _run(mainnet_store_path, Misbehaviour.TRUNCATE_EVERY_RECEIPTS, lambda p: fetch_payloads_for_peer(p, RICH_N, RICH_N))
+async def test_truncating_every_receipts_answer_is_continued(mainnet_store_path) -> None:
+    outcome, _ = await _run(
+        mainnet_store_path, Misbehaviour.TRUNCATE_EVERY_RECEIPTS, lambda p: fetch_payloads_for_peer(p, RICH_N, RICH_N)
+    )
     assert outcome.missing_blocks == [] and outcome.faults == []
     assert outcome.payloads[0].receipts.hex() == RICH["receipts_eth69_rlp"]
     assert outcome.fetch_stats.receipts_requests > 3
 
 
-async def test_request_timeout_adapts_to_round_trips(mainnet_store_path) -> None:  # type: ignore[no-untyped-def]
+async def test_request_timeout_adapts_to_round_trips(mainnet_store_path) -> None:
     store = BlockStore(mainnet_store_path, genesis_hash=MAINNET.genesis_hash)
     srv = HistoryServer(store, MAINNET, port=0)
     await srv.start()
@@ -159,7 +163,7 @@ async def test_request_timeout_adapts_to_round_trips(mainnet_store_path) -> None
         store.close()
 
 
-async def test_a_block_the_only_peer_never_serves_ends_missing_in_a_range_fetch(mainnet_store_path, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_a_block_the_only_peer_never_serves_ends_missing_in_a_range_fetch(mainnet_store_path, tmp_path) -> None:
     """The only peer cuts every bodies answer short before one block (``omit-one``), so that block and
     the next one with a body (always asked for after it) never come. Once the peer has left them out
     of three answers it no longer counts as serving them, and after ``stall_timeout`` they are

@@ -26,7 +26,7 @@ DERIVED = [b for b in load_vector("mainnet/derived/mainnet_blocks.json")["blocks
 
 
 @pytest.fixture()
-async def server(mainnet_store_path):  # type: ignore[no-untyped-def]
+async def server(mainnet_store_path):
     store = BlockStore(mainnet_store_path, genesis_hash=MAINNET.genesis_hash)
     srv = HistoryServer(store, MAINNET, port=0)
     await srv.start()
@@ -47,7 +47,7 @@ async def test_era1_range_round_trips_byte_identical(server: HistoryServer, vers
     assert outcome.fetch_stats.headers_requests == 16  # 1,024 per request
     source = [b for f in ERA1_FILES for b in read_era1(f).blocks]
     assert len(outcome.payloads) == len(source) == 16384
-    for got, want in zip(outcome.payloads, source):
+    for got, want in zip(outcome.payloads, source, strict=True):
         assert (got.number, got.hash, got.header, got.body) == (want.number, want.hash, want.header, want.body)
         assert got.receipts == b"\xc0"
 
@@ -67,7 +67,7 @@ async def test_derived_blocks_with_receipts_in_every_form(server: HistoryServer,
         await peer.disconnect()
 
 
-async def test_eth70_truncating_server_is_continued(mainnet_store_path) -> None:  # type: ignore[no-untyped-def]
+async def test_eth70_truncating_server_is_continued(mainnet_store_path) -> None:
     """A server with a 2 KiB soft limit cuts nearly every receipt list; the client continues each one."""
     store = BlockStore(mainnet_store_path, genesis_hash=MAINNET.genesis_hash)
     srv = HistoryServer(store, MAINNET, port=0, handler=StoreHandler(store, soft_limit=2048))
@@ -104,7 +104,11 @@ async def test_chunked_helpers(server: HistoryServer) -> None:
         assert [b is not None for b in bodies.results] == [True, True, True, False, False, False]
         rec = await request_receipts_chunked_partial_with_stats(peer, derived)
         assert [r.raw.hex() if r else None for r in rec.results] == [
-            (rlp.encode_raw_list(rlp.split_list(bytes.fromhex(b["receipts_eth68_rlp"]))).hex() if peer.eth_version == 68 else b["receipts_eth69_rlp"])
+            (
+                rlp.encode_raw_list(rlp.split_list(bytes.fromhex(b["receipts_eth68_rlp"]))).hex()
+                if peer.eth_version == 68
+                else b["receipts_eth69_rlp"]
+            )
             for b in DERIVED[-5:]
         ]
     finally:
@@ -127,7 +131,7 @@ async def test_headers_against_the_wrong_fork_rules_are_invalid(server: HistoryS
         await peer.disconnect()
 
 
-async def test_range_fetch_gives_up_on_blocks_no_peer_serves(server: HistoryServer, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_range_fetch_gives_up_on_blocks_no_peer_serves(server: HistoryServer, tmp_path) -> None:
     """Blocks outside every peer's announced range are reported missing (and unproven: no peer has their
     headers) within the wait for a peer, not waited on forever. The blocks it does serve are proven by
     their epoch's accumulator root (the checkpoint above them, #21,930, is beyond the peer)."""
@@ -146,14 +150,14 @@ async def test_range_fetch_gives_up_on_blocks_no_peer_serves(server: HistoryServ
         await peer.disconnect()
 
 
-async def test_a_bug_in_verification_ends_the_range_fetch_with_its_error(server: HistoryServer, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_a_bug_in_verification_ends_the_range_fetch_with_its_error(server: HistoryServer, tmp_path) -> None:
     """An exception that is no peer's fault (here a broken verifier) ends the fetch with that error, not a stall."""
     import asyncio
 
     from ethp2p.sync.range import fetch_range_into_store
 
     class BrokenVerifier:
-        async def verify(self, blocks):  # type: ignore[no-untyped-def]
+        async def verify(self, blocks):
             raise RuntimeError("verifier bug")
 
         def peak_rss(self) -> int:
@@ -197,7 +201,9 @@ async def test_cancelling_a_request_whose_answer_just_arrived_still_cancels(serv
 
 
 async def test_proven_blocks_no_peer_serves_bodies_for_are_given_up_without_stalling_the_prover(
-    server: HistoryServer, tmp_path, monkeypatch  # type: ignore[no-untyped-def]
+    server: HistoryServer,
+    tmp_path,
+    monkeypatch,
 ) -> None:
     """A peer that announces (eth/69) it keeps bodies only from block 10,000 on, as history-expiring
     nodes do, still serves the headers that prove blocks below it: those are proven but can't be
@@ -215,7 +221,9 @@ async def test_proven_blocks_no_peer_serves_bodies_for_are_given_up_without_stal
     try:
         with BlockStore(tmp_path / "o.db", genesis_hash=MAINNET.genesis_hash) as out:
             async with asyncio.timeout(120):
-                stats = await range_mod.fetch_range_into_store([AnnouncedRange(peer, (10_000, 16_383))], 1, 16_383, out, stall_timeout=1.0)
+                stats = await range_mod.fetch_range_into_store(
+                    [AnnouncedRange(peer, (10_000, 16_383))], 1, 16_383, out, stall_timeout=1.0
+                )
             assert stats.missing == list(range(1, 10_000)) and not stats.unproven
             assert out.complete_numbers(1, 16_383, proven=True) == set(range(10_000, 16_384))
             assert any("giving up" in s for s in stats.stalls)

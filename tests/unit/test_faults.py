@@ -20,6 +20,7 @@ from types import SimpleNamespace
 import pytest
 
 from ethp2p import rlp
+from ethp2p.chain.genesis import load_genesis
 from ethp2p.chain.header import Header
 from ethp2p.chain.verify import VerificationError, verify_fork_fields
 from ethp2p.crypto.keys import PrivateKey
@@ -27,16 +28,15 @@ from ethp2p.enode import Enode
 from ethp2p.eth import codec as eth_codec
 from ethp2p.eth import messages as m
 from ethp2p.eth.chainspec import network
-from ethp2p.chain.genesis import load_genesis
 from ethp2p.faults import FaultKind, PeerFault, report
 from ethp2p.fetch.head import _walk
 from ethp2p.fetch.requests import request_headers_batch
 from ethp2p.fetch.types import InvalidResponse
 from ethp2p.fetch.verifier import BlockToVerify, verify_blocks
 from ethp2p.peers.eth_peer import EthPeer, Misconduct, PeerDisconnected, PeerMisbehaved, RequestTimeout
+from ethp2p.peers.network import PeerNetwork, _Candidate
 from ethp2p.peers.pool import NetworkPeer
 from ethp2p.peers.reputation import PENALTIES
-from ethp2p.peers.network import PeerNetwork, _Candidate
 from ethp2p.store.blocks import BlockStore
 from ethp2p.sync.range import RangeFetcher
 from ethp2p.trust.anchors import Anchors, Checkpoint
@@ -95,7 +95,9 @@ def test_corrupted_body_is_body() -> None:
     b = _block_with_txs()
     body = bytearray.fromhex(b["body_rlp"])
     body[len(body) // 2] ^= 1
-    [res] = verify_blocks([BlockToVerify(bytes.fromhex(b["header_rlp"]), bytes(body), bytes.fromhex(b["receipts_eth69_rlp"]), 69)])
+    [res] = verify_blocks(
+        [BlockToVerify(bytes.fromhex(b["header_rlp"]), bytes(body), bytes.fromhex(b["receipts_eth69_rlp"]), 69)]
+    )
     assert not res.ok and res.kind is _seen(FaultKind.BODY)
 
 
@@ -162,7 +164,9 @@ async def _pair() -> AsyncIterator[tuple[NetworkPeer, EthPeer, _Handler, list[tu
 
     async def on_conn(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         misconduct = Misconduct(serve_request=handler.serve_request)
-        accepted.set_result(await EthPeer.accept(reader, writer, ETHTEST, key=key, handler=handler, misconduct=misconduct))
+        accepted.set_result(
+            await EthPeer.accept(reader, writer, ETHTEST, key=key, handler=handler, misconduct=misconduct)
+        )
 
     server = await asyncio.start_server(on_conn, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
@@ -227,7 +231,12 @@ async def test_refused_dial_is_failed_dial() -> None:
     network = PeerNetwork(ETHTEST)
     penalized: list[FaultKind] = []
     real = network.reputation.penalize
-    network.reputation.penalize = lambda pid, kind: penalized.append(kind) or real(pid, kind)  # type: ignore[method-assign]
+
+    def spy(peer_id: bytes, kind: FaultKind) -> bool:
+        penalized.append(kind)
+        return real(peer_id, kind)
+
+    network.reputation.penalize = spy  # type: ignore[method-assign]
     pid = PrivateKey.generate().public_key.to_bytes()
     await network._dial(_Candidate(Enode(pid, "127.0.0.1", port, port), "static"))
     assert penalized == [_seen(FaultKind.FAILED_DIAL)]
@@ -242,10 +251,12 @@ def test_range_batch_failures_have_kinds(tmp_path: Path) -> None:
     try:
         fetcher = RangeFetcher(lambda: [], store, 1, 10, anchors=Anchors())
         fetcher._proofs[9] = (Proof.PEER_AGREEMENT, "agreement")
-        fetcher._prover = SimpleNamespace(agreed_heights=[10])  # type: ignore[assignment]  (stub: see the module doc)
+        fetcher._prover = SimpleNamespace(agreed_heights=[10])  # type: ignore[assignment]  # a stub: see the module doc
         wrong = InvalidResponse(FaultKind.WRONG_CHAIN, "another block 9", number=9)
         assert fetcher._batch_fault(wrong) is _seen(FaultKind.NEAR_AGREED_HEAD)
-        assert fetcher._batch_fault(InvalidResponse(FaultKind.WRONG_CHAIN, "far below", number=2)) is None  # chased down
+        assert (
+            fetcher._batch_fault(InvalidResponse(FaultKind.WRONG_CHAIN, "far below", number=2)) is None
+        )  # chased down
         assert fetcher._batch_fault(PeerDisconnected("peer left")) is _seen(FaultKind.DISCONNECTED)
         assert fetcher._batch_fault(OSError("reset")) is FaultKind.DISCONNECTED
         assert fetcher._batch_fault(RequestTimeout("slow")) is FaultKind.TIMEOUT

@@ -43,8 +43,9 @@ def _queue(numbers: range | list[int], **kw: object) -> Schedule:
     return s
 
 
-def _take_all(s: Schedule, key: bytes, name: str, window: tuple[int, int] = EVERYTHING, now: float = 0.0
-              ) -> list[Batch]:
+def _take_all(
+    s: Schedule, key: bytes, name: str, window: tuple[int, int] = EVERYTHING, now: float = 0.0
+) -> list[Batch]:
     """Every batch ``name`` can take at ``now``, each returned at once (as if answered)."""
     out = []
     while (batch := s.take(key, name, window, now)) is not None:

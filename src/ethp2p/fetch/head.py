@@ -151,8 +151,10 @@ async def _prove_head(pool: PeerPool, result: DiscoveredHead, anchors: Anchors) 
             result.number, result.hash = height, agreement.block_hash
             result.peer_id = agreement.servers[agreement.block_hash][0]
             result.proof = Proof.PEER_AGREEMENT
-            result.proof_note = f"peer agreement: {agreement.support[agreement.block_hash]} peers on distinct " \
-                                f"/{rule.ipv4_prefix} networks serve it"
+            result.proof_note = (
+                f"peer agreement: {agreement.support[agreement.block_hash]} peers on distinct "
+                f"/{rule.ipv4_prefix} networks serve it"
+            )
             return
         note = f"at #{height:,}: {agreement.reason}"
     result.proof_note = f"not proven: {note}"

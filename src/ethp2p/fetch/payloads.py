@@ -145,8 +145,10 @@ async def _chain_check(peer: FetchPeer, proven: Header) -> bool:
         report(peer, FaultKind.HEADERS, f"asked for header {proven.number}, got {got.number}")
         raise InvalidResponse(FaultKind.HEADERS, f"asked for header {proven.number}, got {got.number}")
     if got.hash != proven.hash:
-        msg = (f"block {proven.number:,} is 0x{got.hash.hex()[:16]}… on this peer, "
-               f"0x{proven.hash.hex()[:16]}… on the proven chain")
+        msg = (
+            f"block {proven.number:,} is 0x{got.hash.hex()[:16]}… on this peer, "
+            f"0x{proven.hash.hex()[:16]}… on the proven chain"
+        )
         raise InvalidResponse(FaultKind.WRONG_CHAIN, msg, number=proven.number)
     return True
 
@@ -250,5 +252,5 @@ async def _fetch_payloads(
     return outcome
 
 
-async def _done(value):  # type: ignore[no-untyped-def]
+async def _done(value):
     return value

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .. import rlp
-from ..faults import FaultKind, report
-from ..peers.eth_peer import RequestTimeout
 from ..chain.header import Header, HeaderError
 from ..chain.verify import VerificationError, check_partial_receipts, max_receipts_for, verify_header_chain
+from ..faults import FaultKind, report
+from ..peers.eth_peer import RequestTimeout
 from .types import (
     ChunkedResponse,
     FetchPeer,
@@ -33,7 +33,9 @@ MAX_RECEIPTS_PER_REQUEST = 256
 MAX_RECEIPT_CONTINUATIONS = 1024
 
 
-async def request_headers_batch(peer: FetchPeer, start: int, limit: int, *, parent: Header | None = None) -> list[Header]:
+async def request_headers_batch(
+    peer: FetchPeer, start: int, limit: int, *, parent: Header | None = None
+) -> list[Header]:
     """One GetBlockHeaders from ``start``: the headers are checked to be ``start, start+1, ...`` and linked."""
     raw = await peer.request_headers(start, limit)
     if len(raw) > limit:

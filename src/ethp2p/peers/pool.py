@@ -26,8 +26,8 @@ class NetworkPeer:
         session: EthPeer,
         *,
         direction: str,
-        on_fault: Callable[["NetworkPeer", FaultKind, str], None] | None = None,
-        on_success: Callable[["NetworkPeer"], None] | None = None,
+        on_fault: Callable[[NetworkPeer, FaultKind, str], None] | None = None,
+        on_success: Callable[[NetworkPeer], None] | None = None,
         max_consecutive_timeouts: int = 3,
     ) -> None:
         self.session = session
@@ -71,7 +71,7 @@ class NetworkPeer:
 
     @property
     def status(self) -> m.Status:
-        return self.session.status  # type: ignore[return-value]
+        return self.session.status
 
     @property
     def closed(self) -> bool:
@@ -85,7 +85,9 @@ class NetworkPeer:
         await self.session.disconnect(reason)
 
     def __repr__(self) -> str:
-        return f"<NetworkPeer {self.peer_id.hex()[:12]} eth/{self.eth_version} head={self.head_number} {self.client_id!r}>"
+        return (
+            f"<NetworkPeer {self.peer_id.hex()[:12]} eth/{self.eth_version} head={self.head_number} {self.client_id!r}>"
+        )
 
     # ---- faults -----------------------------------------------------------------------------
 
@@ -97,7 +99,7 @@ class NetworkPeer:
         if self._on_fault is not None:
             self._on_fault(self, kind, message)
 
-    async def _call(self, coro):  # type: ignore[no-untyped-def]
+    async def _call(self, coro):
         try:
             result = await coro
         except RequestTimeout as e:
@@ -117,7 +119,9 @@ class NetworkPeer:
     async def request_headers(
         self, origin: int | bytes, amount: int, *, skip: int = 0, reverse: bool = False, timeout: float | None = None
     ) -> list[bytes]:
-        return await self._call(self.session.request_headers(origin, amount, skip=skip, reverse=reverse, timeout=timeout))
+        return await self._call(
+            self.session.request_headers(origin, amount, skip=skip, reverse=reverse, timeout=timeout)
+        )
 
     async def request_bodies(self, hashes: Sequence[bytes], *, timeout: float | None = None) -> list[bytes]:
         return await self._call(self.session.request_bodies(hashes, timeout=timeout))

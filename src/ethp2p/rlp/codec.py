@@ -9,6 +9,7 @@ or the stack.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, TypeAlias
 
 #: A decoded RLP item: a byte string or a (nested) list of items.
@@ -67,8 +68,8 @@ def encode_bytes(value: bytes) -> bytes:
     return _length_prefix(n, 0x80) + value
 
 
-def encode_raw_list(encoded_items: list[bytes] | tuple[bytes, ...]) -> bytes:
-    """Wrap already-encoded items in a list header (no re-encoding)."""
+def encode_raw_list(encoded_items: Sequence[bytes | memoryview]) -> bytes:
+    """Wrap already-encoded items (bytes or views of them) in a list header (no re-encoding)."""
     payload = b"".join(encoded_items)
     return _length_prefix(len(payload), 0xC0) + payload
 

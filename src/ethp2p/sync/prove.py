@@ -201,8 +201,11 @@ def plan_segments(wanted: Sequence[int], anchors: Anchors, facts: ChainFacts) ->
         epoch = acc.epoch_of(lo) if acc is not None else None
         prev = out[-1] if out else None
         if (
-            epoch is not None and prev is not None and prev.routes
-            and isinstance(prev.routes[0], EpochRoute) and prev.routes[0].epoch == epoch
+            epoch is not None
+            and prev is not None
+            and prev.routes
+            and isinstance(prev.routes[0], EpochRoute)
+            and prev.routes[0].epoch == epoch
         ):
             # Another run in an epoch already proven by its root: its headers come with it.
             prev.hi, prev.wanted, prev.extra = hi, prev.wanted + piece, prev.extra - len(piece)
@@ -223,7 +226,7 @@ def plan_segments(wanted: Sequence[int], anchors: Anchors, facts: ChainFacts) ->
             out.append(Segment(lo, hi, list(piece), [epoch_route, *links[-1]], epoch_cost))
             planned_epochs.add(epoch_route.epoch)
             continue
-        for part, part_links in zip(parts, links):
+        for part, part_links in zip(parts, links, strict=True):
             routes: list[Route] = [*part_links, *([epoch_route] if epoch_route is not None else [])]
             link = part_links[0] if part_links else None
             extra = link.top - part[-1] if link is not None else epoch_cost
@@ -276,8 +279,8 @@ class HeaderProver:
     ``on_unprovable(numbers, reason)`` the wanted blocks no route proved;
     ``on_wrong_chain(peer, number, message, evidence)`` every peer caught on another
     chain at block ``number``, with the headers it sent (the caller bans it, and can
-    find its first diverging block once the proven chain covers them). ``room()`` is awaited before more headers are fetched,
-    so proven headers waiting for their bodies stay bounded.
+    find its first diverging block once the proven chain covers them). ``room()`` is awaited
+    before more headers are fetched, so proven headers waiting for their bodies stay bounded.
     """
 
     def __init__(
@@ -404,8 +407,9 @@ class HeaderProver:
             if time.monotonic() >= deadline:
                 break
             await asyncio.sleep(0.25)
-        heights = [number] + sorted({h for h in (_top_of(p) for p in self._usable(0, set())) if h is not None and h < number},
-                                    reverse=True)[:MAX_AGREEMENT_HEIGHTS - 1]
+        heights = [number] + sorted(
+            {h for h in (_top_of(p) for p in self._usable(0, set())) if h is not None and h < number}, reverse=True
+        )[: MAX_AGREEMENT_HEIGHTS - 1]
         reason = ""
         for height in heights:
             peers = spread_over_networks(self._usable(height, set()), address, rule, MAX_AGREEMENT_PEERS)
@@ -427,7 +431,8 @@ class HeaderProver:
             for pid in result.dissenters():
                 other = next(a.block_hash for a in answers if a.peer_id == pid and a.block_hash is not None)
                 self.on_wrong_chain(
-                    by_id[pid], height,
+                    by_id[pid],
+                    height,
                     f"block {height:,} is 0x{other.hex()[:16]}… on this peer; {result.support[agreed]} peers on "
                     f"distinct networks agree on 0x{agreed.hex()[:16]}…",
                     (),
@@ -467,7 +472,8 @@ class HeaderProver:
                 headers, peer = await tasks.pop(i)
                 while headers[-1].hash != expect:
                     self.on_wrong_chain(
-                        peer, y,
+                        peer,
+                        y,
                         f"block {y:,} is 0x{headers[-1].hash.hex()[:16]}… on this peer; the chain proven down from "
                         f"{route.source} has 0x{expect.hex()[:16]}…",
                         headers,
@@ -617,4 +623,3 @@ def describe_span(numbers: Sequence[int]) -> str:
         return f"block {lo:,}"
     text = f"blocks {lo:,}..{hi:,}"
     return text if hi - lo + 1 == len(numbers) else f"{text} ({len(numbers):,} blocks)"
-

@@ -192,7 +192,9 @@ class RangeFetcher:
         self.stats = RangeStats()
         #: Every scheduling decision: queue, batches, AIMD, back-off, escalation, bans, giving up.
         self.schedule = Schedule(
-            initial_batch=initial_batch, max_batch=max_batch, limits=dict(batch_limits or {}),
+            initial_batch=initial_batch,
+            max_batch=max_batch,
+            limits=dict(batch_limits or {}),
             give_up_after=stall_timeout,
         )
         #: Learned batch limit per peer id (seeded from the peer cache; the schedule's, updated in place).
@@ -291,8 +293,14 @@ class RangeFetcher:
         self.stats.fault_kinds[kind.value] = self.stats.fault_kinds.get(kind.value, 0) + 1
 
     def _wrong_chain(
-        self, peer: FetchPeer, number: int, message: str, evidence: Sequence[Header] = (), *,
-        first: int | None = None, reported: bool = False,
+        self,
+        peer: FetchPeer,
+        number: int,
+        message: str,
+        evidence: Sequence[Header] = (),
+        *,
+        first: int | None = None,
+        reported: bool = False,
     ) -> None:
         """``peer`` is on another chain: ban it from this fetch, drop it, report why (once)."""
         name = _name(peer)
@@ -389,7 +397,7 @@ class RangeFetcher:
                         record.first_diverging = n
                     break
 
-    def _spawn(self, coro) -> None:  # type: ignore[no-untyped-def]
+    def _spawn(self, coro) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -435,8 +443,12 @@ class RangeFetcher:
         """Queue verified payloads (``size`` bytes in all) for the writer, waiting for room."""
         async with self._space:
             await self._space.wait_for(
-                lambda: self._buffered_blocks == 0
-                or (self._buffered_blocks < self._max_buffered and self._buffered_bytes + size <= MAX_BUFFERED_BYTES)
+                lambda: (
+                    self._buffered_blocks == 0
+                    or (
+                        self._buffered_blocks < self._max_buffered and self._buffered_bytes + size <= MAX_BUFFERED_BYTES
+                    )
+                )
             )
             self._buffered_blocks += len(payloads)
             self._buffered_bytes += size
@@ -467,7 +479,11 @@ class RangeFetcher:
             self.stats.batches += 1
             try:
                 outcome = await fetch_payloads_for_peer(
-                    peer, a, b, verifier=self.verifier, headers=[self._header(n) for n in range(a, b + 1)],
+                    peer,
+                    a,
+                    b,
+                    verifier=self.verifier,
+                    headers=[self._header(n) for n in range(a, b + 1)],
                     check_chain=True,
                 )
             except (PeerError, InvalidResponse, OSError) as e:
@@ -547,8 +563,12 @@ class RangeFetcher:
             have -= weak
         for cp in self.anchors.checkpoints_in(self.start, self.end):
             if cp.number in have and self.store.canonical_hash(cp.number) != cp.hash:
-                log.warning("the stored block %d contradicts checkpoint %s: fetching it again "
-                            "(run 'ethp2p verify' with that checkpoint to re-check the store)", cp.number, cp)
+                log.warning(
+                    "the stored block %d contradicts checkpoint %s: fetching it again "
+                    "(run 'ethp2p verify' with that checkpoint to re-check the store)",
+                    cp.number,
+                    cp,
+                )
                 have.discard(cp.number)
         return have
 
@@ -566,9 +586,16 @@ class RangeFetcher:
         facts = _StoreFacts(self.store)
         segments = await asyncio.to_thread(plan_segments, todo, self.anchors, facts)
         prover = HeaderProver(
-            self.peers, self.anchors, facts,
-            on_proven=self._on_proven, on_unprovable=self._on_unprovable, on_wrong_chain=self._wrong_chain,
-            banned=self._is_banned, room=self._room, record_td=self._record_td, peer_wait=self.peer_wait,
+            self.peers,
+            self.anchors,
+            facts,
+            on_proven=self._on_proven,
+            on_unprovable=self._on_unprovable,
+            on_wrong_chain=self._wrong_chain,
+            banned=self._is_banned,
+            room=self._room,
+            record_td=self._record_td,
+            peer_wait=self.peer_wait,
         )
         self.stats.proof = prover.stats
         self._prover = prover
@@ -588,7 +615,7 @@ class RangeFetcher:
                     if t.done() and not t.cancelled() and t.exception() is not None:
                         # Peer faults are handled inside the worker; anything else is a bug
                         # (in a verifier, say): end the fetch with it instead of stalling.
-                        raise t.exception()  # type: ignore[misc]
+                        raise t.exception()
                 alive = [t for ts in workers.values() for t in ts if not t.done()]
                 if not alive and not [p for p in self.peers() if not self._is_banned(p)]:
                     await asyncio.sleep(0.5)
@@ -627,8 +654,9 @@ class RangeFetcher:
         if cut:
             # The fetch ended (no peer left, or interrupted) before these were proven.
             self.stats.unproven += cut
-            self.stats.proof.unprovable.append(f"{describe_span(cut)}: the fetch ended before they were proven "
-                                               "(no peer left to serve their headers)")
+            self.stats.proof.unprovable.append(
+                f"{describe_span(cut)}: the fetch ended before they were proven (no peer left to serve their headers)"
+            )
         self.stats.unproven = sorted(self.stats.unproven)
         self.stats.peers_used = len(used)
         self.stats.seconds = time.monotonic() - t0
@@ -654,7 +682,7 @@ class _StoreFacts:
         return (td, h) if td is not None and proof is not None and proof.proven and h is not None else None
 
 
-async def _quietly(coro) -> None:  # type: ignore[no-untyped-def]
+async def _quietly(coro) -> None:
     with contextlib.suppress(Exception):
         await coro
 
@@ -664,8 +692,8 @@ async def fetch_range_into_store(
     start: int,
     end: int,
     store: BlockStore,
-    **kw,  # type: ignore[no-untyped-def]
+    **kw,
 ) -> RangeStats:
     """Fetch blocks ``start..end`` from ``peers`` (a list, or a function giving the live ones) into ``store``."""
     source = peers if callable(peers) else (lambda: peers)
-    return await RangeFetcher(source, store, start, end, **kw).run()  # type: ignore[arg-type]
+    return await RangeFetcher(source, store, start, end, **kw).run()

@@ -176,7 +176,10 @@ class Schedule:
         while todo and len(batch) < limit:
             n = heapq.heappop(todo)
             if (
-                n < lo or n > hi or (batch and n != batch[-1] + 1) or avoid.get(n, {}).get(name, 0) > now
+                n < lo
+                or n > hi
+                or (batch and n != batch[-1] + 1)
+                or avoid.get(n, {}).get(name, 0) > now
                 or (unserved and n in unserved and self._left_out(n, name))
             ):
                 skipped.append(n)
@@ -300,8 +303,10 @@ class Schedule:
             return None
         lo_w, hi_w = waiting[0], waiting[-1]
         for name, (lo, hi) in peers:
-            if lo <= hi and not (hi < lo_w or lo > hi_w) and any(
-                lo <= n <= hi and not self._left_out(n, name) for n in waiting
+            if (
+                lo <= hi
+                and not (hi < lo_w or lo > hi_w)
+                and any(lo <= n <= hi and not self._left_out(n, name) for n in waiting)
             ):
                 self._unservable_since = None
                 self._giving_up = False
