@@ -252,6 +252,18 @@ def test_request_times_out_from_now() -> None:
     assert _feed(session, m.BlockHeaders(rid, []), T0 + 6) == [s.UnsolicitedResponse(rid)]
 
 
+def test_timeout_and_round_trip_count_from_when_the_request_left() -> None:
+    """Time a request spends queued behind a full socket buffer is not the peer's."""
+    session = _active(request_timeout=4.0)
+    rid = session.request(lambda i: m.GetBlockHeaders(i, 0, 1), T0)
+    session.request_sent(rid, T0 + 3)  # the driver got it out 3 s later
+    assert session.next_deadline() == T0 + 7 and session.handle_timer(T0 + 5) == []
+    [ev] = _feed(session, m.BlockHeaders(rid, []), T0 + 3.5)
+    assert isinstance(ev, s.ResponseReceived) and ev.rtt == pytest.approx(0.5)
+    session.request_sent(rid, T0 + 9)  # no longer pending: nothing happens
+    assert session.pending == 0
+
+
 def test_explicit_timeout_overrides_the_adaptive_one() -> None:
     session = _active()
     rid = session.request(lambda i: m.GetReceipts(i, []), T0, timeout=0.5)

@@ -142,3 +142,24 @@ async def test_connections_beyond_the_handshake_slots_are_dropped_unanswered(own
     await owner.wait_for(events=1 + slots)
     assert all(isinstance(e, InboundFailed) for e in owner.events[1:])
     assert owner.listener.handshakes == 0
+
+
+async def test_a_handshake_cancelled_when_its_owner_closes_frees_its_slot_and_closes_the_socket(
+    owner: Owner,
+) -> None:
+    """The owner cancels running handshakes when it closes: the stream is closed at once (not left to
+    garbage collection) and the slot is given back."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", owner.listener.port)
+    writer.write(b"\x01")  # one byte of an auth message: the handshake waits for the rest
+    await writer.drain()
+    await _until_handshakes(owner.listener, 1)
+    for task in list(owner.tasks):
+        task.cancel()
+    await asyncio.gather(*owner.tasks, return_exceptions=True)
+    assert owner.listener.handshakes == 0 and owner.events == [] and owner.peers == []
+    async with asyncio.timeout(5):  # a guard against hanging, not a speed check
+        try:
+            assert await reader.read() == b""
+        except ConnectionResetError:  # aborted: a reset is as good as a close
+            pass
+    writer.close()

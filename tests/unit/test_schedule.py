@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
+from ethp2p.chain.header import Header
+from ethp2p.faults import FaultKind
+from ethp2p.fetch import fetch_payloads_for_peer
+from ethp2p.peers.eth_peer import RequestTimeout
 from ethp2p.store.blocks import BlockStore
-from ethp2p.sync.range import RangeFetcher
+from ethp2p.sync.range import RangeFetcher, declined
 from ethp2p.sync.schedule import (
     AIMD_STEP,
     ESCALATE_AFTER,
@@ -400,3 +405,38 @@ def test_a_peer_is_not_asked_again_for_a_block_it_kept_leaving_out() -> None:
     assert s.take(A, "a", EVERYTHING, now) == Batch(2, 10)  # the rest, without block 1
     assert s.take(A, "a", EVERYTHING, now) is None
     assert s.take(B, "b", EVERYTHING, now) == Batch(1, 1)  # another peer still gets it
+
+
+# ---- the driver's reading of an outcome: declined blocks vs lost ones ---------------------------
+
+
+class BodiesFromStore(FakePeer):
+    """Serves the real bodies of mainnet blocks from a store (a fake peer: this test is about how the
+    range fetch reads a real ``fetch_payloads_for_peer`` outcome, not about the wire). ``mode``
+    ``"short"`` answers only the first half of each request, ``"timeout"`` never answers."""
+
+    def __init__(self, bodies: dict[bytes, bytes], mode: str) -> None:
+        super().__init__(eth_version=69)
+        self.bodies, self.mode = bodies, mode
+
+    async def request_bodies(self, hashes: Sequence[bytes], *, timeout: float | None = None) -> list[bytes]:
+        if self.mode == "timeout":
+            raise RequestTimeout("did not answer bodies request within 0.01s")
+        return [self.bodies[h] for h in hashes[: len(hashes) // 2]]
+
+
+@pytest.mark.parametrize("mode", ["short", "timeout"])
+def test_only_a_clean_short_answer_declines_blocks(mainnet_store_path: Path, mode: str) -> None:
+    """Blocks a peer answered without count towards making it unservable for them; blocks lost to a
+    timeout do not (the peer may hold them: it is only backed off)."""
+    with BlockStore(mainnet_store_path, readonly=True) as store:
+        blocks = list(store.canonical_blocks(1_000, 1_200))
+    headers = [Header(b.header) for b in blocks]
+    bodies = {b.hash: b.body for b in blocks if b.body is not None}
+    peer = BodiesFromStore(bodies, mode)
+    outcome = asyncio.run(fetch_payloads_for_peer(peer, 1_000, 1_200, headers=headers))
+    assert outcome.missing_blocks  # blocks with bodies were not all delivered either way
+    if mode == "short":
+        assert outcome.faults == [] and outcome.payloads and declined(outcome)
+    else:
+        assert [f.kind for f in outcome.faults] == [FaultKind.TIMEOUT] and not declined(outcome)

@@ -351,6 +351,14 @@ class EthSession:
         self.counters.requests_sent += 1
         return request_id
 
+    def request_sent(self, request_id: int, now: float) -> None:
+        """The request left at ``now``: its timeout and round trip count from here (no-op if it is
+        no longer pending)."""
+        p = self._pending.get(request_id)
+        if p is not None:
+            p.sent_at = now
+            p.deadline = now + p.timeout
+
     def cancel_request(self, request_id: int) -> None:
         """Forget a pending request (its caller gave up); a later answer counts as unsolicited."""
         self._pending.pop(request_id, None)

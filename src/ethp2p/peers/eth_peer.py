@@ -458,18 +458,22 @@ class EthPeer:
         self._timer = None
         if self.closed:
             return
-        for ev in self.core.handle_timer(time.monotonic()):
-            if isinstance(ev, eth_session.RequestTimedOut):
-                fut = self._waiters.get(ev.request_id)
-                if fut is not None and not fut.done():
-                    fut.set_exception(
-                        RequestTimeout(f"{self!r} did not answer {ev.kind} request within {ev.timeout:.2f}s")
-                    )
-            elif isinstance(ev, eth_session.PingDue):
-                self._spawn(self._send_ping())
-            elif isinstance(ev, eth_session.PeerUnresponsive):
-                self._spawn(self._drop(DisconnectReason.PING_TIMEOUT, "no Pong"))
-        self._arm_timer()
+        try:
+            for ev in self.core.handle_timer(time.monotonic()):
+                if isinstance(ev, eth_session.RequestTimedOut):
+                    fut = self._waiters.get(ev.request_id)
+                    if fut is not None and not fut.done():
+                        fut.set_exception(
+                            RequestTimeout(f"{self!r} did not answer {ev.kind} request within {ev.timeout:.2f}s")
+                        )
+                elif isinstance(ev, eth_session.PingDue):
+                    self._spawn(self._send_ping())
+                elif isinstance(ev, eth_session.PeerUnresponsive):
+                    self._spawn(self._drop(DisconnectReason.PING_TIMEOUT, "no Pong"))
+        finally:
+            # Every request deadline and the keep-alive hang off this one timer: it is re-armed
+            # even if acting on an event failed, or this peer's requests would wait forever.
+            self._arm_timer()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)
@@ -581,6 +585,9 @@ class EthPeer:
         self._arm_timer()
         try:
             await self._send_queued()
+            # The timeout (and the round trip) counts from when the request left, not from when it
+            # was queued: time blocked on a full socket buffer is not the peer's.
+            core.request_sent(request_id, time.monotonic())
             return await fut
         except (ConnectionLost, RuntimeError) as e:
             raise PeerDisconnected(f"session closed while sending: {e}", self.closed_event) from None

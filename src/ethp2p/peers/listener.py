@@ -149,6 +149,10 @@ class InboundListener:
                 with contextlib.suppress(Exception):
                     writer.transport.abort()
                 return
+            except BaseException:  # cancelled (the owner is closing) or a bug: never leave the socket open
+                with contextlib.suppress(Exception):
+                    writer.transport.abort()
+                raise
         finally:
             self.handshakes -= 1
         await owner.on_inbound_peer(peer)

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from ..chain.header import Header
 from ..faults import FaultKind, PeerFault, report
 from ..fetch import FetchStageStats, InvalidResponse, fetch_payloads_for_peer
-from ..fetch.types import BlockPayload, FetchPeer
+from ..fetch.types import BlockPayload, FetchPeer, PayloadFetchOutcome
 from ..fetch.verifier import INLINE, BlockVerifier
 from ..p2p.disconnect import DisconnectReason
 from ..peers.eth_peer import PeerError, RequestTimeout
@@ -141,6 +141,13 @@ def _kind_of(e: Exception) -> FaultKind:
     if isinstance(e, RequestTimeout):
         return FaultKind.TIMEOUT
     return FaultKind.DISCONNECTED
+
+
+def declined(outcome: PayloadFetchOutcome) -> bool:
+    """Whether the blocks ``outcome`` is missing were *declined*: the peer answered cleanly and
+    left them out. Blocks lost to a timeout or a bad answer (any fault) say nothing about what the
+    peer holds, so they only back off and never count towards ``schedule.UNSERVED_AFTER``."""
+    return bool(outcome.missing_blocks) and not outcome.faults
 
 
 class RangeFetcher:
@@ -516,7 +523,7 @@ class RangeFetcher:
                 await self._hand_over(outcome.payloads, size)
             self._adjust(peer, complete=not outcome.missing_blocks)
             if outcome.missing_blocks:
-                self._failed(outcome.missing_blocks, name, backoff=1.0, answered=True)
+                self._failed(outcome.missing_blocks, name, backoff=1.0, answered=declined(outcome))
 
     async def _watchdog(self) -> None:
         while not self._done.is_set():
