@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from ethp2p.chain.genesis import load_genesis
@@ -15,6 +16,14 @@ SPEC = load_genesis(ETHTEST_GENESIS)
 NET = ["--genesis", str(ETHTEST_GENESIS)]
 
 
+async def _heads_probed(net: PeerNetwork, n: int) -> None:
+    """Until ``n`` peers' joining probes (the header of their Status best hash) have set their heads
+    (a guard against hanging, not a speed check)."""
+    async with asyncio.timeout(20):
+        while sum(net.pool.get_peer_head(p.peer_id) is not None for p in net.pool.snapshot()) < n:
+            await asyncio.sleep(0.05)
+
+
 async def test_head_is_proven_by_headers_not_status(tmp_path: Path) -> None:
     store = ethtest_store(tmp_path / "e.db")
     honest = start_servers(2, store, tmp_path, network_args=NET)
@@ -23,6 +32,7 @@ async def test_head_is_proven_by_headers_not_status(tmp_path: Path) -> None:
         async with PeerNetwork(SPEC, limits=p2p_limits(peer_start_warmup=0)) as net:
             net.add_candidates([s.enode for s in honest + liar])
             await net.wait_for_peers(3, timeout=20)
+            await _heads_probed(net, 2)  # the two honest ones (the liar's best hash is made up)
             liar_id = bytes.fromhex(liar[0].enode[8:136])
             liar_peer = net.pool.get(liar_id)
             assert liar_peer is not None and isinstance(liar_peer.status, StatusV69)
@@ -32,7 +42,10 @@ async def test_head_is_proven_by_headers_not_status(tmp_path: Path) -> None:
                 head = await discover_head_p2p(net.pool, 100, probe_peers=probe_peers, probe_limit=128)
                 assert head.number == 600 and head.hash is not None
                 assert all(v == 600 for v in head.per_peer.values())
-                assert head.requests >= 4  # 100 -> 600 in linked steps of 128 (overlapping by one)
+                # The honest peers' heads were fetched when they joined: their walks start there (one
+                # request each). Only the liar, whose made-up best hash could not be fetched, walks up
+                # from the baseline (100 -> 600 in steps of 128), until one walk has set its head.
+                assert probe_peers <= head.requests <= (probe_peers - 1) + 4
             # The liar's Status head was never probed successfully; its pool head is what it served.
             assert net.pool.get_peer_head(liar_id) in (None, 600)
             assert await re_probe_peer_head(net.pool, liar_peer, 599)
@@ -43,4 +56,25 @@ async def test_head_is_proven_by_headers_not_status(tmp_path: Path) -> None:
             assert head.number == 700 and head.hash is None
     finally:
         for s in honest + liar:
+            s.stop()
+
+
+async def test_head_far_above_the_baseline_is_found_in_a_few_requests(tmp_path: Path) -> None:
+    """The walk starts at the header each peer already served (its Status best hash, fetched when it
+    joined), not at the baseline: one round of 16 headers from 0 still finds 600 (it used to stop at
+    #15, and ``ethp2p head`` from 0 at #65,472 on mainnet)."""
+    store = ethtest_store(tmp_path / "e.db")
+    servers = start_servers(2, store, tmp_path, network_args=NET)
+    try:
+        async with PeerNetwork(SPEC, limits=p2p_limits(peer_start_warmup=0)) as net:
+            net.add_candidates([s.enode for s in servers])
+            await net.wait_for_peers(2, timeout=20)
+            await _heads_probed(net, 2)
+            for p in net.pool.snapshot():  # the probe on joining fetched the best-hash header
+                assert net.pool.get_peer_head(p.peer_id) == 600
+            head = await discover_head_p2p(net.pool, 0, probe_peers=2, probe_limit=16, max_rounds=1)
+            assert head.number == 600 and head.hash is not None and head.requests == 2
+            assert set(head.per_peer.values()) == {600}
+    finally:
+        for s in servers:
             s.stop()

@@ -82,8 +82,10 @@ async def discover_head_p2p(
     """The highest block number above ``baseline`` that peers actually serve, and how it is proven.
 
     Asks up to ``probe_peers`` peers (a rotating start, so repeated calls spread the
-    load) for headers from ``baseline`` on, ``probe_limit`` per request, following
-    full answers upward. A peer's Status claim is never used. Each probed peer's
+    load) for headers from the highest one each has already served (its pool head,
+    when above ``baseline``; else from ``baseline``), ``probe_limit`` per request,
+    following full answers upward for at most ``max_rounds`` requests. A peer's Status
+    claim is never used unless its header was fetched. Each probed peer's
     head in the pool is updated to what it proved. If no peer serves even the
     baseline, the result's number is ``baseline`` with no hash.
 
@@ -100,11 +102,20 @@ async def discover_head_p2p(
     offset = next(_rotation) % len(peers)
     chosen = (peers[offset:] + peers[:offset])[:probe_peers]
     for peer in chosen:
+        # Start from the highest header this peer has already served (its pool head: the header of
+        # its Status best hash, fetched when it joined, or an earlier walk), not from the baseline:
+        # walking up 1,023 headers a round from 0 would take 23,000 rounds to reach today's mainnet.
+        known = pool.get_peer_head(peer.peer_id)
+        starts = [known, baseline] if known is not None and known > baseline else [baseline]
+        last: Header | None = None
         try:
-            last, n = await _walk(peer, baseline, max(2, probe_limit), max_rounds, anchors)
+            for start in starts:
+                last, n = await _walk(peer, start, max(2, probe_limit), max_rounds, anchors)
+                result.requests += n
+                if last is not None:
+                    break  # else it no longer serves its old head (a reorg, pruning): walk from the baseline
         except (PeerError, InvalidResponse):
             continue
-        result.requests += n
         if last is None:
             continue
         result.per_peer[peer.peer_id] = last.number
