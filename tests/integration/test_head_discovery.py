@@ -43,9 +43,10 @@ async def test_head_is_proven_by_headers_not_status(tmp_path: Path) -> None:
                 assert head.number == 600 and head.hash is not None
                 assert all(v == 600 for v in head.per_peer.values())
                 # The honest peers' heads were fetched when they joined: their walks start there (one
-                # request each). Only the liar, whose made-up best hash could not be fetched, walks up
-                # from the baseline (100 -> 600 in steps of 128), until one walk has set its head.
-                assert probe_peers <= head.requests <= (probe_peers - 1) + 4
+                # request each). Only the liar, whose made-up best hash cannot be fetched (asked once
+                # more), walks up from the baseline (100 -> 600 in steps of 128), until one walk has
+                # set its head.
+                assert probe_peers <= head.requests <= (probe_peers - 1) + 1 + 4
             # The liar's Status head was never probed successfully; its pool head is what it served.
             assert net.pool.get_peer_head(liar_id) in (None, 600)
             assert await re_probe_peer_head(net.pool, liar_peer, 599)
@@ -75,6 +76,12 @@ async def test_head_far_above_the_baseline_is_found_in_a_few_requests(tmp_path: 
             head = await discover_head_p2p(net.pool, 0, probe_peers=2, probe_limit=16, max_rounds=1)
             assert head.number == 600 and head.hash is not None and head.requests == 2
             assert set(head.per_peer.values()) == {600}
+        # Called at once, before the joining probes are done, it fetches the best-hash headers itself.
+        async with PeerNetwork(SPEC, limits=p2p_limits(peer_start_warmup=0)) as net:
+            net.add_candidates([s.enode for s in servers])
+            await net.wait_for_peers(2, timeout=20)
+            head = await discover_head_p2p(net.pool, 0, probe_peers=2, probe_limit=16, max_rounds=1)
+            assert head.number == 600 and set(head.per_peer.values()) == {600}
     finally:
         for s in servers:
             s.stop()

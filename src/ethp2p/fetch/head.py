@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from ..chain.header import Header
 from ..faults import FaultKind, report
 from ..peers.eth_peer import PeerError
-from ..peers.pool import NetworkPeer, PeerPool
+from ..peers.pool import NetworkPeer, PeerPool, fetch_best_header
 from ..trust.agreement import Answer, agree, spread_over_networks
 from ..trust.anchors import Anchors
 from ..trust.proof import Proof
@@ -83,7 +83,8 @@ async def discover_head_p2p(
 
     Asks up to ``probe_peers`` peers (a rotating start, so repeated calls spread the
     load) for headers from the highest one each has already served (its pool head,
-    when above ``baseline``; else from ``baseline``), ``probe_limit`` per request,
+    when above ``baseline``; a peer not probed yet has the header of its Status best
+    hash fetched first; else from ``baseline``), ``probe_limit`` per request,
     following full answers upward for at most ``max_rounds`` requests. A peer's Status
     claim is never used unless its header was fetched. Each probed peer's
     head in the pool is updated to what it proved. If no peer serves even the
@@ -103,9 +104,15 @@ async def discover_head_p2p(
     chosen = (peers[offset:] + peers[:offset])[:probe_peers]
     for peer in chosen:
         # Start from the highest header this peer has already served (its pool head: the header of
-        # its Status best hash, fetched when it joined, or an earlier walk), not from the baseline:
+        # its Status best hash, fetched when it joined or just now, or an earlier walk), not from the baseline:
         # walking up 1,023 headers a round from 0 would take 23,000 rounds to reach today's mainnet.
         known = pool.get_peer_head(peer.peer_id)
+        if known is None:  # not probed yet (it joined just now): fetch its best-hash header first
+            best = await fetch_best_header(peer)
+            result.requests += 1
+            if best is not None:
+                known = best.number
+                pool.update_peer_head(peer.peer_id, best.number, best.hash)
         starts = [known, baseline] if known is not None and known > baseline else [baseline]
         last: Header | None = None
         try:

@@ -19,7 +19,6 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequen
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..chain.header import Header, HeaderError
 from ..crypto.keys import PrivateKey
 from ..discovery.dns import dns_discovery, dnspython_resolver
 from ..discovery.service import DiscoveryService
@@ -45,7 +44,7 @@ from .eth_peer import (
 )
 from .limits import P2pLimits, P2pStats
 from .listener import InboundDropped, InboundEvent, InboundListener, InboundRefused
-from .pool import NetworkPeer, PeerPool
+from .pool import NetworkPeer, PeerPool, fetch_best_header
 from .reputation import Reputation
 
 log = logging.getLogger(__name__)
@@ -457,18 +456,14 @@ class PeerNetwork:
 
     async def probe_head(self, peer: NetworkPeer) -> int | None:
         """Fetch the header of the peer's Status best hash; record it as the peer's head."""
-        best = peer.status.head_hash
         async with self._probe_sem:
             self.probes_running += 1
             self.max_probes_seen = max(self.max_probes_seen, self.probes_running)
             try:
-                raw = await peer.request_headers(best, 1)
-                header = Header(raw[0]) if raw else None
-            except (PeerError, HeaderError):
-                header = None
+                header = await fetch_best_header(peer)
             finally:
                 self.probes_running -= 1
-        if header is None or header.hash != best:
+        if header is None:
             self.p2p_stats.probes_failed += 1
             return None
         self.p2p_stats.probes_ok += 1

@@ -6,11 +6,24 @@ import asyncio
 import threading
 from collections.abc import Callable, Sequence
 
+from ..chain.header import Header, HeaderError
 from ..eth import messages as m
 from ..eth.chainspec import ChainSpec
 from ..faults import FaultKind, PeerFault
 from ..p2p.disconnect import DisconnectReason
-from .eth_peer import EthPeer, RequestTimeout
+from .eth_peer import EthPeer, PeerError, RequestTimeout
+
+
+async def fetch_best_header(peer: NetworkPeer) -> Header | None:
+    """The header of the peer's Status best hash, if the peer serves it (None: it does not, the
+    request failed, or it sent another header): the only way a Status head claim is believed."""
+    best = peer.status.head_hash
+    try:
+        raw = await peer.request_headers(best, 1)
+        header = Header(raw[0]) if raw else None
+    except (PeerError, HeaderError):
+        return None
+    return header if header is not None and header.hash == best else None
 
 
 class NetworkPeer:
