@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import ipaddress
 import logging
 import os
 import time
@@ -33,6 +35,30 @@ REFRESH_INTERVAL = 30.0
 #: The first refresh after bootstrap; the gap doubles up to REFRESH_INTERVAL, so a node that
 #: started before its neighbours had bonded with the boot node still finds them within seconds.
 FIRST_REFRESH = 1.0
+#: A send failure is a warning once per cause (errno) in this many seconds; the rest are debug lines.
+SEND_WARN_INTERVAL = 600.0
+
+
+def advertised_ip(host: str) -> bytes | None:
+    """The ENR ``ip`` entry for a socket bound to ``host``: None for the wildcard address (and IPv6).
+
+    Bound to ``0.0.0.0`` we don't know which of our addresses a peer sees, so the record claims
+    none; discv4 peers take our address from our packets' source, as geth's do.
+    """
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if ip.version != 4 or ip.is_unspecified:
+        return None
+    return ip.packed
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 class _Protocol(asyncio.DatagramProtocol):
@@ -43,11 +69,11 @@ class _Protocol(asyncio.DatagramProtocol):
         self.service._on_datagram(data, (addr[0], addr[1]))
 
     def error_received(self, exc: Exception) -> None:
-        log.debug("udp error: %s", exc)
+        self.service._on_send_error(exc)
 
 
 class DiscoveryService:
-    """Runs discv4 on ``host:port`` (UDP)."""
+    """Runs discv4 on ``host:port`` (UDP); ``0.0.0.0`` reaches every host, ``127.0.0.1`` only this one."""
 
     def __init__(
         self,
@@ -80,6 +106,10 @@ class DiscoveryService:
         self._offered: set[bytes] = set()
         self._tasks: set[asyncio.Task] = set()
         self.lookups = 0
+        #: Failed sends by cause (errno name), e.g. ``{"EINVAL": 3}``.
+        self.send_errors: dict[str, int] = {}
+        self._send_warned: dict[str, float] = {}
+        self._sending_to: tuple[str, int] | None = None
 
     # ---- lifecycle ----------------------------------------------------------------------------
 
@@ -90,7 +120,7 @@ class DiscoveryService:
         )
         self.port = self._transport.get_extra_info("sockname")[1]
         tcp = self.tcp_port if self.tcp_port is not None else self.port
-        ip = bytes(int(x) for x in self.host.split(".")) if self.host.count(".") == 3 else None
+        ip = advertised_ip(self.host)
         pairs: dict[bytes, object] = {b"udp": self.port, b"tcp": tcp, **self.enr_extra}
         if ip is not None:
             pairs[b"ip"] = ip
@@ -114,7 +144,12 @@ class DiscoveryService:
 
     @property
     def enode(self) -> Enode:
-        return Enode(self.key.public_key.to_bytes(), self.host, self.tcp_port or self.port, self.port)
+        """How to reach this node from this host (127.0.0.1 when bound to the wildcard address).
+
+        Not what other hosts are told: the ENR names no address then (see :func:`advertised_ip`).
+        """
+        host = "127.0.0.1" if self.host == "0.0.0.0" else self.host
+        return Enode(self.key.public_key.to_bytes(), host, self.tcp_port or self.port, self.port)
 
     @property
     def table(self):
@@ -141,7 +176,37 @@ class DiscoveryService:
 
     def _send(self, s: Send) -> None:
         if self._transport is not None:
-            self._transport.sendto(s.data, s.addr)
+            # A failure is reported through error_received, from inside sendto when it is immediate.
+            self._sending_to = s.addr
+            try:
+                self._transport.sendto(s.data, s.addr)
+            finally:
+                self._sending_to = None
+
+    def _on_send_error(self, exc: Exception) -> None:
+        """Count a failed send; a warning with the reason once per cause per SEND_WARN_INTERVAL."""
+        code = getattr(exc, "errno", None)
+        cause = errno.errorcode.get(code, type(exc).__name__) if isinstance(code, int) else type(exc).__name__
+        self.send_errors[cause] = self.send_errors.get(cause, 0) + 1
+        to = f" to {self._sending_to[0]}:{self._sending_to[1]}" if self._sending_to is not None else ""
+        now = time.monotonic()
+        last = self._send_warned.get(cause)
+        if last is not None and now - last < SEND_WARN_INTERVAL:
+            log.debug("discv4 send%s failed: %s", to, exc)
+            return
+        self._send_warned[cause] = now
+        hint = ""
+        if code == errno.EINVAL and _is_loopback(self.host):
+            hint = " (a socket bound to loopback reaches no other host)"
+        log.warning(
+            "discv4 on %s:%d cannot send%s: %s%s; %d such failures so far (more are logged at debug level)",
+            self.host,
+            self.port,
+            to,
+            os.strerror(code) if isinstance(code, int) else exc,
+            hint,
+            self.send_errors[cause],
+        )
 
     def _on_datagram(self, data: bytes, addr: tuple[str, int]) -> None:
         assert self.core is not None
