@@ -5,6 +5,8 @@ module owns the socket, the timers and the futures. Every node that answers our
 ping joins the table and, once, is offered to ``on_node`` (the peer network's candidate
 feed). With a ``fork_filter``, the node's ENR is fetched first and nodes whose
 ``eth`` entry names an incompatible fork id are skipped before anyone dials them.
+Bound to the wildcard address, our ENR names no ip until peers' Pongs agree on the address they
+see; a send that fails is a warning with the reason, once per cause every 10 minutes.
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ def advertised_ip(host: str) -> bytes | None:
     """The ENR ``ip`` entry for a socket bound to ``host``: None for the wildcard address (and IPv6).
 
     Bound to ``0.0.0.0`` we don't know which of our addresses a peer sees, so the record claims
-    none; discv4 peers take our address from our packets' source, as geth's do.
+    none (discv4 peers take our address from our packets' source, as geth's do) until the Pongs
+    of several peers agree on one (:meth:`~ethp2p.discovery.v4.DiscoveryV4.predicted_ip`).
     """
     try:
         ip = ipaddress.ip_address(host)
@@ -110,6 +113,8 @@ class DiscoveryService:
         self.send_errors: dict[str, int] = {}
         self._send_warned: dict[str, float] = {}
         self._sending_to: tuple[str, int] | None = None
+        self._ip: bytes | None = None
+        self._learn_ip = False
 
     # ---- lifecycle ----------------------------------------------------------------------------
 
@@ -120,13 +125,29 @@ class DiscoveryService:
         )
         self.port = self._transport.get_extra_info("sockname")[1]
         tcp = self.tcp_port if self.tcp_port is not None else self.port
-        ip = advertised_ip(self.host)
-        pairs: dict[bytes, object] = {b"udp": self.port, b"tcp": tcp, **self.enr_extra}
-        if ip is not None:
-            pairs[b"ip"] = ip
-        enr = ENR.create(self.key, int(time.time()), pairs)
-        self.core = DiscoveryV4(self.key, w.Endpoint(self.host, self.port, tcp), enr)
+        self._ip = advertised_ip(self.host)
+        #: Bound to the wildcard address: our ENR gets the address peers' Pongs agree on, once they do.
+        self._learn_ip = self._ip is None and self.host == "0.0.0.0"
+        self.core = DiscoveryV4(self.key, w.Endpoint(self.host, self.port, tcp), self._record(int(time.time())))
         self._spawn(self._run())
+
+    def _record(self, seq: int) -> ENR:
+        tcp = self.tcp_port if self.tcp_port is not None else self.port
+        pairs: dict[bytes, object] = {b"udp": self.port, b"tcp": tcp, **self.enr_extra}
+        if self._ip is not None:
+            pairs[b"ip"] = self._ip
+        return ENR.create(self.key, seq, pairs)
+
+    def _check_ip(self) -> None:
+        """Put the address peers agree they see us at into our ENR (new seq) and Pings."""
+        assert self.core is not None and self.core.enr is not None
+        ip = self.core.predicted_ip(time.time())
+        if ip is None or advertised_ip(ip) == self._ip:
+            return
+        self._ip = advertised_ip(ip)
+        self.core.enr = self._record(max(self.core.enr.seq + 1, int(time.time())))
+        self.core.endpoint = w.Endpoint(ip, self.core.endpoint.udp, self.core.endpoint.tcp)
+        log.info("discv4: peers see us at %s; our ENR now says so (seq %d)", ip, self.core.enr.seq)
 
     async def close(self) -> None:
         for t in list(self._tasks):
@@ -218,6 +239,8 @@ class DiscoveryService:
                 if fut is not None and not fut.done():
                     fut.set_result(ev.node)
                 self._node_alive(ev.node)
+                if self._learn_ip:
+                    self._check_ip()
             elif isinstance(ev, NeighborsReceived):
                 bucket = self._neighbors.setdefault(ev.sender_id, [])
                 bucket.extend(ev.nodes[: 16 - len(bucket)])
@@ -333,8 +356,9 @@ class DiscoveryService:
     async def bootstrap(self) -> None:
         await asyncio.gather(
             *(
-                self.ping(b.pubkey, (b.host or "127.0.0.1", b.udp_port or b.tcp_port), b.tcp_port)
+                self.ping(b.pubkey, (b.host, b.udp_port or b.tcp_port), b.tcp_port)
                 for b in self.bootnodes
+                if b.host  # one without an address is no boot node (not this host's loopback)
             ),
             return_exceptions=True,
         )
