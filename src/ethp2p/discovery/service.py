@@ -5,12 +5,16 @@ module owns the socket, the timers and the futures. Every node that answers our
 ping joins the table and, once, is offered to ``on_node`` (the peer network's candidate
 feed). With a ``fork_filter``, the node's ENR is fetched first and nodes whose
 ``eth`` entry names an incompatible fork id are skipped before anyone dials them.
+Bound to the wildcard address, our ENR names no ip until peers' Pongs agree on the address they
+see; a send that fails is a warning with the reason, once per cause every 10 minutes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import ipaddress
 import logging
 import os
 import time
@@ -33,6 +37,31 @@ REFRESH_INTERVAL = 30.0
 #: The first refresh after bootstrap; the gap doubles up to REFRESH_INTERVAL, so a node that
 #: started before its neighbours had bonded with the boot node still finds them within seconds.
 FIRST_REFRESH = 1.0
+#: A send failure is a warning once per cause (errno) in this many seconds; the rest are debug lines.
+SEND_WARN_INTERVAL = 600.0
+
+
+def advertised_ip(host: str) -> bytes | None:
+    """The ENR ``ip`` entry for a socket bound to ``host``: None for the wildcard address (and IPv6).
+
+    Bound to ``0.0.0.0`` we don't know which of our addresses a peer sees, so the record claims
+    none (discv4 peers take our address from our packets' source, as geth's do) until the Pongs
+    of several peers agree on one (:meth:`~ethp2p.discovery.v4.DiscoveryV4.predicted_ip`).
+    """
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if ip.version != 4 or ip.is_unspecified:
+        return None
+    return ip.packed
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 class _Protocol(asyncio.DatagramProtocol):
@@ -43,11 +72,11 @@ class _Protocol(asyncio.DatagramProtocol):
         self.service._on_datagram(data, (addr[0], addr[1]))
 
     def error_received(self, exc: Exception) -> None:
-        log.debug("udp error: %s", exc)
+        self.service._on_send_error(exc)
 
 
 class DiscoveryService:
-    """Runs discv4 on ``host:port`` (UDP)."""
+    """Runs discv4 on ``host:port`` (UDP); ``0.0.0.0`` reaches every host, ``127.0.0.1`` only this one."""
 
     def __init__(
         self,
@@ -80,6 +109,12 @@ class DiscoveryService:
         self._offered: set[bytes] = set()
         self._tasks: set[asyncio.Task] = set()
         self.lookups = 0
+        #: Failed sends by cause (errno name), e.g. ``{"EINVAL": 3}``.
+        self.send_errors: dict[str, int] = {}
+        self._send_warned: dict[str, float] = {}
+        self._sending_to: tuple[str, int] | None = None
+        self._ip: bytes | None = None
+        self._learn_ip = False
 
     # ---- lifecycle ----------------------------------------------------------------------------
 
@@ -90,13 +125,29 @@ class DiscoveryService:
         )
         self.port = self._transport.get_extra_info("sockname")[1]
         tcp = self.tcp_port if self.tcp_port is not None else self.port
-        ip = bytes(int(x) for x in self.host.split(".")) if self.host.count(".") == 3 else None
-        pairs: dict[bytes, object] = {b"udp": self.port, b"tcp": tcp, **self.enr_extra}
-        if ip is not None:
-            pairs[b"ip"] = ip
-        enr = ENR.create(self.key, int(time.time()), pairs)
-        self.core = DiscoveryV4(self.key, w.Endpoint(self.host, self.port, tcp), enr)
+        self._ip = advertised_ip(self.host)
+        #: Bound to the wildcard address: our ENR gets the address peers' Pongs agree on, once they do.
+        self._learn_ip = self._ip is None and self.host == "0.0.0.0"
+        self.core = DiscoveryV4(self.key, w.Endpoint(self.host, self.port, tcp), self._record(int(time.time())))
         self._spawn(self._run())
+
+    def _record(self, seq: int) -> ENR:
+        tcp = self.tcp_port if self.tcp_port is not None else self.port
+        pairs: dict[bytes, object] = {b"udp": self.port, b"tcp": tcp, **self.enr_extra}
+        if self._ip is not None:
+            pairs[b"ip"] = self._ip
+        return ENR.create(self.key, seq, pairs)
+
+    def _check_ip(self) -> None:
+        """Put the address peers agree they see us at into our ENR (new seq) and Pings."""
+        assert self.core is not None and self.core.enr is not None
+        ip = self.core.predicted_ip(time.time())
+        if ip is None or advertised_ip(ip) == self._ip:
+            return
+        self._ip = advertised_ip(ip)
+        self.core.enr = self._record(max(self.core.enr.seq + 1, int(time.time())))
+        self.core.endpoint = w.Endpoint(ip, self.core.endpoint.udp, self.core.endpoint.tcp)
+        log.info("discv4: peers see us at %s; our ENR now says so (seq %d)", ip, self.core.enr.seq)
 
     async def close(self) -> None:
         for t in list(self._tasks):
@@ -114,7 +165,12 @@ class DiscoveryService:
 
     @property
     def enode(self) -> Enode:
-        return Enode(self.key.public_key.to_bytes(), self.host, self.tcp_port or self.port, self.port)
+        """How to reach this node from this host (127.0.0.1 when bound to the wildcard address).
+
+        Not what other hosts are told: the ENR names no address then (see :func:`advertised_ip`).
+        """
+        host = "127.0.0.1" if self.host == "0.0.0.0" else self.host
+        return Enode(self.key.public_key.to_bytes(), host, self.tcp_port or self.port, self.port)
 
     @property
     def table(self):
@@ -141,7 +197,37 @@ class DiscoveryService:
 
     def _send(self, s: Send) -> None:
         if self._transport is not None:
-            self._transport.sendto(s.data, s.addr)
+            # A failure is reported through error_received, from inside sendto when it is immediate.
+            self._sending_to = s.addr
+            try:
+                self._transport.sendto(s.data, s.addr)
+            finally:
+                self._sending_to = None
+
+    def _on_send_error(self, exc: Exception) -> None:
+        """Count a failed send; a warning with the reason once per cause per SEND_WARN_INTERVAL."""
+        code = getattr(exc, "errno", None)
+        cause = errno.errorcode.get(code, type(exc).__name__) if isinstance(code, int) else type(exc).__name__
+        self.send_errors[cause] = self.send_errors.get(cause, 0) + 1
+        to = f" to {self._sending_to[0]}:{self._sending_to[1]}" if self._sending_to is not None else ""
+        now = time.monotonic()
+        last = self._send_warned.get(cause)
+        if last is not None and now - last < SEND_WARN_INTERVAL:
+            log.debug("discv4 send%s failed: %s", to, exc)
+            return
+        self._send_warned[cause] = now
+        hint = ""
+        if code == errno.EINVAL and _is_loopback(self.host):
+            hint = " (a socket bound to loopback reaches no other host)"
+        log.warning(
+            "discv4 on %s:%d cannot send%s: %s%s; %d such failures so far (more are logged at debug level)",
+            self.host,
+            self.port,
+            to,
+            os.strerror(code) if isinstance(code, int) else exc,
+            hint,
+            self.send_errors[cause],
+        )
 
     def _on_datagram(self, data: bytes, addr: tuple[str, int]) -> None:
         assert self.core is not None
@@ -153,6 +239,8 @@ class DiscoveryService:
                 if fut is not None and not fut.done():
                     fut.set_result(ev.node)
                 self._node_alive(ev.node)
+                if self._learn_ip:
+                    self._check_ip()
             elif isinstance(ev, NeighborsReceived):
                 bucket = self._neighbors.setdefault(ev.sender_id, [])
                 bucket.extend(ev.nodes[: 16 - len(bucket)])
@@ -268,8 +356,9 @@ class DiscoveryService:
     async def bootstrap(self) -> None:
         await asyncio.gather(
             *(
-                self.ping(b.pubkey, (b.host or "127.0.0.1", b.udp_port or b.tcp_port), b.tcp_port)
+                self.ping(b.pubkey, (b.host, b.udp_port or b.tcp_port), b.tcp_port)
                 for b in self.bootnodes
+                if b.host  # one without an address is no boot node (not this host's loopback)
             ),
             return_exceptions=True,
         )

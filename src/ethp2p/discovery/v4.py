@@ -4,11 +4,14 @@ The caller (``ethp2p.discovery.service``) owns the socket and the clock; it pass
 ``now`` (UNIX seconds) to every call. The core answers pings, answers FindNode and
 ENRRequest only from nodes that proved their endpoint (they answered our ping in the
 last 24 hours), matches Pongs, Neighbors and ENRResponses to requests it sent, drops
-expired, unsolicited and unknown packets, and rate-limits each source address.
+expired, unsolicited and unknown packets, and rate-limits each source address. It also
+notes the address each Pong says our ping came from (one statement per reporting IP, bounded),
+from which :meth:`DiscoveryV4.predicted_ip` tells our address as peers see it.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 
 from ..crypto.keccak import keccak
@@ -28,6 +31,11 @@ RATE = 200.0
 BURST = 400.0
 #: Most nodes we answer a FindNode with (the spec's bucket size).
 MAX_NEIGHBORS = 16
+#: Our address as peers report it in Pongs: how many distinct reporting IPs must agree (and be
+#: most of those heard), within how many seconds, and how many reporters are remembered at most.
+MIN_IP_STATEMENTS = 3
+IP_STATEMENT_WINDOW = 300.0
+MAX_IP_STATEMENTS = 256
 
 
 Addr = tuple[str, int]
@@ -93,6 +101,8 @@ class DiscoveryV4:
     #: ENRRequest hash -> (node id, deadline)
     pending_enr: dict[bytes, tuple[bytes, float]] = field(default_factory=dict)
     stats: dict[str, int] = field(default_factory=dict)
+    #: reporter ip -> (our ip as it saw it in its Pong, when)
+    ip_statements: dict[str, tuple[str, float]] = field(default_factory=dict)
     _rates: dict[str, _Bucket] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -122,6 +132,32 @@ class DiscoveryV4:
         data, h = w.encode_packet(self.key, w.ENRRequest(int(now) + EXPIRATION))
         self.pending_enr[h] = (node_id, now + REPLY_TIMEOUT * 2)
         return Send(data, addr), h
+
+    def predicted_ip(self, now: float) -> str | None:
+        """Our IP as peers see it: the one most recent Pongs from at least MIN_IP_STATEMENTS
+        distinct IPs agree on (more than half of those heard in the window), else None."""
+        votes: dict[str, int] = {}
+        for ip, at in self.ip_statements.values():
+            if now - at <= IP_STATEMENT_WINDOW:
+                votes[ip] = votes.get(ip, 0) + 1
+        if not votes:
+            return None
+        best = max(votes, key=lambda ip: votes[ip])
+        n = votes[best]
+        return best if n >= MIN_IP_STATEMENTS and 2 * n > sum(votes.values()) else None
+
+    def _ip_statement(self, reporter: str, reported: str, now: float) -> None:
+        """Note the address a Pong says it came to; loopback only from loopback, never unspecified."""
+        try:
+            ip, src = ipaddress.ip_address(reported), ipaddress.ip_address(reporter)
+        except ValueError:
+            return
+        if ip.version != 4 or ip.is_unspecified or ip.is_multicast or (ip.is_loopback and not src.is_loopback):
+            return
+        self.ip_statements.pop(reporter, None)
+        if len(self.ip_statements) >= MAX_IP_STATEMENTS:
+            del self.ip_statements[next(iter(self.ip_statements))]  # the oldest
+        self.ip_statements[reporter] = (reported, now)
 
     def is_bonded(self, node_id: bytes, ip: str, now: float) -> bool:
         b = self.bonds.get(node_id)
@@ -230,6 +266,7 @@ class DiscoveryV4:
             return [Dropped(addr, "unsolicited pong")]
         _, _, tcp, _, _ = pending
         self.bonds[sender_id] = (now, addr[0])
+        self._ip_statement(addr[0], pkt.to.ip, now)
         node = Node(sender, addr[0], addr[1], tcp, sender_id, now)
         return [PongReceived(node, pkt.ping_hash, pkt.enr_seq)]
 

@@ -150,7 +150,8 @@ class PeerNetwork:
         if self.listen is not None:
             self.listen_port = await self._listener.start(self.listen[0], self.listen[1])
         if self.discovery_bootnodes is not None:
-            host, port = self.listen if self.listen is not None else ("127.0.0.1", 0)
+            # Without a listen address, the wildcard one: a socket bound to 127.0.0.1 can't reach other hosts.
+            host, port = self.listen if self.listen is not None else ("0.0.0.0", 0)
             fid = self.spec.fork_id(self.head.number, self.head.timestamp)
             self.discovery = DiscoveryService(
                 self.key,
