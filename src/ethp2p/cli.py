@@ -474,6 +474,8 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     from .sync.range import RangeFetcher
 
     start, end = _parse_range(args.range)
+    if not args.stall_timeout > 0:
+        raise UserError(f"--stall-timeout must be more than 0 seconds, got {args.stall_timeout}")
     spec = _load_spec(args)
     anchors = _anchors(args, spec)
     boot = _bootnodes(args)
@@ -542,6 +544,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
                         reprobe=lambda peer, n: re_probe_peer_head(network.pool, peer, n),
                         verifier=verifier,
                         anchors=anchors,
+                        stall_timeout=args.stall_timeout,
                     )
                     running.append(fetcher)
 
@@ -606,9 +609,9 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         )
         for f in [f for f in s.faults if ": wrong-chain: " not in f][:5]:
             print(f"  fault: {f[:160]}")
-        from .summary import proof_lines
+        from .summary import given_up_lines, proof_lines
 
-        for line in proof_lines(s):
+        for line in given_up_lines(s) + proof_lines(s):
             print(line)
         if follower is not None:
             for line in follower.result.lines():
@@ -798,6 +801,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--warmup", type=float, default=2.0, help="seconds to let more peers join before starting (default 2)"
     )
     p.add_argument("--metrics", metavar="HOST:PORT", help="serve Prometheus metrics at http://HOST:PORT/metrics")
+    p.add_argument(
+        "--stall-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="give up on (report missing) blocks no peer serves once none has for this long, "
+        "and warn when nothing was stored for this long (default 30)",
+    )
     p.add_argument(
         "--verify-workers",
         type=int,

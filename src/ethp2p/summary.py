@@ -1,9 +1,10 @@
-"""Summary lines a range fetch prints about proofs (shared by ``ethp2p fetch`` and the demo)."""
+"""Summary lines a range fetch prints about proofs and given-up blocks (shared by ``ethp2p fetch`` and the demo)."""
 
 from __future__ import annotations
 
 from .sync.prove import describe_span
 from .sync.range import RangeStats
+from .sync.schedule import MAX_ATTEMPTS, UNSERVED_AFTER
 
 #: How to anchor blocks ethp2p could not prove, in every message that lists them.
 ANCHOR_HINT = (
@@ -31,4 +32,25 @@ def proof_lines(s: RangeStats, *, indent: str = "") -> list[str]:
         out.append(f"unproven: {len(s.unproven):,} blocks ({describe_span(s.unproven)}), not stored:")
         out += [f"  {line[:300]}" for line in p.unprovable[:5]]
         out.append(f"  {ANCHOR_HINT}")
+    return [indent + line for line in out]
+
+
+def given_up_lines(s: RangeStats, *, indent: str = "") -> list[str]:
+    """Why the blocks given up on are missing: what no peer served, or that no peer holds them."""
+    out: list[str] = []
+    for why in ("receipts", "bodies", "bodies and receipts", "unserved", "attempts"):
+        numbers = sorted(s.given_up.get(why, ()))
+        if not numbers:
+            continue
+        lo, hi = numbers[0], numbers[-1]
+        blocks = f"{len(numbers):,} block{'s' if len(numbers) > 1 else ''} ({lo:,}" + (f"..{hi:,})" if hi > lo else ")")
+        if why == "unserved":
+            out.append(f"given up: no peer serves {blocks}: no connected peer's range holds them")
+        elif why == "attempts":
+            out.append(f"given up: {blocks} not delivered in {MAX_ATTEMPTS} attempts (timeouts or bad answers)")
+        else:
+            out.append(
+                f"given up: no peer served {why} for {blocks}: "
+                f"each peer that holds them answered {UNSERVED_AFTER} times without them"
+            )
     return [indent + line for line in out]

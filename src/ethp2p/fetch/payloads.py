@@ -11,7 +11,8 @@ Outcomes a caller can tell apart:
   :class:`InvalidResponse` is raised and the fault is reported to the peer;
 * **nothing**: the peer has none of the range: an outcome with no payloads and
   every block in ``missing_blocks``;
-* **partial**: blocks whose body or receipts were not delivered are in ``missing_blocks``;
+* **partial**: blocks whose body or receipts were not delivered are in ``missing_blocks`` (and in
+  ``missing_bodies`` or ``missing_receipts``, saying which);
 * **invalid bodies or receipts**: those blocks are in ``missing_blocks``, the fault is
   in ``outcome.faults`` and reported to the peer; no invalid byte reaches a payload.
 
@@ -235,6 +236,11 @@ async def _fetch_payloads(
         if body is not None and rec is not None:
             ready.append(i)
             checks.append(BlockToVerify(headers[i].raw, body, rec.raw, rec.form))
+        else:
+            if body is None:
+                outcome.missing_bodies.append(headers[i].number)
+            if rec is None:
+                outcome.missing_receipts.append(headers[i].number)
     results = await verifier.verify(checks)
     delivered = set()
     for i, check, res in zip(ready, checks, results, strict=False):

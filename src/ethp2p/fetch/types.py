@@ -167,6 +167,10 @@ class PayloadFetchOutcome:
 
     payloads: list[BlockPayload] = field(default_factory=list)
     missing_blocks: list[int] = field(default_factory=list)
+    #: Of ``missing_blocks``, those whose body or whose receipts the peer did not send (a block can be
+    #: in both; one missing for another reason, e.g. a failed check, is in neither).
+    missing_bodies: list[int] = field(default_factory=list)
+    missing_receipts: list[int] = field(default_factory=list)
     fetch_stats: FetchStageStats = field(default_factory=FetchStageStats)
     faults: list[Fault] = field(default_factory=list)
 

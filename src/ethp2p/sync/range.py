@@ -123,6 +123,11 @@ class RangeStats:
     proven_by: dict[str, int] = field(default_factory=dict)
     #: Wanted blocks no anchor proved (not stored; also in ``missing``).
     unproven: list[int] = field(default_factory=list)
+    #: Blocks given up on (not stored; also in ``missing``), by why: what the peers' answers left out
+    #: (``receipts``, ``bodies``, ``bodies and receipts``: every peer whose range holds them answered
+    #: without them, :data:`~ethp2p.sync.schedule.UNSERVED_AFTER` times each), ``unserved`` (no live
+    #: peer's range holds them) or ``attempts`` (not delivered in ``MAX_ATTEMPTS`` attempts).
+    given_up: dict[str, list[int]] = field(default_factory=dict)
     #: Every peer caught on another chain: who, where it diverges, why (it was banned and dropped).
     wrong_chain: list[WrongChain] = field(default_factory=list)
     #: What proving the headers cost and which anchors it used.
@@ -224,6 +229,9 @@ class RangeFetcher:
         self._proofs: dict[int, tuple[Proof, str]] = {}
         self._ahead = asyncio.Condition()
         self._liars: dict[str, WrongChain] = {}
+        #: What the last clean answer that left a block out lacked (``receipts``, ``bodies`` or both),
+        #: for blocks not yet stored or given up on: why they are missing, if they end so.
+        self._lacking: dict[int, str] = {}
         self._evidence: dict[str, list[tuple[int, bytes]]] = {}
         self._tasks: set[asyncio.Task] = set()
 
@@ -246,6 +254,7 @@ class RangeFetcher:
         self.stats.escalated += failure.escalated
         if failure.dropped:
             self.stats.missing.extend(failure.dropped)
+            self.stats.given_up.setdefault("attempts", []).extend(failure.dropped)
             self._forget(failure.dropped)
             self._finish(len(failure.dropped))
 
@@ -278,6 +287,7 @@ class RangeFetcher:
         for n in numbers:
             self._headers.pop(n, None)
             self._proofs.pop(n, None)
+            self._lacking.pop(n, None)
         self.schedule.forget(numbers)
         self._spawn(self._notify_room())
 
@@ -523,7 +533,21 @@ class RangeFetcher:
                 await self._hand_over(outcome.payloads, size)
             self._adjust(peer, complete=not outcome.missing_blocks)
             if outcome.missing_blocks:
-                self._failed(outcome.missing_blocks, name, backoff=1.0, answered=declined(outcome))
+                answered = declined(outcome)
+                if answered:
+                    self._note_lacking(outcome)
+                self._failed(outcome.missing_blocks, name, backoff=1.0, answered=answered)
+
+    def _note_lacking(self, outcome: PayloadFetchOutcome) -> None:
+        """Remember what a clean answer left out of each block it is missing (bodies, receipts, both)."""
+        no_body, no_receipts = set(outcome.missing_bodies), set(outcome.missing_receipts)
+        for n in outcome.missing_blocks:
+            if n in no_body and n in no_receipts:
+                self._lacking[n] = "bodies and receipts"
+            elif n in no_body:
+                self._lacking[n] = "bodies"
+            elif n in no_receipts:
+                self._lacking[n] = "receipts"
 
     async def _watchdog(self) -> None:
         while not self._done.is_set():
@@ -558,6 +582,8 @@ class RangeFetcher:
         """Report ``numbers`` (proven, waiting for bodies no peer serves) missing, making room for more."""
         self.schedule.give_up(numbers)
         self.stats.missing.extend(numbers)
+        for n in numbers:
+            self.stats.given_up.setdefault(self._lacking.get(n, "unserved"), []).append(n)
         self._forget(numbers)
         self._finish(len(numbers))
 
