@@ -39,6 +39,23 @@ def test_put_and_read_back(tmp_path: Path) -> None:
     store.close()
 
 
+def test_longest_run_is_the_run_a_server_announces(tmp_path: Path) -> None:
+    """The longest run of consecutive stored blocks (of equally long ones, the highest), wherever it starts."""
+    store = BlockStore(tmp_path / "s.db")
+    assert store.longest_run() is None
+    store.put_blocks([_rec(0)])
+    assert store.longest_run() == (0, 0)
+    store.put_blocks([_rec(3), _rec(8)])  # isolated blocks: the highest
+    assert store.longest_run() == (8, 8)
+    store.put_blocks([_rec(n) for n in range(10, 20)])  # 8 is now apart from 10..19
+    assert store.longest_run() == (10, 19)
+    store.put_blocks([_rec(n) for n in range(30, 40)])  # as long: the higher run
+    assert store.longest_run() == (30, 39)
+    store.put_blocks([_rec(9)])  # 8..19 is now the longest
+    assert store.longest_run() == (8, 19)
+    store.close()
+
+
 def test_partial_data_is_merged_not_overwritten(tmp_path: Path) -> None:
     store = BlockStore(tmp_path / "s.db")
     r = _rec(5, body=None, receipts=None)

@@ -462,6 +462,10 @@ class ForkedStore:
         """(lowest, highest) served: the contiguous range (isolated blocks above it are not served)."""
         return self.contiguous_range()
 
+    def longest_run(self) -> tuple[int, int] | None:
+        """The run the view announces: its contiguous range (it serves no other)."""
+        return self.contiguous_range()
+
 
 def parse_misbehaviour(text: str) -> Misbehaviour:
     try:

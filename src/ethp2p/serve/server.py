@@ -53,16 +53,22 @@ class ServerStats:
 
 
 def store_head(store: BlockStore, spec: ChainSpec) -> ChainHead:
-    """Our head as announced in Status: the top of the consecutive run of stored blocks.
+    """Our head as announced in Status: the top of the longest run of consecutive stored blocks, and
+    (eth/69+) that run as the range we serve.
 
-    Isolated blocks above a gap are served when asked for by hash but not announced.
+    A store need not start at the genesis: one that fetched blocks 10,000..16,383 (plus the genesis,
+    which every store holds) announces 10,000..16,383, as an expired-history node announces its
+    first kept block. eth/69 says every block of the announced range is served, so a store with gaps
+    announces one run only, the one that serves the most blocks (of equally long runs, the highest).
+    Blocks outside it are still served when asked for, by hash or number; an answer ends before the
+    first block the store lacks (empty if the request starts with one).
     """
-    rng = store.contiguous_range()
+    rng = store.longest_run()
     if rng is None:
         return ChainHead.genesis(spec)
     lo, hi = rng
     raw = store.header_by_number(hi)
-    if raw is None:
+    if raw is None:  # a damaged store: a canonical row without its header
         return ChainHead.genesis(spec)
     h = Header(raw)
     td = store.total_difficulty(hi) or max(spec.genesis_difficulty, h.difficulty)

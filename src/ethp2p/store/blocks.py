@@ -421,6 +421,28 @@ class BlockStore:
         ).fetchone()
         return lo, int(row[0])
 
+    def longest_run(self) -> tuple[int, int] | None:
+        """(first, last) of the longest run of consecutive canonical blocks (of equally long runs, the
+        highest), or None if the store is empty.
+
+        A store that lacks blocks 1..N-1 (it fetched N..M; every store has the genesis) gives N..M,
+        not the lone genesis. Two streamed scans of the canonical index (its integer key only, as
+        :meth:`contiguous_range`): each run's first and last blocks, paired in order.
+        """
+        firsts = self._db.execute(
+            "SELECT c.number FROM canonical c LEFT JOIN canonical d ON d.number = c.number - 1 "
+            "WHERE d.number IS NULL ORDER BY c.number"
+        )
+        lasts = self._db.execute(
+            "SELECT c.number FROM canonical c LEFT JOIN canonical d ON d.number = c.number + 1 "
+            "WHERE d.number IS NULL ORDER BY c.number"
+        )
+        best: tuple[int, int] | None = None
+        for (first,), (last,) in zip(firsts, lasts, strict=True):
+            if best is None or last - first >= best[1] - best[0]:  # ascending: a tie goes to the higher
+                best = int(first), int(last)
+        return best
+
     def complete_numbers(self, start: int, end: int, *, proven: bool = False) -> set[int]:
         """Numbers in [start, end] whose header, body and receipts are all stored
         (with ``proven``, only those proven to be on the canonical chain)."""
