@@ -264,3 +264,43 @@ async def test_dns_tree_with_bad_leaf_fails_at_that_leaf() -> None:
     client = TreeClient(resolve)
     with pytest.raises(DNSDiscoveryError, match="bad ENR leaf"):
         _ = [r async for r in client.walk(TreeURL.parse(tree["url"]))]
+
+
+def test_dns_root_with_a_signature_no_padding_makes_whole_is_a_dns_error() -> None:
+    """85 base64url characters decode to no whole number of bytes: binascii.Error used to escape."""
+    from ethp2p.discovery.dns import DNSDiscoveryError, Root
+
+    text = "enrtree-root:v1 e=JWXYDBPXYWG6FX3GMDIBFA6CJ4 l=C7HRFPF3BLGF3YR4DY5KX3SMBE seq=1 sig=" + "A" * 85
+    with pytest.raises(DNSDiscoveryError, match="base64url"):
+        Root.parse(text)
+
+
+async def test_dns_feed_survives_a_malformed_root_and_picks_up_the_fixed_tree() -> None:
+    """A root record that fails to parse (or any error in a pass) is reported and retried at the next
+    refresh; the feed does not end. The records are a real signed tree served from a dict (the DNS
+    transport itself is tested against dnsmasq in tests/integration/test_dns_discovery.py)."""
+    import asyncio
+
+    from ethp2p.discovery.dns import TreeURL, dns_discovery, make_tree
+
+    signer, node = PrivateKey.generate(), PrivateKey.generate()
+    record = ENR.create(node, 1, {b"ip": bytes([127, 0, 0, 1]), b"tcp": 30303, b"udp": 30303})
+    root, entries = make_tree(signer, [record])
+    good = {"list.example.org": root, **{f"{h}.list.example.org": t for h, t in entries.items()}}
+    zone = {"list.example.org": root.split(" sig=")[0] + " sig=" + "A" * 85}
+    errors: list[Exception] = []
+
+    async def resolve(name: str) -> str | None:
+        return zone.get(name)
+
+    url = str(TreeURL(signer.public_key, "list.example.org"))
+    feed = dns_discovery(url, resolve, refresh_interval=0.05, on_error=errors.append)
+    first = asyncio.ensure_future(feed.__anext__())
+    async with asyncio.timeout(10):  # a guard against hanging, not a speed check
+        while not errors:
+            await asyncio.sleep(0.01)
+        zone.clear()
+        zone.update(good)
+        got = await first
+    await feed.aclose()
+    assert got.node_id == record.node_id and "base64url" in str(errors[0])

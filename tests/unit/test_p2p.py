@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ethp2p import rlp
+from ethp2p.crypto.keys import PrivateKey
 from ethp2p.enode import Enode, EnodeError
 from ethp2p.p2p.capabilities import negotiate
 from ethp2p.p2p.disconnect import DisconnectReason, reason_name
@@ -111,3 +112,15 @@ def test_geth_enode_parse_cases(case) -> None:
 def test_enode_rejects_point_off_curve() -> None:
     with pytest.raises(EnodeError, match="not a point"):
         Enode.parse("enode://" + "00" * 64 + "@127.0.0.1:30303")
+
+
+def test_enode_host_check_is_linear_on_a_long_bad_name() -> None:
+    """The old host-name pattern backtracked exponentially here (``ethp2p probe`` effectively hung)."""
+    key = PrivateKey.generate().public_key.to_bytes().hex()
+    for bad in ("a" * 30 + "!", "a" * 5000 + "!", "a." * 200 + "-"):
+        with pytest.raises(EnodeError):
+            Enode.parse(f"enode://{key}@{bad}:30303")
+    assert Enode.parse(f"enode://{key}@node-1.example.org.:30303").host == "node-1.example.org."
+    assert Enode.parse(f"enode://{key}@{'a' * 63}.example:30303").host is not None
+    with pytest.raises(EnodeError):
+        Enode.parse(f"enode://{key}@{'a' * 64}.example:30303")  # a label is at most 63 characters

@@ -14,7 +14,7 @@ import base64
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from ..crypto.keccak import keccak
@@ -48,7 +48,10 @@ def _b32decode(text: str) -> bytes:
 def _b64url(text: str) -> bytes:
     if not re.fullmatch(r"[A-Za-z0-9_-]*", text):
         raise DNSDiscoveryError("signature is not base64url")
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except ValueError as e:  # binascii.Error: a length no padding makes whole (e.g. 85 characters)
+        raise DNSDiscoveryError(f"signature is not base64url: {e}") from None
 
 
 def subdomain_of(text: str) -> str:
@@ -235,7 +238,7 @@ async def dns_discovery(
     *,
     refresh_interval: float = 1800.0,
     on_error: Callable[[Exception], None] | None = None,
-) -> AsyncIterator[ENR]:
+) -> AsyncGenerator[ENR, None]:
     """Yield the tree's ENRs, then re-check the root every ``refresh_interval`` and yield new ones.
 
     Runs until cancelled. Errors during a pass are reported to ``on_error`` (and
@@ -256,6 +259,12 @@ async def dns_discovery(
                 last_seq = root.seq
         except DNSDiscoveryError as e:
             log.info("DNS discovery of %s: %s", tree.domain, e)
+            if on_error:
+                on_error(e)
+        except Exception as e:  # the records are the network's: nothing in them may end the feed
+            log.warning(
+                "DNS discovery of %s: unexpected %s: %s (retried at the next refresh)", tree.domain, type(e).__name__, e
+            )
             if on_error:
                 on_error(e)
         t0 = time.monotonic()
