@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -130,14 +130,17 @@ def _node_key(args: argparse.Namespace) -> PrivateKey:
             raise UserError(f"bad --key (need 32 bytes of hex): {e}") from None
     if getattr(args, "key_file", None):
         path = Path(args.key_file)
-        if path.exists():
-            try:
-                return PrivateKey(bytes.fromhex(path.read_text().strip()))
-            except (ValueError, InvalidKey) as e:
-                raise UserError(f"bad key file {path}: {e}") from None
-        key = PrivateKey.generate()
-        path.write_text(key.to_bytes().hex() + "\n")
-        path.chmod(0o600)
+        try:
+            if path.exists():
+                try:
+                    return PrivateKey(bytes.fromhex(path.read_text().strip()))
+                except (ValueError, InvalidKey) as e:  # UnicodeDecodeError is a ValueError too
+                    raise UserError(f"bad key file {path}: {e}") from None
+            key = PrivateKey.generate()
+            path.write_text(key.to_bytes().hex() + "\n")
+            path.chmod(0o600)
+        except OSError as e:  # a directory, no permission, a missing parent
+            raise UserError(f"cannot use key file {path}: {e.strerror}") from None
         return key
     return PrivateKey.generate()
 
@@ -173,6 +176,8 @@ def cmd_import(args: argparse.Namespace) -> int:
                     result = import_file(store, name, spec, bar.advance, anchors=anchors)
                 except ChainImportError as e:
                     raise UserError(str(e)) from None
+            if result.first is None:  # not one block in it (an empty or truncated file)
+                raise UserError(f"{name}: no blocks in the file (empty, or not a chain file or era1 archive)")
             total += result.blocks
             print(
                 f"{name}: {result.blocks} {result.kind} blocks ({result.first}..{result.last}): "
@@ -324,7 +329,7 @@ def _peer_network_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--no-discovery", action="store_true", help="don't run discv4 (dial only boot nodes and the cache)")
     p.add_argument("--store", metavar="FILE", help="SQLite file for the peer cache (and blocks)")
-    p.add_argument("--peers", type=int, default=1, help="wait for this many peers (default 1)")
+    p.add_argument("--peers", type=_int_at_least(1), default=1, help="wait for this many peers (default 1)")
     p.add_argument("--timeout", type=float, default=None, help="give up after this many seconds (default: never)")
     _add_network_args(p)
 
@@ -451,6 +456,27 @@ def cmd_peers(args: argparse.Namespace) -> int:
         raise UserError(str(e)) from None
 
 
+#: The highest block number a store can hold (SQLite integers are signed 64-bit).
+MAX_BLOCK_NUMBER = 2**63 - 1
+
+
+def _int_at_least(lo: int, hi: int | None = None) -> Callable[[str], int]:
+    """An argparse type: an integer in ``lo..hi`` (no upper bound when ``hi`` is None)."""
+
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if n < lo or (hi is not None and n > hi):
+            raise argparse.ArgumentTypeError(
+                f"{n} is out of range ({lo}..{hi})" if hi is not None else f"must be at least {lo}, not {n}"
+            )
+        return n
+
+    return parse
+
+
 def _parse_range(text: str) -> tuple[int, int]:
     try:
         a, sep, b = text.partition("..")
@@ -461,6 +487,8 @@ def _parse_range(text: str) -> tuple[int, int]:
         raise UserError(f"bad range {text!r}: use START..END, e.g. 0..16383") from None
     if start < 0 or end < start:
         raise UserError(f"bad range {text!r}: need 0 <= START <= END")
+    if end > MAX_BLOCK_NUMBER:
+        raise UserError(f"bad range {text!r}: block numbers go up to {MAX_BLOCK_NUMBER:,} (2^63 - 1)")
     return start, end
 
 
@@ -775,8 +803,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="serve a block store to other peers over eth/68, 69 and 70")
     p.add_argument("--store", required=True, metavar="FILE", help="SQLite block store")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=30303, help="TCP port (default 30303; 0 picks one)")
-    p.add_argument("--max-inbound", type=int, default=200, help="most inbound peers at once (default 200)")
+    p.add_argument("--port", type=_int_at_least(0, 65535), default=30303, help="TCP port (default 30303; 0 picks one)")
+    p.add_argument("--max-inbound", type=_int_at_least(1), default=200, help="most inbound peers at once (default 200)")
     p.add_argument("--discovery", action="store_true", help="also run discv4 on the same port (UDP)")
     p.add_argument("--metrics", metavar="HOST:PORT", help="serve Prometheus metrics at http://HOST:PORT/metrics")
     p.add_argument("--bootnodes", metavar="ENODES", help="discv4 boot nodes, comma-separated (with --discovery)")

@@ -90,9 +90,12 @@ class Enode:
         rest = url[len("enode://") :]
         if "@" not in rest:
             return cls(validate_pubkey(_hex_key(rest)))
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+            host = parts.hostname
+        except ValueError as e:  # e.g. "Invalid IPv6 URL" for an unclosed [
+            raise EnodeError(str(e)) from None
         key = _hex_key(parts.username or "")
-        host = parts.hostname
         if not host:
             raise EnodeError("missing host")
         if not (":" in host or _is_hostname(host)):

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import VECTORS
 
 
@@ -65,6 +67,36 @@ def test_bad_user_input_gives_clear_errors(tmp_path: Path) -> None:
     assert r.returncode == 2 and "cannot read genesis" in r.stderr
     r = _cli("fetch", "0..1", "--store", str(tmp_path / "f.db"), "--verify-workers", "17")
     assert r.returncode == 2 and "--verify-workers must be 0..16" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["probe", "enode://" + "ab" * 64 + "@[::1:30303"], "Invalid IPv6 URL"),
+        (["probe", "enode://" + "ab" * 64 + "@" + "a" * 30 + "!:30303"], "invalid host"),  # was exponential
+        (["fetch", "9223372036854775808..9223372036854775809", "--store", "{tmp}/f.db"], "2^63 - 1"),
+        (["serve", "--store", "{store}", "--port", "99999"], "--port: 99999 is out of range (0..65535)"),
+        (["serve", "--store", "{store}", "--max-inbound", "0"], "--max-inbound: must be at least 1"),
+        (["serve", "--store", "{store}", "--max-inbound", "-1"], "--max-inbound: must be at least 1"),
+        (["fetch", "1..2", "--store", "{tmp}/f.db", "--peers", "-1"], "--peers: must be at least 1"),
+        (["serve", "--store", "{store}", "--port", "0", "--key-file", "{tmp}"], "cannot use key file"),
+        (["head", "--genesis", "{tmp}/latin1.json"], "is not UTF-8 text"),
+        (["import", "--store", "{tmp}/i.db", "{tmp}/empty.rlp"], "no blocks in the file"),
+    ],
+)
+def test_bad_command_lines_fail_with_one_line(tmp_path: Path, args: list[str], says: str) -> None:
+    """Each exits 2 with one ``error:`` line naming the problem, before touching the network."""
+    store = tmp_path / "s.db"
+    if any("{store}" in a for a in args):
+        r = _cli("import", "--store", str(store), str(VECTORS / "mainnet/era1/mainnet-00000-5ec1ffb8.era1"))
+        assert r.returncode == 0, r.stderr
+    (tmp_path / "latin1.json").write_bytes(b'{"config": "\xe9t\xe9"}')
+    (tmp_path / "empty.rlp").write_bytes(b"")
+    r = _cli(*(a.format(tmp=tmp_path, store=store) for a in args), timeout=30)
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert says in r.stderr and "Traceback" not in r.stderr, r.stderr
+    lines = r.stderr.strip().splitlines()  # (argparse prints its usage before the error line)
+    assert [line for line in lines if "error:" in line] == [lines[-1]], r.stderr
 
 
 def test_fetch_warns_when_verifying_in_pure_python(tmp_path: Path) -> None:

@@ -194,6 +194,8 @@ def load_genesis(path: str | Path, *, network_id: int | None = None) -> ChainSpe
         genesis = json.loads(p.read_text())
     except OSError as e:
         raise GenesisError(f"cannot read genesis file {p}: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise GenesisError(f"genesis file {p} is not UTF-8 text: {e.reason} at byte {e.start}") from None
     except json.JSONDecodeError as e:
         raise GenesisError(f"genesis file {p} is not JSON: {e}") from None
     if not isinstance(genesis, dict):
