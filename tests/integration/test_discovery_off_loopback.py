@@ -62,7 +62,19 @@ def other_host(tmp_path_factory: pytest.TempPathFactory, mainnet_store_path: Pat
     with open(log_path, "w") as out:
         proc = subprocess.Popen(["unshare", "-n", "sh", "-c", _CHILD, "sh", *serve], stdout=out, stderr=out)
     try:
-        # unshare execs sh in the new namespace: its pid names that namespace.
+        # unshare execs sh in the new namespace: its pid names that namespace, once unshare has made
+        # it. Until then the pid is still in ours, and a peer end moved "there" would stay here.
+        ours = os.readlink("/proc/self/ns/net")
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None, f"unshare exited with {proc.returncode}:\n{log_path.read_text()}"
+            assert time.monotonic() < deadline, "unshare -n made no network namespace in 30 s"
+            try:
+                if os.readlink(f"/proc/{proc.pid}/ns/net") != ours:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.01)
         _ip("link", "add", VETH, "type", "veth", "peer", "name", PEER_VETH, "netns", str(proc.pid))
         _ip("addr", "add", f"{HERE}/24", "dev", VETH)
         _ip("link", "set", VETH, "up")
