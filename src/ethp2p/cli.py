@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import __version__
 from .enode import Enode, EnodeError
@@ -334,6 +335,25 @@ def _peer_network_args(p: argparse.ArgumentParser) -> None:
     _add_network_args(p)
 
 
+def _connect(
+    args: argparse.Namespace, spec: ChainSpec, boot: list[str] | None, **extra: Any
+) -> contextlib.AbstractAsyncContextManager[PeerNetwork]:
+    """The peer network that the options of :func:`_peer_network_args` ask for (``extra``: e.g.
+    ``limits``, ``on_start``), as an ``async with`` context."""
+    from .peers.network import connect
+
+    return connect(
+        spec,
+        peer_book=_peer_book(args.store),
+        bootnodes=boot,
+        min_peers=args.peers,
+        timeout=args.timeout,
+        discovery=not args.no_discovery,
+        dns=_dns(args),
+        **extra,
+    )
+
+
 def _comma_list(text: str) -> list[str]:
     """The non-empty, stripped items of a comma-separated option value."""
     return [x.strip() for x in text.split(",") if x.strip()]
@@ -372,23 +392,14 @@ def _peer_book(path: str | Path | None) -> PeerCache | None:
 def cmd_head(args: argparse.Namespace) -> int:
     from .fetch import discover_head_p2p
     from .peers.limits import p2p_limits
-    from .peers.network import NoPeersError, connect
+    from .peers.network import NoPeersError
 
     spec = _load_spec(args)
     anchors = _anchors(args, spec)
     boot = _bootnodes(args)
 
     async def run() -> int:
-        async with connect(
-            spec,
-            peer_book=_peer_book(args.store),
-            bootnodes=boot,
-            min_peers=args.peers,
-            timeout=args.timeout,
-            limits=p2p_limits(peer_start_warmup=0.5),
-            discovery=not args.no_discovery,
-            dns=_dns(args),
-        ) as network:
+        async with _connect(args, spec, boot, limits=p2p_limits(peer_start_warmup=0.5)) as network:
             head = await discover_head_p2p(network.pool, args.baseline, probe_peers=args.probe_peers, anchors=anchors)
             if head.hash is None:
                 print(f"no peer served headers above block {args.baseline}")
@@ -412,21 +423,13 @@ def cmd_head(args: argparse.Namespace) -> int:
 
 
 def cmd_peers(args: argparse.Namespace) -> int:
-    from .peers.network import NoPeersError, connect
+    from .peers.network import NoPeersError
 
     spec = _load_spec(args)
     boot = _bootnodes(args)
 
     async def run() -> int:
-        async with connect(
-            spec,
-            peer_book=_peer_book(args.store),
-            bootnodes=boot,
-            min_peers=args.peers,
-            timeout=args.timeout,
-            discovery=not args.no_discovery,
-            dns=_dns(args),
-        ) as network:
+        async with _connect(args, spec, boot) as network:
             rounds = 0
             while args.rounds is None or rounds < args.rounds:
                 rounds += 1
@@ -496,7 +499,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     from .fetch import re_probe_peer_head
     from .metrics import FetchMetrics
     from .peers.limits import p2p_limits
-    from .peers.network import NoPeersError, connect
+    from .peers.network import NoPeersError
     from .progress import Progress
     from .store.importer import ensure_genesis
     from .sync.range import RangeFetcher
@@ -547,17 +550,8 @@ def cmd_fetch(args: argparse.Namespace) -> int:
                 watchers.append(asyncio.create_task(metrics.run(lambda: update_metrics(network))))
 
         try:
-            async with connect(
-                spec,
-                peer_book=_peer_book(args.store),
-                bootnodes=boot,
-                min_peers=args.peers,
-                timeout=args.timeout,
-                limits=p2p_limits(peer_start_warmup=args.warmup),
-                discovery=not args.no_discovery,
-                dns=_dns(args),
-                on_start=watch,
-            ) as network:
+            limits = p2p_limits(peer_start_warmup=args.warmup)
+            async with _connect(args, spec, boot, limits=limits, on_start=watch) as network:
                 seeded = {}
                 if network.cache_load is not None:
                     seeded = {p.peer_id: p.aimd_batch_limit for p in network.cache_load.peers if p.aimd_batch_limit}
