@@ -28,3 +28,14 @@ def mainnet_store_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.support.stores import mainnet_store
 
     return mainnet_store(tmp_path_factory.mktemp("mainnet") / "mainnet.db")
+
+
+@pytest.fixture(scope="session")
+def long_chain(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A store of a 100,000-block chain (blocks 0..99,999: linked Prague headers over empty bodies)
+    of a ``--genesis`` network of its own, built once per session (tests/support/longchain.py)."""
+    from tests.support.longchain import build_long_chain
+
+    chain = build_long_chain(tmp_path_factory.mktemp("longchain"))
+    print(f"\nlong chain: {chain.head_number + 1:,} blocks built in {chain.build_seconds:.1f} s")
+    return chain

@@ -10,6 +10,7 @@ from ethp2p.eth.messages import StatusV69
 from ethp2p.fetch import discover_head_p2p, re_probe_peer_head
 from ethp2p.peers.limits import p2p_limits
 from ethp2p.peers.network import PeerNetwork
+from tests.support.longchain import build_long_chain
 from tests.support.servers import ETHTEST_GENESIS, ethtest_store, start_servers
 
 SPEC = load_genesis(ETHTEST_GENESIS)
@@ -43,10 +44,10 @@ async def test_head_is_proven_by_headers_not_status(tmp_path: Path) -> None:
                 assert head.number == 600 and head.hash is not None
                 assert all(v == 600 for v in head.per_peer.values())
                 # The honest peers' heads were fetched when they joined: their walks start there (one
-                # request each). Only the liar, whose made-up best hash cannot be fetched (asked once
-                # more), walks up from the baseline (100 -> 600 in steps of 128), until one walk has
-                # set its head.
-                assert probe_peers <= head.requests <= (probe_peers - 1) + 1 + 4
+                # request each). The liar, whose made-up best hash cannot be fetched (asked once more),
+                # walks last, from the highest head the pool knows (600: one request), until one
+                # walk has set its own head.
+                assert probe_peers <= head.requests <= probe_peers + 1
             # The liar's Status head was never probed successfully; its pool head is what it served.
             assert net.pool.get_peer_head(liar_id) in (None, 600)
             assert await re_probe_peer_head(net.pool, liar_peer, 599)
@@ -84,4 +85,33 @@ async def test_head_far_above_the_baseline_is_found_in_a_few_requests(tmp_path: 
             assert head.number == 600 and set(head.per_peer.values()) == {600}
     finally:
         for s in servers:
+            s.stop()
+
+
+async def test_a_peer_behind_with_a_made_up_head_is_found_by_bisection(tmp_path: Path) -> None:
+    """Two peers serve blocks 0..4,999; a third serves 0..3,999 of the same chain but claims a made-up
+    best hash. Its walk starts at the others' head (#4,999), which it lacks; bisection between the
+    baseline and there finds its highest header (#3,999) in 13 one-header requests, and it walks
+    from there (walking up from 0 in rounds of 256 would take 16)."""
+    full = build_long_chain(tmp_path / "full", 5_000)
+    short = build_long_chain(tmp_path / "short", 4_000)
+    spec = load_genesis(full.genesis)
+    net_args = ["--genesis", str(full.genesis)]
+    servers = start_servers(2, full.store, tmp_path, network_args=net_args)
+    behind = start_servers(1, short.store, tmp_path, network_args=net_args, extra=["--misbehave", "lying-head"])
+    try:
+        async with PeerNetwork(spec, limits=p2p_limits(peer_start_warmup=0)) as net:
+            net.add_candidates([s.enode for s in servers + behind])
+            await net.wait_for_peers(3, timeout=20)
+            await _heads_probed(net, 2)
+            behind_id = bytes.fromhex(behind[0].enode[8:136])
+            assert net.pool.get_peer_head(behind_id) is None  # its best hash is made up
+            head = await discover_head_p2p(net.pool, 0, probe_peers=3, probe_limit=256)
+            assert head.number == 4_999 and head.hash == full.head_hash
+            assert head.per_peer[behind_id] == 3_999 and net.pool.get_peer_head(behind_id) == 3_999
+            # 2 honest walks of one request; the one behind: its best hash again (1), the walk from
+            # #4,999 (1, empty), bisection of 0..4,998 (13), the walk from #3,999 (1).
+            assert head.requests == 2 + 1 + 1 + 13 + 1
+    finally:
+        for s in servers + behind:
             s.stop()

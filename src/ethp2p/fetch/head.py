@@ -70,6 +70,23 @@ async def _walk(
     return last, requests
 
 
+async def _highest_served(peer: NetworkPeer, lo: int, hi: int) -> tuple[int | None, int]:
+    """The highest block in ``lo..hi`` whose header ``peer`` serves (None: not one), by bisection over
+    one-header requests (a peer serves its chain up to some block), and the request count: at most
+    64 requests for any range (block numbers are below 2^63)."""
+    found: int | None = None
+    requests = 0
+    while lo <= hi:
+        mid = (lo + hi + 1) // 2
+        got = await request_headers_batch(peer, mid, 1)
+        requests += 1
+        if got:
+            found, lo = mid, mid + 1
+        else:
+            hi = mid - 1
+    return found, requests
+
+
 async def discover_head_p2p(
     pool: PeerPool,
     baseline: int,
@@ -84,8 +101,11 @@ async def discover_head_p2p(
     Asks up to ``probe_peers`` peers (a rotating start, so repeated calls spread the
     load) for headers from the highest one each has already served (its pool head,
     when above ``baseline``; a peer not probed yet has the header of its Status best
-    hash fetched first; else from ``baseline``), ``probe_limit`` per request,
-    following full answers upward for at most ``max_rounds`` requests. A peer's Status
+    hash fetched first), ``probe_limit`` per request, following full answers upward
+    for at most ``max_rounds`` requests. A peer with no such head starts at the
+    highest head any peer in the pool has served, after the others have walked. A
+    peer that does not serve the block its walk starts at has its highest header
+    between ``baseline`` and there found by bisection, and walks from that. A peer's Status
     claim is never used unless its header was fetched. Each probed peer's
     head in the pool is updated to what it proved. If no peer serves even the
     baseline, the result's number is ``baseline`` with no hash.
@@ -102,25 +122,39 @@ async def discover_head_p2p(
         return result
     offset = next(_rotation) % len(peers)
     chosen = (peers[offset:] + peers[:offset])[:probe_peers]
+    # Each walk starts from the highest header its peer has already served (its pool head: the header
+    # of its Status best hash, fetched when it joined or just now, or an earlier walk), not from the
+    # baseline: walking up 1,023 headers a round from 0 would take 23,000 rounds to reach today's
+    # mainnet (and stop at the round limit, #65,472 from 0, long before).
+    known: dict[bytes, int] = {}
     for peer in chosen:
-        # Start from the highest header this peer has already served (its pool head: the header of
-        # its Status best hash, fetched when it joined or just now, or an earlier walk), not from the baseline:
-        # walking up 1,023 headers a round from 0 would take 23,000 rounds to reach today's mainnet.
-        known = pool.get_peer_head(peer.peer_id)
-        if known is None:  # not probed yet (it joined just now): fetch its best-hash header first
+        head = pool.get_peer_head(peer.peer_id)
+        if head is None:  # not probed yet (it joined just now): fetch its best-hash header first
             best = await fetch_best_header(peer)
             result.requests += 1
             if best is not None:
-                known = best.number
+                head = best.number
                 pool.update_peer_head(peer.peer_id, best.number, best.hash)
-        starts = [known, baseline] if known is not None and known > baseline else [baseline]
-        last: Header | None = None
+        if head is not None and head > baseline:
+            known[peer.peer_id] = head
+    # A peer with no head of its own above the baseline (its Status best hash is not served: made up,
+    # reorged away, pruned) starts at the highest head any peer has served, so those walk last.
+    for peer in sorted(chosen, key=lambda p: p.peer_id not in known):
+        start = known.get(peer.peer_id)
+        if start is None:
+            highest = max((h for p in peers if (h := pool.get_peer_head(p.peer_id)) is not None), default=None)
+            start = highest if highest is not None and highest > baseline else baseline
         try:
-            for start in starts:
-                last, n = await _walk(peer, start, max(2, probe_limit), max_rounds, anchors)
+            last, n = await _walk(peer, start, max(2, probe_limit), max_rounds, anchors)
+            result.requests += n
+            if last is None and start > baseline:
+                # It does not serve that block (it is behind, or no longer serves its old head: a
+                # reorg, pruning): its highest header below, by bisection, then the walk from there.
+                found, n = await _highest_served(peer, baseline, start - 1)
                 result.requests += n
-                if last is not None:
-                    break  # else it no longer serves its old head (a reorg, pruning): walk from the baseline
+                if found is not None:
+                    last, n = await _walk(peer, found, max(2, probe_limit), max_rounds, anchors)
+                    result.requests += n
         except (PeerError, InvalidResponse):
             continue
         if last is None:
