@@ -880,8 +880,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("head", help="find the chain head by fetching linked headers from peers")
-    p.add_argument("--baseline", type=int, default=0, help="block to start from (default 0)")
-    p.add_argument("--probe-peers", type=int, default=3, help="peers to ask (default 3)")
+    p.add_argument(
+        "--baseline", type=_int_at_least(0, MAX_BLOCK_NUMBER), default=0, help="block to start from (default 0)"
+    )
+    p.add_argument("--probe-peers", type=_int_at_least(1, 64), default=3, help="peers to ask (default 3, at most 64)")
     _add_anchor_args(p)
     _peer_network_args(p)
     p.set_defaults(func=cmd_head)

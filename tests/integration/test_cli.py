@@ -81,6 +81,8 @@ def test_bad_user_input_gives_clear_errors(tmp_path: Path) -> None:
         (["fetch", "1..2", "--store", "{tmp}/f.db", "--peers", "-1"], "--peers: must be at least 1"),
         (["serve", "--store", "{store}", "--port", "0", "--key-file", "{tmp}"], "cannot use key file"),
         (["head", "--genesis", "{tmp}/latin1.json"], "is not UTF-8 text"),
+        (["head", "--baseline", "-1"], "--baseline: -1 is out of range (0..9223372036854775807)"),
+        (["head", "--probe-peers", "0"], "--probe-peers: 0 is out of range (1..64)"),
         (["import", "--store", "{tmp}/i.db", "{tmp}/empty.rlp"], "no blocks in the file"),
     ],
 )
