@@ -2,6 +2,7 @@
 # ethp2p set-up in one command each:
 #   ./dev.sh demo   -> creates .venv, installs ethp2p, runs the main job (the demo)
 #   ./dev.sh test   -> creates .venv, installs ethp2p + test deps (+ the interop peer), runs every test
+#   ./dev.sh sim NAME -> runs one simulated-network scenario (tests/sim) and prints what happened
 # Anything after the first word is passed on (e.g. ./dev.sh test -k rlp).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -54,6 +55,11 @@ case "$cmd" in
         # pytest exits 5 when no test was collected: treat that as a failure to run anything.
         if [ "$rc" -eq 5 ]; then echo "no tests were collected" >&2; exit 1; fi
         exit "$rc"
+        ;;
+    sim)
+        # A simulated network scenario by hand (tests/sim): ./dev.sh sim --list
+        ensure_venv
+        exec "$venv/bin/python" -m tests.sim "$@"
         ;;
     *)
         ensure_venv

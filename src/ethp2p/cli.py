@@ -312,7 +312,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if watcher is not None:
             watcher.cancel()
         reasons = ", ".join(f"{k}: {v}" for k, v in sorted(server.stats.disconnect_reasons.items())) or "none"
-        print(f"stopped; sessions served: {server.stats.sessions}; endings: {reasons}", flush=True)
+        served = server.requests_served()
+        answered = ", ".join(f"{kind} {served.get(kind, 0)}" for kind in ("headers", "bodies", "receipts"))
+        print(
+            f"stopped; sessions served: {server.stats.sessions}; requests answered: {answered}; endings: {reasons}",
+            flush=True,
+        )
 
     try:
         asyncio.run(run())
@@ -324,7 +329,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _peer_network_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--bootnodes", metavar="ENODES", help="comma-separated enode URLs (default: the network's)")
+    p.add_argument(
+        "--bootnodes", metavar="ENODES", help="comma-separated enode URLs (default: the network's; '' for none)"
+    )
     p.add_argument(
         "--dns", metavar="URLS", help="comma-separated enrtree:// URLs (default: the network's; '' for none)"
     )
@@ -360,7 +367,8 @@ def _comma_list(text: str) -> list[str]:
 
 
 def _bootnodes(args: argparse.Namespace) -> list[str] | None:
-    if not args.bootnodes:
+    """The ``--bootnodes`` given (None: not given, so the network's; ``""``: none at all)."""
+    if args.bootnodes is None:
         return None
     nodes = _comma_list(args.bootnodes)
     for n in nodes:

@@ -92,6 +92,16 @@ def _replace(path: Path, edits: list[tuple[str, str]]) -> None:
     path.write_text(text)
 
 
+#: What its log says once it serves: the RLPx listener's enode URL (then "Client started successfully").
+STARTED = r"url=(enode://[0-9a-f]{128}@[0-9.]+:\d+)"
+
+
+def started(log: str) -> str | None:
+    """The client's enode URL once its log says it has started (None until then)."""
+    m = re.search(STARTED, log)
+    return m.group(1) if m and "Client started successfully" in log else None
+
+
 class EthereumJS:
     """One ethereumjs client process serving a chain on 127.0.0.1."""
 
@@ -118,8 +128,9 @@ class EthereumJS:
         self.enode: str | None = None
         self.log_path = workdir / "ethereumjs.log"
 
-    def start(self, timeout: float = 60.0) -> str:
-        """Start the client; return its enode URL once it serves its imported chain."""
+    def command(self, ext_ip: str = "127.0.0.1") -> list[str]:
+        """Prepare the work directory and return the command line that starts the client (for a
+        host of its own, ``ext_ip`` is its address there)."""
         base = _patched_install(ROOT / ".cache" / "ethereumjs-patched") if self.patch_receipts else INSTALL
         self.workdir.mkdir(parents=True, exist_ok=True)
         chain_args: list[str] = []
@@ -130,7 +141,7 @@ class EthereumJS:
         if self.chain_rlp is not None:
             chain_args += ["--loadBlocksFromRlp", str(self.chain_rlp)]
         data = self.workdir / "data"
-        args = [
+        return [
             "node",
             str(base / CLI),
             *chain_args,
@@ -139,12 +150,16 @@ class EthereumJS:
             "--port",
             str(self.port),
             "--extIP",
-            "127.0.0.1",
+            ext_ip,
             f"--discV4={'true' if self.discovery else 'false'}",
             "--discDns=false",
             "--no-logFile",
             *self.extra_args,
         ]
+
+    def start(self, timeout: float = 60.0) -> str:
+        """Start the client; return its enode URL once it serves its imported chain."""
+        args = self.command()
         log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             args, cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -154,10 +169,9 @@ class EthereumJS:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"ethereumjs exited with {self.proc.returncode}; log:\n{self.tail()}")
             text = self.log_path.read_text(errors="replace")
-            m = re.search(r"url=(enode://[0-9a-f]{128}@[0-9.]+:\d+)", text)
-            if m and "Client started successfully" in text:
-                self.enode = m.group(1)
-                return self.enode
+            if (enode := started(text)) is not None:
+                self.enode = enode
+                return enode
             time.sleep(0.25)
         self.stop()
         raise TimeoutError(f"ethereumjs did not start within {timeout:g}s; log:\n{self.tail()}")
