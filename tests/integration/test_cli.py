@@ -82,6 +82,15 @@ def test_bad_user_input_gives_clear_errors(tmp_path: Path) -> None:
         (["serve", "--store", "{store}", "--port", "0", "--key-file", "{tmp}"], "cannot use key file"),
         (["head", "--genesis", "{tmp}/latin1.json"], "is not UTF-8 text"),
         (["import", "--store", "{tmp}/i.db", "{tmp}/empty.rlp"], "no blocks in the file"),
+        (["serve", "--store", "{store}", "--eth-versions", "67,68"], "bad --eth-versions '67,68': use a"),
+        (["serve", "--store", "{store}", "--eth-versions", ""], "bad --eth-versions '': use a"),
+        (["serve", "--store", "{store}", "--answer-delay", "61"], "--answer-delay: 61 is out of range (0..60"),
+        (["serve", "--store", "{store}", "--answer-delay", "nan"], "--answer-delay: nan is out of range"),
+        (["serve", "--store", "{store}", "--expire-before", "9000"], "--expire-before: expiry cut 9000 is above"),
+        (["serve", "--store", "{store}", "--grow-from", "9000"], "--grow-from: start of growth 9000 is outside"),
+        (["serve", "--store", "{store}", "--grow-every", "1"], "--grow-every and --grow-by are only for --grow-from"),
+        (["serve", "--store", "{store}", "--grow-from", "5", "--grow-by", "0"], "--grow-by: 0 is out of range"),
+        (["serve", "--store", "{store}", "--grow-from", "5", "--grow-every", "0"], "--grow-every: 0 is out of range"),
     ],
 )
 def test_bad_command_lines_fail_with_one_line(tmp_path: Path, args: list[str], says: str) -> None:
