@@ -374,6 +374,12 @@ def _peer_network_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--dns", metavar="URLS", help="comma-separated enrtree:// URLs (default: the network's; '' for none)"
     )
+    p.add_argument(
+        "--dns-resolver",
+        metavar="HOST[:PORT]",
+        help="the DNS server (an IP address; port 53 by default, [v6]:PORT for IPv6) to ask for the --dns "
+        "trees (default: the system's resolver)",
+    )
     p.add_argument("--no-discovery", action="store_true", help="don't run discv4 (dial only boot nodes and the cache)")
     p.add_argument("--store", metavar="FILE", help="SQLite file for the peer cache (and blocks)")
     p.add_argument("--peers", type=_int_at_least(1), default=1, help="wait for this many peers (default 1)")
@@ -385,7 +391,7 @@ def _connect(
     args: argparse.Namespace, spec: ChainSpec, boot: list[str] | None, **extra: Any
 ) -> contextlib.AbstractAsyncContextManager[PeerNetwork]:
     """The peer network that the options of :func:`_peer_network_args` ask for (``extra``: e.g.
-    ``limits``, ``on_start``), as an ``async with`` context."""
+    ``limits``, ``on_start``, ``dns_resolver``), as an ``async with`` context."""
     from .peers.network import connect
 
     return connect(
@@ -428,6 +434,40 @@ def _dns(args: argparse.Namespace) -> list[str] | None:
     return urls
 
 
+def _parse_resolver_address(text: str) -> tuple[str, int]:
+    """``--dns-resolver``: (IP address, port) from ``HOST``, ``HOST:PORT`` or ``[V6]:PORT`` (port 53 by default)."""
+    import ipaddress
+
+    host, port_text = text.strip(), ""
+    if host.startswith("["):
+        host, sep, rest = host[1:].partition("]")
+        if not sep or (rest and not rest.startswith(":")):
+            raise UserError(f"bad --dns-resolver {text!r}: use HOST[:PORT] or [IPV6]:PORT")
+        port_text = rest[1:]
+    elif host.count(":") == 1:
+        host, port_text = host.split(":")
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        raise UserError(f"bad --dns-resolver {text!r}: the DNS server must be an IP address") from None
+    port = 53
+    if port_text or text.strip().endswith(":"):
+        if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+            raise UserError(f"bad --dns-resolver {text!r}: the port must be 1..65535")
+        port = int(port_text)
+    return str(ip), port
+
+
+def _dns_resolver(args: argparse.Namespace) -> object | None:
+    """The DNS lookups ``--dns-resolver`` asks for (None: the system's resolver)."""
+    if args.dns_resolver is None:
+        return None
+    from .discovery.dns import dnspython_resolver
+
+    host, port = _parse_resolver_address(args.dns_resolver)
+    return dnspython_resolver(host, port)
+
+
 def _peer_book(path: str | Path | None) -> PeerCache | None:
     """The peer cache in ``--store`` (the peer network's book of peers across runs), if given."""
     from .store.peers import PeerCache
@@ -443,9 +483,12 @@ def cmd_head(args: argparse.Namespace) -> int:
     spec = _load_spec(args)
     anchors = _anchors(args, spec)
     boot = _bootnodes(args)
+    resolver = _dns_resolver(args)
 
     async def run() -> int:
-        async with _connect(args, spec, boot, limits=p2p_limits(peer_start_warmup=0.5)) as network:
+        async with _connect(
+            args, spec, boot, limits=p2p_limits(peer_start_warmup=0.5), dns_resolver=resolver
+        ) as network:
             head = await discover_head_p2p(network.pool, args.baseline, probe_peers=args.probe_peers, anchors=anchors)
             if head.hash is None:
                 print(f"no peer served headers above block {args.baseline}")
@@ -470,12 +513,14 @@ def cmd_head(args: argparse.Namespace) -> int:
 
 def cmd_peers(args: argparse.Namespace) -> int:
     from .peers.network import NoPeersError
+    from .summary import found_text
 
     spec = _load_spec(args)
     boot = _bootnodes(args)
+    resolver = _dns_resolver(args)
 
     async def run() -> int:
-        async with _connect(args, spec, boot) as network:
+        async with _connect(args, spec, boot, dns_resolver=resolver) as network:
             rounds = 0
             while args.rounds is None or rounds < args.rounds:
                 rounds += 1
@@ -495,6 +540,7 @@ def cmd_peers(args: argparse.Namespace) -> int:
                     f"dials={st.dials_attempted}/{st.dials_failed} failed bans={st.bans}",
                     flush=True,
                 )
+                print(f"peers: {found_text(st)}, {st.peers_connected:,} connected", flush=True)
                 if args.rounds is None or rounds < args.rounds:
                     await asyncio.sleep(args.interval)
             return 0
@@ -585,6 +631,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     spec = _load_spec(args)
     anchors = _anchors(args, spec)
     boot = _bootnodes(args)
+    resolver = _dns_resolver(args)
     metrics = _start_metrics(args, FetchMetrics)
     verifier = _verifier(args.verify_workers)
     from . import accel
@@ -626,7 +673,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
         try:
             limits = p2p_limits(peer_start_warmup=args.warmup)
-            async with _connect(args, spec, boot, limits=limits, on_start=watch) as network:
+            async with _connect(args, spec, boot, limits=limits, on_start=watch, dns_resolver=resolver) as network:
                 seeded = {}
                 if network.cache_load is not None:
                     seeded = {p.peer_id: p.aimd_batch_limit for p in network.cache_load.peers if p.aimd_batch_limit}
@@ -691,8 +738,12 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         workers_rss = verifier.peak_rss() / 2**20
+        from .summary import given_up_lines, peers_lines, proof_lines
+
+        for line in peers_lines(network.p2p_stats, s):
+            print(line)
         print(
-            f"peers used: {s.peers_used}; faults: {len(s.faults)}; escalated blocks: {s.escalated}; "
+            f"faults: {len(s.faults)}; escalated blocks: {s.escalated}; "
             f"missing: {len(s.missing)}" + (f" (first {s.missing[:5]})" if s.missing else "")
         )
         print(
@@ -706,8 +757,6 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         )
         for f in [f for f in s.faults if ": wrong-chain: " not in f][:5]:
             print(f"  fault: {f[:160]}")
-        from .summary import given_up_lines, proof_lines
-
         for line in given_up_lines(s) + proof_lines(s):
             print(line)
         if follower is not None:
