@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .peers.limits import P2pStats
 from .sync.prove import describe_span
-from .sync.range import RangeStats
+from .sync.range import RangeStats, describe_announced
 from .sync.schedule import MAX_ATTEMPTS, UNSERVED_AFTER
 
 #: How to anchor blocks ethp2p could not prove, in every message that lists them.
@@ -65,13 +65,18 @@ def proof_lines(s: RangeStats, *, indent: str = "") -> list[str]:
 def given_up_lines(s: RangeStats, *, indent: str = "") -> list[str]:
     """Why the blocks given up on are missing: what no peer served, or that no peer holds them."""
     out: list[str] = []
-    for why in ("receipts", "bodies", "bodies and receipts", "unserved", "attempts"):
+    for why in ("receipts", "bodies", "bodies and receipts", "expired", "unserved", "attempts"):
         numbers = sorted(s.given_up.get(why, ()))
         if not numbers:
             continue
         lo, hi = numbers[0], numbers[-1]
         blocks = f"{len(numbers):,} block{'s' if len(numbers) > 1 else ''} ({lo:,}" + (f"..{hi:,})" if hi > lo else ")")
-        if why == "unserved":
+        if why == "expired":
+            out.append(
+                f"given up: no peer serves {describe_span(numbers)}: {describe_announced(s.expired_ranges)} "
+                "(their bodies and receipts below that have expired)"
+            )
+        elif why == "unserved":
             out.append(f"given up: no peer serves {blocks}: no connected peer's range holds them")
         elif why == "attempts":
             out.append(f"given up: {blocks} not delivered in {MAX_ATTEMPTS} attempts (timeouts or bad answers)")

@@ -4,14 +4,19 @@ processes on 127.0.0.1 from the shipped mainnet blocks 0..16,383, and what ``eth
 * ``--eth-versions``: an eth/68-only node;
 * ``--answer-delay``: latency, without holding up other requests, pings or sessions;
 * ``--expire-before``: an expired-history node (headers of every block, bodies and receipts from a cut);
-* ``--grow-from``/``--grow-every``/``--grow-by``: a node whose chain grows, announced by BlockRangeUpdate.
+* ``--grow-from``/``--grow-every``/``--grow-by``: a node whose chain grows, announced by BlockRangeUpdate;
+* fetches against them: blocks no peer serves end within seconds, with what the peers announce;
+  expired nodes are asked only for what they announce; a growing peer is asked for its new blocks.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -56,6 +61,16 @@ def _stats(output: str) -> dict[str, int]:
     if m2:
         out["expired_bodies"], out["expired_receipts"] = map(int, m2.groups())
     return out
+
+
+def _fetch(store: Path, servers: list[ServerProcess], rng: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    args = [sys.executable, "-m", "ethp2p.cli", "fetch", rng, "--store", str(store), *NET]
+    args += ["--bootnodes", ",".join(s.enode for s in servers), "--no-discovery", "--dns", ""]
+    args += ["--peers", str(len(servers)), "--warmup", "1", "--timeout", "60", *extra]
+    t0 = time.monotonic()
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    print(f"fetch {rng} took {time.monotonic() - t0:.1f} s:\n{proc.stdout}")
+    return proc
 
 
 # ---- serving options ----------------------------------------------------------------------------
@@ -191,3 +206,65 @@ async def test_a_growing_node_serves_nothing_above_its_latest_block(
     finally:
         await peer.disconnect()
         node.stop()
+
+
+# ---- what a fetch makes of them -------------------------------------------------------------------
+
+
+@pytest.fixture()
+def expired_nodes(mainnet_store_path: Path, tmp_path: Path) -> Iterator[list[ServerProcess]]:
+    servers = start_servers(3, mainnet_store_path, tmp_path, network_args=NET, extra=["--expire-before", str(CUT)])
+    yield servers
+    for s in servers:
+        s.stop()
+
+
+def test_blocks_no_peer_serves_end_the_fetch_within_seconds(expired_nodes: list[ServerProcess], tmp_path: Path) -> None:
+    """Every peer announces 8192..16383: a fetch of 0..100 gets their headers (to prove the blocks)
+    but gives up on the blocks after the short grace for expired history, not the 30 s stall timeout,
+    and says what the peers announce."""
+    r = _fetch(tmp_path / "f.db", expired_nodes, "0..100", "--stall-timeout", "30")
+    assert r.returncode == 1, r.stdout + r.stderr[-3000:]
+    assert "given up: no peer serves blocks 1..100: the 3 peers announce 8192..16383" in r.stdout
+    assert "missing: 100 (first [1, 2, 3, 4, 5])" in r.stdout and "1 already stored" in r.stdout  # the genesis
+    assert "no peer serves 100 blocks" not in r.stdout  # not the 30 s "unserved" give-up
+    assert "unproven" not in r.stdout  # the headers were served and proven
+    stats = [_stats(s.stop()) for s in expired_nodes]
+    assert sum(st["headers"] for st in stats) >= 1
+    assert all(st["bodies"] == st["receipts"] == st["expired_bodies"] == st["expired_receipts"] == 0 for st in stats)
+
+
+def test_expired_nodes_are_asked_only_for_what_they_announce(
+    expired_nodes: list[ServerProcess], mainnet_store_path: Path, tmp_path: Path
+) -> None:
+    archive = start_servers(2, mainnet_store_path, tmp_path, network_args=NET)
+    try:
+        r = _fetch(tmp_path / "f.db", archive + expired_nodes[:2], f"0..{LAST}")
+        assert r.returncode == 0, r.stdout + r.stderr[-3000:]
+        assert "missing: 0" in r.stdout and f"verified blocks: {LAST:,} new" in r.stdout
+    finally:
+        archive_stats = [_stats(s.stop()) for s in archive]
+    expired_stats = [_stats(s.stop()) for s in expired_nodes[:2]]
+    assert all(st["expired_bodies"] == st["expired_receipts"] == 0 for st in expired_stats), expired_stats
+    assert sum(st["bodies"] + st["receipts"] for st in expired_stats) > 0  # they did serve blocks 8,192 and up
+    assert sum(st["bodies"] for st in archive_stats) > 0
+    used = re.search(r"peers: (\d+) found \(.*\), (\d+) connected, (\d+) used", r.stdout)
+    serving = sum(st["bodies"] > 0 for st in archive_stats + expired_stats)
+    assert used and used.groups() == ("4", "4", str(serving)), r.stdout
+
+
+def test_a_growing_peer_is_asked_for_its_new_blocks(mainnet_store_path: Path, tmp_path: Path) -> None:
+    """Blocks 4,001..8,191 come only from a node that starts at 4,000 and grows by 1,000 every 2 s:
+    an expired node (bodies from 8,192) serves their headers but not their bodies. The fetch ends
+    complete, so the growing node was asked for blocks above what it announced at connect, once
+    its BlockRangeUpdates said it had them (it sent at least one to our fetch, its only peer)."""
+    expired = _one(mainnet_store_path, tmp_path, "--expire-before", str(CUT))
+    growing = _one(mainnet_store_path, tmp_path, "--grow-from", "4000", "--grow-every", "2", "--grow-by", "1000")
+    try:
+        r = _fetch(tmp_path / "f.db", [expired, growing], f"0..{CUT - 1}")
+        assert r.returncode == 0, r.stdout + r.stderr[-3000:]
+        assert "missing: 0" in r.stdout and f"verified blocks: {CUT - 1:,} new" in r.stdout
+    finally:
+        grown, cut = _stats(growing.stop()), _stats(expired.stop())
+    assert grown["range_updates"] >= 1 and grown["bodies"] > 0, grown
+    assert cut["bodies"] == cut["receipts"] == cut["expired_bodies"] == cut["expired_receipts"] == 0, cut
