@@ -251,8 +251,13 @@ def _start_metrics(args: argparse.Namespace, kind: type[M]) -> M | None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from .metrics import ServeMetrics
+    from .peers.eth_peer import DEFAULT_ETH_VERSIONS
+    from .serve.roles import GROW_BY, GROW_EVERY
     from .serve.server import HistoryServer
 
+    versions = _eth_versions(args.eth_versions) if args.eth_versions is not None else None
+    if args.grow_from is None and (args.grow_every is not None or args.grow_by is not None):
+        raise UserError("--grow-every and --grow-by are only for --grow-from")
     metrics = _start_metrics(args, ServeMetrics)
     spec = _load_spec(args)
     store = _open_store(args, spec, create=False)
@@ -288,10 +293,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 fork_block=args.fork_block,
                 discovery=args.discovery,
                 bootnodes=_bootnodes(args) or (),
+                versions=versions if versions is not None else DEFAULT_ETH_VERSIONS,
+                answer_delay=args.answer_delay,
+                expire_before=args.expire_before,
+                grow_from=args.grow_from,
+                grow_every=GROW_EVERY if args.grow_every is None else args.grow_every,
+                grow_by=GROW_BY if args.grow_by is None else args.grow_by,
             )
         except ValueError as e:
             from .serve.adversary import ForkError
+            from .serve.roles import RoleError
 
+            if isinstance(e, RoleError):
+                raise UserError(f"--{e.setting.replace('_', '-')}: {e}") from None
             if not isinstance(e, ForkError):
                 raise
             raise UserError(str(e)) from None  # a fork block that does not fit the store
@@ -299,6 +313,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         watcher = asyncio.create_task(metrics.run(lambda: metrics.update(server))) if metrics is not None else None
         if server.fork_block is not None:
             print(f"misbehaving: serving a fork of the store from block {server.fork_block} on", flush=True)
+        for line in _role_lines(args, server):
+            print(line, flush=True)
         print(
             f"serving {spec.name} blocks {server.head.earliest}..{server.head.number} at {server.enode.url()}",
             flush=True,
@@ -312,12 +328,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if watcher is not None:
             watcher.cancel()
         reasons = ", ".join(f"{k}: {v}" for k, v in sorted(server.stats.disconnect_reasons.items())) or "none"
+        print(f"stopped; sessions served: {server.stats.sessions}; endings: {reasons}", flush=True)
         served = server.requests_served()
-        answered = ", ".join(f"{kind} {served.get(kind, 0)}" for kind in ("headers", "bodies", "receipts"))
         print(
-            f"stopped; sessions served: {server.stats.sessions}; requests answered: {answered}; endings: {reasons}",
+            "requests answered: "
+            + ", ".join(f"{kind} {served.get(kind, 0)}" for kind in ("headers", "bodies", "receipts"))
+            + f"; range updates sent: {server.stats.range_updates_sent}",
             flush=True,
         )
+        if server.roles is not None and server.roles.expire_before:
+            st = server.roles.stats
+            print(
+                f"expired history: requests that reached a block below {server.roles.expire_before}: "
+                f"bodies {st.expired_body_requests}, receipts {st.expired_receipt_requests}",
+                flush=True,
+            )
 
     try:
         asyncio.run(run())
@@ -328,12 +353,34 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _role_lines(args: argparse.Namespace, server: Any) -> list[str]:
+    """What ``serve`` says at start about the simulation roles it plays (none: nothing)."""
+    out: list[str] = []
+    if args.eth_versions is not None:
+        out.append(f"eth versions offered: {', '.join(f'eth/{v}' for v in server.versions)}")
+    if args.answer_delay:
+        out.append(f"answering each request after {args.answer_delay:g} s")
+    if args.expire_before:
+        out.append(
+            f"expired history: headers of every stored block, bodies and receipts from block {args.expire_before}"
+        )
+    if args.grow_from is not None:
+        out.append(f"growing from block {args.grow_from} by {server.grow_by} every {server.grow_every:g} s")
+    return out
+
+
 def _peer_network_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--bootnodes", metavar="ENODES", help="comma-separated enode URLs (default: the network's; '' for none)"
     )
     p.add_argument(
         "--dns", metavar="URLS", help="comma-separated enrtree:// URLs (default: the network's; '' for none)"
+    )
+    p.add_argument(
+        "--dns-resolver",
+        metavar="HOST[:PORT]",
+        help="the DNS server (an IP address; port 53 by default, [v6]:PORT for IPv6) to ask for the --dns "
+        "trees (default: the system's resolver)",
     )
     p.add_argument("--no-discovery", action="store_true", help="don't run discv4 (dial only boot nodes and the cache)")
     p.add_argument("--store", metavar="FILE", help="SQLite file for the peer cache (and blocks)")
@@ -346,7 +393,7 @@ def _connect(
     args: argparse.Namespace, spec: ChainSpec, boot: list[str] | None, **extra: Any
 ) -> contextlib.AbstractAsyncContextManager[PeerNetwork]:
     """The peer network that the options of :func:`_peer_network_args` ask for (``extra``: e.g.
-    ``limits``, ``on_start``), as an ``async with`` context."""
+    ``limits``, ``on_start``, ``dns_resolver``), as an ``async with`` context."""
     from .peers.network import connect
 
     return connect(
@@ -390,6 +437,40 @@ def _dns(args: argparse.Namespace) -> list[str] | None:
     return urls
 
 
+def _parse_resolver_address(text: str) -> tuple[str, int]:
+    """``--dns-resolver``: (IP address, port) from ``HOST``, ``HOST:PORT`` or ``[V6]:PORT`` (port 53 by default)."""
+    import ipaddress
+
+    host, port_text = text.strip(), ""
+    if host.startswith("["):
+        host, sep, rest = host[1:].partition("]")
+        if not sep or (rest and not rest.startswith(":")):
+            raise UserError(f"bad --dns-resolver {text!r}: use HOST[:PORT] or [IPV6]:PORT")
+        port_text = rest[1:]
+    elif host.count(":") == 1:
+        host, port_text = host.split(":")
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        raise UserError(f"bad --dns-resolver {text!r}: the DNS server must be an IP address") from None
+    port = 53
+    if port_text or text.strip().endswith(":"):
+        if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+            raise UserError(f"bad --dns-resolver {text!r}: the port must be 1..65535")
+        port = int(port_text)
+    return str(ip), port
+
+
+def _dns_resolver(args: argparse.Namespace) -> object | None:
+    """The DNS lookups ``--dns-resolver`` asks for (None: the system's resolver)."""
+    if args.dns_resolver is None:
+        return None
+    from .discovery.dns import dnspython_resolver
+
+    host, port = _parse_resolver_address(args.dns_resolver)
+    return dnspython_resolver(host, port)
+
+
 def _peer_book(path: str | Path | None) -> PeerCache | None:
     """The peer cache in ``--store`` (the peer network's book of peers across runs), if given."""
     from .store.peers import PeerCache
@@ -405,9 +486,12 @@ def cmd_head(args: argparse.Namespace) -> int:
     spec = _load_spec(args)
     anchors = _anchors(args, spec)
     boot = _bootnodes(args)
+    resolver = _dns_resolver(args)
 
     async def run() -> int:
-        async with _connect(args, spec, boot, limits=p2p_limits(peer_start_warmup=0.5)) as network:
+        async with _connect(
+            args, spec, boot, limits=p2p_limits(peer_start_warmup=0.5), dns_resolver=resolver
+        ) as network:
             head = await discover_head_p2p(network.pool, args.baseline, probe_peers=args.probe_peers, anchors=anchors)
             if head.hash is None:
                 print(f"no peer served headers above block {args.baseline}")
@@ -432,12 +516,14 @@ def cmd_head(args: argparse.Namespace) -> int:
 
 def cmd_peers(args: argparse.Namespace) -> int:
     from .peers.network import NoPeersError
+    from .summary import found_text
 
     spec = _load_spec(args)
     boot = _bootnodes(args)
+    resolver = _dns_resolver(args)
 
     async def run() -> int:
-        async with _connect(args, spec, boot) as network:
+        async with _connect(args, spec, boot, dns_resolver=resolver) as network:
             rounds = 0
             while args.rounds is None or rounds < args.rounds:
                 rounds += 1
@@ -457,6 +543,7 @@ def cmd_peers(args: argparse.Namespace) -> int:
                     f"dials={st.dials_attempted}/{st.dials_failed} failed bans={st.bans}",
                     flush=True,
                 )
+                print(f"peers: {found_text(st)}, {st.peers_connected:,} connected", flush=True)
                 if args.rounds is None or rounds < args.rounds:
                     await asyncio.sleep(args.interval)
             return 0
@@ -486,6 +573,35 @@ def _int_at_least(lo: int, hi: int | None = None) -> Callable[[str], int]:
         return n
 
     return parse
+
+
+def _seconds(lo: float, hi: float) -> Callable[[str], float]:
+    """An argparse type: a number of seconds in ``lo..hi``."""
+
+    def parse(text: str) -> float:
+        try:
+            x = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+        if not lo <= x <= hi:  # also NaN
+            raise argparse.ArgumentTypeError(f"{text} is out of range ({lo:g}..{hi:g} seconds)")
+        return x
+
+    return parse
+
+
+def _eth_versions(text: str) -> tuple[int, ...]:
+    """``--eth-versions``: a comma-separated, non-empty subset of the eth versions ethp2p speaks."""
+    from .eth.messages import SUPPORTED_VERSIONS
+
+    known = ",".join(map(str, SUPPORTED_VERSIONS))
+    try:
+        versions = [int(v) for v in _comma_list(text)]
+    except ValueError:
+        raise UserError(f"bad --eth-versions {text!r}: use a comma-separated subset of {known}") from None
+    if not versions or not set(versions) <= set(SUPPORTED_VERSIONS):
+        raise UserError(f"bad --eth-versions {text!r}: use a comma-separated subset of {known}")
+    return tuple(sorted(set(versions)))
 
 
 def _parse_range(text: str) -> tuple[int, int]:
@@ -518,6 +634,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     spec = _load_spec(args)
     anchors = _anchors(args, spec)
     boot = _bootnodes(args)
+    resolver = _dns_resolver(args)
     metrics = _start_metrics(args, FetchMetrics)
     verifier = _verifier(args.verify_workers)
     from . import accel
@@ -559,7 +676,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
         try:
             limits = p2p_limits(peer_start_warmup=args.warmup)
-            async with _connect(args, spec, boot, limits=limits, on_start=watch) as network:
+            async with _connect(args, spec, boot, limits=limits, on_start=watch, dns_resolver=resolver) as network:
                 seeded = {}
                 if network.cache_load is not None:
                     seeded = {p.peer_id: p.aimd_batch_limit for p in network.cache_load.peers if p.aimd_batch_limit}
@@ -624,8 +741,12 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         workers_rss = verifier.peak_rss() / 2**20
+        from .summary import given_up_lines, peers_lines, proof_lines
+
+        for line in peers_lines(network.p2p_stats, s):
+            print(line)
         print(
-            f"peers used: {s.peers_used}; faults: {len(s.faults)}; escalated blocks: {s.escalated}; "
+            f"faults: {len(s.faults)}; escalated blocks: {s.escalated}; "
             f"missing: {len(s.missing)}" + (f" (first {s.missing[:5]})" if s.missing else "")
         )
         print(
@@ -639,8 +760,6 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         )
         for f in [f for f in s.faults if ": wrong-chain: " not in f][:5]:
             print(f"  fault: {f[:160]}")
-        from .summary import given_up_lines, proof_lines
-
         for line in given_up_lines(s) + proof_lines(s):
             print(line)
         if follower is not None:
@@ -769,6 +888,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .serve.roles import GROW_BY, GROW_EVERY, MAX_ANSWER_DELAY, MAX_GROW_BY, MAX_GROW_EVERY, MIN_GROW_EVERY
+
     parser = argparse.ArgumentParser(
         prog="ethp2p", description="Fetch verified Ethereum history straight from devp2p peers."
     )
@@ -822,6 +943,47 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="with --misbehave fork: serve a self-consistent fork from block N on "
         "(default: the middle of the store's range)",
+    )
+    t.add_argument(
+        "--eth-versions",
+        metavar="V,...",
+        help="offer only these eth versions, a subset of 68,69,70 (default: all three); 68: an eth/68-only node",
+    )
+    t.add_argument(
+        "--answer-delay",
+        type=_seconds(0.0, MAX_ANSWER_DELAY),
+        default=0.0,
+        metavar="SECONDS",
+        help=f"send each answer (headers, bodies, receipts) this long after its request, 0..{MAX_ANSWER_DELAY:g} "
+        "(simulated latency; other requests and peers are not held up)",
+    )
+    t.add_argument(
+        "--expire-before",
+        type=_int_at_least(0, MAX_BLOCK_NUMBER),
+        default=0,
+        metavar="N",
+        help="an expired-history node: serve headers of every stored block but bodies and receipts only "
+        "from block N on, and announce N as the earliest block (eth/69+)",
+    )
+    t.add_argument(
+        "--grow-from",
+        type=_int_at_least(0, MAX_BLOCK_NUMBER),
+        metavar="N",
+        help="a growing chain: serve and announce blocks only up to N at first, then raise that "
+        "by --grow-by blocks every --grow-every seconds up to the store's top (BlockRangeUpdate to eth/69+ peers)",
+    )
+    t.add_argument(
+        "--grow-every",
+        type=_seconds(MIN_GROW_EVERY, MAX_GROW_EVERY),
+        metavar="SECONDS",
+        help=f"with --grow-from: seconds between steps, {MIN_GROW_EVERY:g}..{MAX_GROW_EVERY:g} "
+        f"(default {GROW_EVERY:g})",
+    )
+    t.add_argument(
+        "--grow-by",
+        type=_int_at_least(1, MAX_GROW_BY),
+        metavar="BLOCKS",
+        help=f"with --grow-from: blocks per step, 1..{MAX_GROW_BY} (default {GROW_BY})",
     )
     p.set_defaults(func=cmd_serve)
 

@@ -84,6 +84,18 @@ def test_bad_user_input_gives_clear_errors(tmp_path: Path) -> None:
         (["head", "--baseline", "-1"], "--baseline: -1 is out of range (0..9223372036854775807)"),
         (["head", "--probe-peers", "0"], "--probe-peers: 0 is out of range (1..64)"),
         (["import", "--store", "{tmp}/i.db", "{tmp}/empty.rlp"], "no blocks in the file"),
+        (["serve", "--store", "{store}", "--eth-versions", "67,68"], "bad --eth-versions '67,68': use a"),
+        (["serve", "--store", "{store}", "--eth-versions", ""], "bad --eth-versions '': use a"),
+        (["serve", "--store", "{store}", "--answer-delay", "61"], "--answer-delay: 61 is out of range (0..60"),
+        (["serve", "--store", "{store}", "--answer-delay", "nan"], "--answer-delay: nan is out of range"),
+        (["serve", "--store", "{store}", "--expire-before", "9000"], "--expire-before: expiry cut 9000 is above"),
+        (["serve", "--store", "{store}", "--grow-from", "9000"], "--grow-from: start of growth 9000 is outside"),
+        (["serve", "--store", "{store}", "--grow-every", "1"], "--grow-every and --grow-by are only for --grow-from"),
+        (["serve", "--store", "{store}", "--grow-from", "5", "--grow-by", "0"], "--grow-by: 0 is out of range"),
+        (["serve", "--store", "{store}", "--grow-from", "5", "--grow-every", "0"], "--grow-every: 0 is out of range"),
+        (["fetch", "1..2", "--store", "{tmp}/f.db", "--dns-resolver", "dns.example"], "must be an IP address"),
+        (["head", "--dns-resolver", "127.0.0.1:0"], "bad --dns-resolver '127.0.0.1:0': the port must be 1..65535"),
+        (["peers", "--dns-resolver", "[::1"], "bad --dns-resolver '[::1': use HOST[:PORT] or [IPV6]:PORT"),
     ],
 )
 def test_bad_command_lines_fail_with_one_line(tmp_path: Path, args: list[str], says: str) -> None:
@@ -168,6 +180,7 @@ def test_head_and_peers_commands(tmp_path: Path) -> None:
         r = _cli("peers", *net, "--peers", "2", "--rounds", "1")
         assert r.returncode == 0, r.stderr
         assert "--- 2 peers" in r.stdout and "head=600" in r.stdout and "established=2" in r.stdout
+        assert "peers: 2 found (discv4 0, DNS 0, boot nodes 2, cache 0), 2 connected" in r.stdout, r.stdout
         r = _cli("head", "--genesis", str(ETHTEST_GENESIS), "--bootnodes", "enode://xyz")
         assert r.returncode == 2 and "bad enode URL" in r.stderr
     finally:
@@ -227,3 +240,20 @@ def test_logs_carry_utc_timestamps_as_text_or_json_lines(tmp_path: Path) -> None
         server.stop()
     r = _cli("--log-format", "xml", "--version")
     assert r.returncode == 2 and "invalid choice" in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "address"),
+    [
+        ("127.0.0.1", ("127.0.0.1", 53)),
+        ("198.18.0.53:5353", ("198.18.0.53", 5353)),
+        ("::1", ("::1", 53)),
+        ("[::1]:5353", ("::1", 5353)),
+        ("[fd00::53]", ("fd00::53", 53)),
+    ],
+)
+def test_dns_resolver_addresses(text: str, address: tuple[str, int]) -> None:
+    """``--dns-resolver`` takes an IP address with or without a port (IPv6 with a port in brackets)."""
+    from ethp2p.cli import _parse_resolver_address
+
+    assert _parse_resolver_address(text) == address

@@ -136,3 +136,59 @@ async def test_session_dials_nodes_listed_in_a_dns_tree(tmp_path: Path) -> None:
     finally:
         for s in servers:
             s.stop()
+
+
+def test_fetch_asks_the_dns_server_it_is_given_and_counts_peers_by_source(
+    tmp_path: Path, mainnet_store_path: Path
+) -> None:
+    """``ethp2p fetch --dns URL --dns-resolver 127.0.0.1:PORT`` (the simulation's dnsmasq, not the
+    system's resolver) finds two servers in the tree and a third as a boot node; the summary counts
+    them by source. A second run with the same store finds all three in its peer cache first."""
+    import re
+    import subprocess
+    import sys
+
+    from ethp2p.crypto.keys import PrivateKey
+    from ethp2p.discovery.dns import TreeURL, make_tree
+    from ethp2p.discovery.enr import ENR
+    from ethp2p.eth.chainspec import MAINNET
+    from tests.support.servers import start_servers
+
+    servers = start_servers(3, mainnet_store_path, tmp_path, network_args=["--network", "mainnet"])
+    dns_server = None
+    try:
+        fid = MAINNET.fork_id()
+        records = []
+        for s in servers[:2]:
+            port = int(s.enode.rsplit(":", 1)[1])
+            fields = {b"ip": bytes([127, 0, 0, 1]), b"tcp": port, b"udp": port, b"eth": [[fid.hash, fid.next]]}
+            records.append(ENR.create(s.key, 1, fields))
+        signer = PrivateKey.generate()
+        root, entries = make_tree(signer, records, max_children=2)
+        zone = {"sim.example.org": root, **{f"{h}.sim.example.org": t for h, t in entries.items()}}
+        dns_server = DnsServer(tmp_path, zone).start()
+        url = str(TreeURL(signer.public_key, "sim.example.org"))
+
+        def fetch(rng: str, *extra: str) -> str:
+            args = [sys.executable, "-m", "ethp2p.cli", "fetch", rng, "--store", str(tmp_path / "f.db")]
+            args += ["--network", "mainnet", "--no-discovery", "--peers", "3", "--warmup", "1", "--timeout", "30"]
+            r = subprocess.run([*args, *extra], capture_output=True, text=True, timeout=120)
+            assert r.returncode == 0, r.stdout + r.stderr[-3000:]
+            print(r.stdout)
+            return r.stdout
+
+        out = fetch(
+            "0..100", "--dns", url, "--dns-resolver", f"127.0.0.1:{dns_server.port}", "--bootnodes", servers[2].enode
+        )
+        assert "peers: 3 found (discv4 0, DNS 2, boot nodes 1, cache 0), 3 connected, " in out, out
+        used = int(re.search(r"3 connected, (\d+) used", out).group(1))  # type: ignore[union-attr]
+        assert 1 <= used <= 3 and "missing: 0" in out
+        out = fetch(
+            "101..200", "--dns", url, "--dns-resolver", f"127.0.0.1:{dns_server.port}", "--bootnodes", servers[2].enode
+        )
+        assert "peers: 3 found (discv4 0, DNS 0, boot nodes 0, cache 3), 3 connected, " in out, out
+    finally:
+        if dns_server is not None:
+            dns_server.stop()
+        for s in servers:
+            s.stop()

@@ -32,6 +32,7 @@ from ethp2p.sync.schedule import (
     Batch,
     GiveUp,
     Schedule,
+    serving_top,
     serving_window,
 )
 from ethp2p.trust.anchors import Anchors
@@ -94,9 +95,20 @@ def test_serving_window_is_cut_by_head_and_served_range() -> None:
     assert serving_window(100, 200, None, None) == (100, 200)
     assert serving_window(100, 200, 150, None) == (100, 150)
     assert serving_window(100, 200, None, (120, 180)) == (120, 180)
-    assert serving_window(100, 200, 170, (120, 180)) == (120, 170)
+    assert serving_window(100, 200, 190, (120, 180)) == (120, 180)  # it serves less than it holds
     lo, hi = serving_window(100, 200, 50, None)  # far behind: empty
     assert hi < lo
+    lo, hi = serving_window(100, 200, 300, (8192, 9000))  # its history below 8,192 has expired: empty
+    assert hi < lo
+
+
+def test_a_range_update_above_the_probed_head_widens_the_window() -> None:
+    """The head is probed once, at connect; a BlockRangeUpdate since says the peer's chain grew."""
+    assert serving_top(170, (120, 180)) == 180 and serving_top(170, None) == 170 and serving_top(None, None) is None
+    assert serving_window(100, 200, 170, (120, 180)) == (120, 180)
+    s = _queue(range(100, 201))
+    assert _take_all(s, A, "a", serving_window(100, 200, 150, (0, 150))) == [Batch(100, 150)]
+    assert _take_all(s, A, "a", serving_window(100, 200, 150, (0, 175))) == [Batch(151, 175)]
 
 
 def test_a_peer_only_gets_blocks_inside_its_window() -> None:
@@ -303,6 +315,51 @@ def test_nothing_is_given_up_while_a_batch_is_in_flight_or_nothing_waits() -> No
     s.returned("a", batch)
     assert s.unservable([], now=1e6) is None  # the clock starts only now
     assert s.unservable([], now=1e6 + 30) == GiveUp((20,), first=True)
+
+
+def test_blocks_below_every_peers_earliest_are_given_up_after_the_short_grace() -> None:
+    """Expired history: every live peer announced a range starting above the waiting blocks."""
+    s = _queue(range(1, 101), expired_after=3.0, give_up_after=30.0)
+    s.push([9000])
+    assert s.expired([8192, 8192, 10_000], now=100.0) is None  # the clock starts
+    assert s.expired([8192, 8192, 10_000], now=102.9) is None
+    got = s.expired([8192, 10_000, 8192], now=103.0)
+    assert got == GiveUp(tuple(range(1, 101)), first=True)  # 9,000 is served: it stays
+    s.give_up(got.numbers)
+    assert s.waiting() == [9000]
+    s.push([5])  # proven later: given up on at once, not as a new stall
+    assert s.expired([8192], now=104.0) == GiveUp((5,), first=False)
+
+
+def test_expired_blocks_wait_while_some_peer_may_serve_them() -> None:
+    s = _queue(range(1, 11), expired_after=3.0)
+    assert s.expired([8192, None], now=0.0) is None  # an eth/68 peer announces no range: it may
+    assert s.expired([8192, 0], now=10.0) is None  # an archive node
+    assert s.expired([], now=20.0) is None  # no peer at all: unservable()'s business
+    assert s.expired([8192], now=30.0) is None  # the clock starts here
+    assert s.expired([8192, 5], now=32.0) is None  # a peer holding 5.. joined: the clock starts again
+    assert s.expired([8192, 5], now=34.9) is None
+    got = s.expired([8192, 5], now=35.0)
+    assert got == GiveUp((1, 2, 3, 4), first=True)
+    s.give_up(got.numbers)
+    assert s.expired([8192, 5], now=36.0) is None  # 5..10: that peer's to fetch
+    assert s.expired([8192], now=36.0) == GiveUp(tuple(range(5, 11)), first=False)  # it left: at once
+    assert s.expired([8192, 0], now=37.0) is None and s.expired([8192], now=37.0) is None  # one came: wait again
+
+
+def test_expired_blocks_include_escalated_ones() -> None:
+    s = _queue([3, 4], expired_after=1.0)
+    for key, name in ((A, "a"), (B, "b"), (C, "c")):
+        batch = s.take(key, name, (3, 3), 0.0)
+        assert batch is not None
+        s.returned(name, batch)
+        s.failed(batch.numbers, name, backoff=0.0, now=0.0)
+    assert s.escalated_waiting == 1
+    assert s.expired([100], now=0.0) is None
+    got = s.expired([100], now=1.0)
+    assert got == GiveUp((3, 4), first=True)
+    s.give_up(got.numbers)
+    assert s.waiting() == [] and s.escalated_waiting == 0
 
 
 # ---- the driver: resumption, on a real store with no peer -----------------------------------------

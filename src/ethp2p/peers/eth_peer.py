@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
@@ -49,6 +50,8 @@ log = logging.getLogger(__name__)
 DEFAULT_ETH_VERSIONS: tuple[int, ...] = (68, 69, 70)
 #: The client id we send in Hello.
 CLIENT_ID = f"ethp2p/v{__version__}/python"
+#: Answers waiting out their delay at once, per session (each holds only its request meanwhile).
+MAX_DELAYED_ANSWERS = 64
 
 
 class PeerError(Exception):
@@ -170,14 +173,23 @@ class EthPeer:
         *,
         handler: RequestHandler | None = None,
         misconduct: Misconduct | None = None,
+        answer_delay: float = 0.0,
     ) -> None:
-        """Drive ``core`` (whose Status is queued) over ``conn``; :meth:`connect` and :meth:`accept` build both."""
+        """Drive ``core`` (whose Status is queued) over ``conn``; :meth:`connect` and :meth:`accept` build both.
+
+        ``answer_delay`` (seconds, simulated latency): each answer to the peer's requests is sent that
+        long after the request arrived, without holding up other requests or the session (at most
+        :data:`MAX_DELAYED_ANSWERS` wait at once; beyond that the peer's next messages wait to be read)."""
+        if not 0.0 <= answer_delay < math.inf:
+            raise ValueError(f"answer delay must be a number of seconds of at least 0, got {answer_delay}")
         self.conn = conn
         #: The sans-IO eth session core: every protocol rule and counter lives there.
         self.core = core
         self.spec = core.spec
         self.handler: RequestHandler = handler or EmptyHandler()
         self.misconduct = misconduct or Misconduct()
+        self.answer_delay = answer_delay
+        self._delay_slots = asyncio.Semaphore(MAX_DELAYED_ANSWERS)
         self.closed_event: ConnectionClosed | None = None
         #: Faults reported about this peer (by the fetch layer and the read loop): (kind, message), most recent last.
         self.faults: list[tuple[FaultKind, str]] = []
@@ -282,14 +294,16 @@ class EthPeer:
         request_timeout: float = REQUEST_TIMEOUT,
         handshake_timeout: float = STATUS_TIMEOUT,
         misconduct: Misconduct | None = None,
+        answer_delay: float = 0.0,
     ) -> EthPeer:
-        """Dial ``enode``, run RLPx + Hello + Status, and start the session."""
+        """Dial ``enode``, run RLPx + Hello + Status, and start the session (``answer_delay``: see
+        :class:`EthPeer`)."""
         node = Enode.parse(enode) if isinstance(enode, str) else enode
         if node.host is None or not node.tcp_port:
             raise TransportError(f"enode has no address: {node.url()}")
         local = cls.local_identity(key or PrivateKey.generate(), versions)
         conn = await P2PStream.dial(node.host, node.tcp_port, local, node.pubkey, timeout=handshake_timeout)
-        return await cls._start(conn, spec, head, handler, request_timeout, handshake_timeout, misconduct)
+        return await cls._start(conn, spec, head, handler, request_timeout, handshake_timeout, misconduct, answer_delay)
 
     @classmethod
     async def accept(
@@ -306,14 +320,16 @@ class EthPeer:
         handshake_timeout: float = STATUS_TIMEOUT,
         listen_port: int = 0,
         misconduct: Misconduct | None = None,
+        answer_delay: float = 0.0,
     ) -> EthPeer:
         """Run the recipient side on an accepted stream and start the session.
 
-        ``misconduct`` exists for test adversaries only (see :class:`Misconduct`).
+        ``misconduct`` exists for test adversaries only (see :class:`Misconduct`); ``answer_delay``
+        simulates latency (see :class:`EthPeer`).
         """
         local = cls.local_identity(key, versions, listen_port)
         conn = await P2PStream.accept(reader, writer, local, timeout=handshake_timeout)
-        return await cls._start(conn, spec, head, handler, request_timeout, handshake_timeout, misconduct)
+        return await cls._start(conn, spec, head, handler, request_timeout, handshake_timeout, misconduct, answer_delay)
 
     @classmethod
     async def _start(
@@ -325,6 +341,7 @@ class EthPeer:
         request_timeout: float,
         handshake_timeout: float,
         misconduct: Misconduct | None,
+        answer_delay: float = 0.0,
     ) -> EthPeer:
         eth = next((p for p in conn.protocols if p.name == "eth"), None)
         if eth is None:
@@ -342,7 +359,7 @@ class EthPeer:
             status_timeout=handshake_timeout,
             status_rewrite=misconduct.rewrite_status if misconduct is not None else None,
         )
-        peer = cls(conn, core, handler=handler, misconduct=misconduct)
+        peer = cls(conn, core, handler=handler, misconduct=misconduct, answer_delay=answer_delay)
         await peer._exchange_status()
         short = conn.remote_pubkey.hex()[:8]
         peer._tasks.append(asyncio.create_task(peer._read_loop(), name=f"eth-read-{short}"))
@@ -436,10 +453,30 @@ class EthPeer:
         return False
 
     async def _serve(self, request: Request) -> None:
+        if self.answer_delay > 0:
+            # Answered later by a task of its own: the read loop goes on (pings, other requests).
+            await self._delay_slots.acquire()
+            self._spawn(self._serve_later(request))
+            return
+        await self._answer(request)
+
+    async def _answer(self, request: Request) -> None:
         hook = self.misconduct.serve_request
         if hook is not None and await hook(self, request):
             return  # the adversary answered (or chose not to) itself
         self.core.send(self.answer(request))
+
+    async def _serve_later(self, request: Request) -> None:
+        """Answer ``request`` after :attr:`answer_delay` seconds (the answer reflects the store then)."""
+        try:
+            await asyncio.sleep(self.answer_delay)
+            if self.closed:
+                return
+            with contextlib.suppress(RuntimeError, TransportError, OSError):
+                await self._answer(request)
+                await self._send_queued()
+        finally:
+            self._delay_slots.release()
 
     def _arm_timer(self) -> None:
         """Make sure the timer fires no later than the core's next deadline."""

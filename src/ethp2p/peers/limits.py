@@ -85,6 +85,11 @@ class P2pStats:
     max_concurrent_dials_seen: int = 0
     max_outbound_seen: int = 0
     max_inbound_seen: int = 0
+    #: Distinct nodes offered as candidates, by where each was first found (``discv4``, ``dns``,
+    #: ``bootnode``, ``cache``, ``static``), and distinct peers admitted (either direction).
+    #: Exact for the first :data:`~ethp2p.peers.network.MAX_DISTINCT_TRACKED` nodes.
+    found_by_source: dict[str, int] = field(default_factory=dict)
+    peers_connected: int = 0
 
     @staticmethod
     def bump(counter: dict[str, int], key: str) -> None:

@@ -67,6 +67,20 @@ class _Tried:
     failures: dict[str, int] = field(default_factory=dict)
 
 
+#: Distinct node ids remembered for the found and connected counts (beyond it, every sighting of a
+#: node not remembered counts as new: the memory stays bounded on a network of any size).
+MAX_DISTINCT_TRACKED = 100_000
+
+
+def _first_sight(seen: set[bytes], node_id: bytes) -> bool:
+    """Whether ``node_id`` is new to ``seen`` (which then holds it, up to :data:`MAX_DISTINCT_TRACKED`)."""
+    if node_id in seen:
+        return False
+    if len(seen) < MAX_DISTINCT_TRACKED:
+        seen.add(node_id)
+    return True
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -127,6 +141,9 @@ class PeerNetwork:
         )
         self._closed = False
         self._tried = _Tried()
+        #: Node ids seen as candidates and as admitted peers (for ``found_by_source``, ``peers_connected``).
+        self._found: set[bytes] = set()
+        self._connected: set[bytes] = set()
         self.probes_running = 0
         self.max_probes_seen = 0
         self.discovery_bootnodes = discovery_bootnodes
@@ -251,6 +268,8 @@ class PeerNetwork:
     def _add(self, enode: Enode, source: str, aimd: int | None) -> bool:
         if enode.pubkey == self.key.public_key.to_bytes() or enode.host is None or not enode.tcp_port:
             return False
+        if _first_sight(self._found, enode.pubkey):
+            P2pStats.bump(self.p2p_stats.found_by_source, source)
         if enode.pubkey in self._candidates or enode.pubkey in self.pool:
             return False
         self._candidates[enode.pubkey] = _Candidate(enode, source, aimd)
@@ -436,6 +455,8 @@ class PeerNetwork:
             return
         self._live.add(peer)
         s = self.p2p_stats
+        if _first_sight(self._connected, peer.peer_id):
+            s.peers_connected += 1
         s.sessions_established += 1
         s.pool_size = len(self.pool)
         s.max_outbound_seen = max(s.max_outbound_seen, self.pool.count("outbound"))

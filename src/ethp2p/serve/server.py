@@ -17,11 +17,20 @@ from ..eth import messages as m
 from ..eth.chainspec import ChainSpec
 from ..p2p.connection import LocalIdentity
 from ..p2p.disconnect import DisconnectReason
-from ..peers.eth_peer import DEFAULT_ETH_VERSIONS, ChainHead, EthPeer, Misconduct, PeerError, RequestHandler, traffic
+from ..peers.eth_peer import (
+    DEFAULT_ETH_VERSIONS,
+    ChainHead,
+    EthPeer,
+    Misconduct,
+    PeerError,
+    RequestHandler,
+    traffic,
+)
 from ..peers.listener import InboundDropped, InboundEvent, InboundFailed, InboundListener, InboundRefused
 from ..store.blocks import BlockStore
 from ..transport.stream import TransportError
 from .handler import StoreHandler
+from .roles import GROW_BY, GROW_EVERY, MAX_ANSWER_DELAY, MAX_GROW_BY, MAX_GROW_EVERY, MIN_GROW_EVERY, ServedView
 
 if TYPE_CHECKING:
     from .adversary import Misbehaviour
@@ -101,7 +110,39 @@ class HistoryServer:
         fork_block: int | None = None,
         discovery: bool = False,
         bootnodes: Sequence[str] = (),
+        answer_delay: float = 0.0,
+        expire_before: int = 0,
+        grow_from: int | None = None,
+        grow_every: float = GROW_EVERY,
+        grow_by: int = GROW_BY,
     ) -> None:
+        """The simulation roles (:mod:`ethp2p.serve.roles`; each keeps to the protocol):
+        ``answer_delay`` seconds before each answer (latency); ``expire_before``: bodies and receipts
+        below it are not served and eth/69+ announce it as the earliest block (expired history);
+        ``grow_from``: the latest block served and announced starts there and grows by ``grow_by``
+        blocks every ``grow_every`` seconds up to the store's top, with a BlockRangeUpdate each time.
+        A bad value, or a cut or start that does not fit the store, is a ValueError
+        (:class:`~ethp2p.serve.roles.RoleError` for the latter)."""
+        if tuple(sorted(set(versions))) != tuple(sorted(versions)) or not versions:
+            raise ValueError(f"eth versions must be distinct and at least one, got {list(versions)}")
+        if not set(versions) <= set(m.SUPPORTED_VERSIONS):
+            raise ValueError(f"eth versions must be among {list(m.SUPPORTED_VERSIONS)}, got {list(versions)}")
+        if not 0.0 <= answer_delay <= MAX_ANSWER_DELAY:
+            raise ValueError(f"answer delay must be 0..{MAX_ANSWER_DELAY:g} seconds, got {answer_delay}")
+        if not MIN_GROW_EVERY <= grow_every <= MAX_GROW_EVERY:
+            raise ValueError(
+                f"growth interval must be {MIN_GROW_EVERY:g}..{MAX_GROW_EVERY:g} seconds, got {grow_every}"
+            )
+        if not 1 <= grow_by <= MAX_GROW_BY:
+            raise ValueError(f"growth step must be 1..{MAX_GROW_BY} blocks, got {grow_by}")
+        #: The roles' view of the store (None when the node holds its store as it is).
+        self.roles: ServedView | None = None
+        if expire_before or grow_from is not None:
+            self.roles = ServedView(store, expire_before=expire_before, top=grow_from)
+            store = cast(BlockStore, self.roles)  # a read-only view with the reading methods
+        self.answer_delay = answer_delay
+        self.grow_every = grow_every
+        self.grow_by = grow_by
         self.store = store
         self.spec = spec
         self.key = key or PrivateKey.generate()
@@ -162,6 +203,8 @@ class HistoryServer:
             )
             await self.discovery.start()
         self._spawn(self._range_updates())
+        if self.roles is not None and self.roles.top is not None:
+            self._spawn(self._grow())
         log.info(
             "serving %s blocks %s..%s at %s", self.spec.name, self.head.earliest, self.head.number, self.enode.url()
         )
@@ -222,6 +265,7 @@ class HistoryServer:
             handshake_timeout=self.handshake_timeout,
             listen_port=self.port,
             misconduct=self.misconduct,
+            answer_delay=self.answer_delay,
         )
 
     def on_inbound_event(self, event: InboundEvent) -> None:
@@ -280,6 +324,19 @@ class HistoryServer:
                     sent += 1
         self.stats.range_updates_sent += sent
         return sent
+
+    async def _grow(self) -> None:
+        """The growing role: raise the served top every ``grow_every`` seconds and announce it."""
+        assert self.roles is not None
+        more = True
+        while more:
+            await asyncio.sleep(self.grow_every)
+            more = self.roles.grow(self.grow_by)
+            try:
+                await self.announce_range()
+            except Exception:  # never let a store hiccup end the server
+                log.exception("range update failed")
+            log.info("grown to block %d", self.head.number)
 
     async def _range_updates(self) -> None:
         while True:

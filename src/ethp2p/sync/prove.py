@@ -41,6 +41,7 @@ from ..trust.accumulator import epoch_records
 from ..trust.agreement import Answer, agree, networks_among, spread_over_networks
 from ..trust.anchors import Anchors
 from ..trust.proof import Proof
+from .schedule import serving_top
 
 log = logging.getLogger(__name__)
 
@@ -325,8 +326,8 @@ class HeaderProver:
         for p in self.peers():
             if p.closed or self.banned(p) or id(p) in tried:
                 continue
-            head, rng = p.head_number, p.block_range
-            if (head is not None and hi > head) or (rng is not None and hi > rng[1]):
+            top = serving_top(p.head_number, p.block_range)
+            if top is not None and hi > top:
                 continue
             out.append(p)
         return out
@@ -611,9 +612,8 @@ class HeaderProver:
 
 
 def _top_of(peer: FetchPeer) -> int | None:
-    """The highest block a peer is known to hold (its proven head, or the end of its eth/69 range)."""
-    tops = [t for t in (peer.head_number, peer.block_range[1] if peer.block_range else None) if t is not None]
-    return min(tops) if tops else None
+    """The highest block a peer is known to hold (see :func:`~ethp2p.sync.schedule.serving_top`)."""
+    return serving_top(peer.head_number, peer.block_range)
 
 
 def describe_span(numbers: Sequence[int]) -> str:

@@ -20,7 +20,10 @@
   priority queue that every peer tries first, one block at a time.
 * Blocks no live peer can serve (outside every window, or left out of three answers by
   every peer whose window holds them) are given up on (reported missing) after
-  ``stall_timeout`` seconds, not retried for ever.
+  ``stall_timeout`` seconds, not retried for ever; blocks below every live peer's announced
+  earliest block (their history has expired) after a few seconds, with what the peers announce.
+* A peer's eth/69 range is followed as it changes: a BlockRangeUpdate that raises its latest block
+  makes the new blocks its to fetch (its head is probed only at connect).
 * Every scheduling decision above is :class:`~ethp2p.sync.schedule.Schedule`'s (pure, time
   passed in); this module runs the workers, the writer, the watchdog and the prover.
 * Verified payloads pass through a bounded queue (in blocks and in bytes) to a
@@ -54,7 +57,7 @@ from ..store.blocks import BlockRecord, BlockStore
 from ..trust.anchors import Anchors, anchors_for
 from ..trust.proof import Proof
 from .prove import HeaderProver, ProofStats, describe_span, plan_segments
-from .schedule import INITIAL_BATCH, MAX_BATCH, Batch, Schedule, serving_window
+from .schedule import EXPIRED_AFTER, INITIAL_BATCH, MAX_BATCH, Batch, Schedule, serving_window
 
 log = logging.getLogger(__name__)
 
@@ -126,12 +129,30 @@ class RangeStats:
     #: Blocks given up on (not stored; also in ``missing``), by why: what the peers' answers left out
     #: (``receipts``, ``bodies``, ``bodies and receipts``: every peer whose range holds them answered
     #: without them, :data:`~ethp2p.sync.schedule.UNSERVED_AFTER` times each), ``unserved`` (no live
-    #: peer's range holds them) or ``attempts`` (not delivered in ``MAX_ATTEMPTS`` attempts).
+    #: peer's range holds them), ``expired`` (below the earliest block every live peer announces: see
+    #: ``expired_ranges``) or ``attempts`` (not delivered in ``MAX_ATTEMPTS`` attempts).
     given_up: dict[str, list[int]] = field(default_factory=dict)
+    #: The eth/69 ranges the live peers announced (-> how many peers) when blocks below all of them
+    #: were last given up on (``given_up["expired"]``).
+    expired_ranges: dict[tuple[int, int], int] = field(default_factory=dict)
     #: Every peer caught on another chain: who, where it diverges, why (it was banned and dropped).
     wrong_chain: list[WrongChain] = field(default_factory=list)
     #: What proving the headers cost and which anchors it used.
     proof: ProofStats = field(default_factory=ProofStats)
+
+
+def describe_announced(ranges: dict[tuple[int, int], int]) -> str:
+    """What peers announce: "the 3 peers announce 8192..16383", or each range with its count."""
+    n = sum(ranges.values())
+    if not n:
+        return "no peer announces a range"
+    who = "the only peer announces" if n == 1 else f"the {n} peers announce"
+    if len(ranges) == 1:
+        ((lo, hi),) = ranges
+        return f"{who} {lo}..{hi}"
+    parts = sorted(ranges.items(), key=lambda kv: (-kv[1], kv[0]))
+    shown = ", ".join(f"{lo}..{hi} ({k})" for (lo, hi), k in parts[:4])
+    return f"{who} {shown}" + (f" and {len(parts) - 4} other ranges" if len(parts) > 4 else "")
 
 
 def _name(peer: FetchPeer) -> str:
@@ -208,6 +229,7 @@ class RangeFetcher:
             max_batch=max_batch,
             limits=dict(batch_limits or {}),
             give_up_after=stall_timeout,
+            expired_after=min(stall_timeout, EXPIRED_AFTER),
         )
         #: Learned batch limit per peer id (seeded from the peer cache; the schedule's, updated in place).
         self.limits: dict[bytes, int] = self.schedule.limits
@@ -578,12 +600,31 @@ class RangeFetcher:
             )
         return list(give_up.numbers)
 
-    def _give_up(self, numbers: Sequence[int]) -> None:
-        """Report ``numbers`` (proven, waiting for bodies no peer serves) missing, making room for more."""
+    def _expired(self) -> list[int]:
+        """Waiting blocks below the earliest block every live peer announces (their history has
+        expired): given up on after the schedule's short grace, with what the peers announce."""
+        live = [p for p in self.peers() if not self._is_banned(p) and not p.closed]
+        give_up = self.schedule.expired([p.block_range[0] if p.block_range else None for p in live], time.monotonic())
+        if give_up is None:
+            return []
+        ranges: dict[tuple[int, int], int] = {}
+        for p in live:
+            if p.block_range is not None:
+                ranges[p.block_range] = ranges.get(p.block_range, 0) + 1
+        self.stats.expired_ranges = ranges
+        if give_up.first:
+            self.stats.stalls.append(
+                f"no peer serves {describe_span(give_up.numbers)}: {describe_announced(ranges)}; giving up on them"
+            )
+        return list(give_up.numbers)
+
+    def _give_up(self, numbers: Sequence[int], why: str | None = None) -> None:
+        """Report ``numbers`` (proven, waiting for bodies no peer serves) missing, making room for more
+        (``why``: the reason for all of them; default: what the last answers left out, or ``unserved``)."""
         self.schedule.give_up(numbers)
         self.stats.missing.extend(numbers)
         for n in numbers:
-            self.stats.given_up.setdefault(self._lacking.get(n, "unserved"), []).append(n)
+            self.stats.given_up.setdefault(why or self._lacking.get(n, "unserved"), []).append(n)
         self._forget(numbers)
         self._finish(len(numbers))
 
@@ -654,6 +695,9 @@ class RangeFetcher:
                     await asyncio.sleep(0.5)
                     if not [p for p in self.peers() if not self._is_banned(p)]:
                         break
+                expired = self._expired()
+                if expired:
+                    self._give_up(expired, "expired")
                 lost = self._unservable()
                 if lost:
                     self._give_up(lost)

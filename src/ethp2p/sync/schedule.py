@@ -15,7 +15,9 @@ Every decision that depends on time takes ``now`` (seconds, any monotonic origin
 * peers banned from the fetch, and the blocks in flight per peer;
 * the end conditions: the count of blocks still outstanding, and "no peer can serve the waiting
   blocks" (for ``give_up_after`` seconds no live peer's window covers any of them, not counting
-  peers that left one out of :data:`UNSERVED_AFTER` answers), after which they are given up on.
+  peers that left one out of :data:`UNSERVED_AFTER` answers), after which they are given up on;
+  blocks below every live peer's announced earliest block (expired history, which does not come
+  back) are given up on sooner, after :data:`EXPIRED_AFTER` seconds.
 """
 
 from __future__ import annotations
@@ -37,20 +39,31 @@ MAX_ATTEMPTS = 24
 UNSERVED_AFTER = 3
 #: The back-off of a block doubles with each attempt, up to this many times the base.
 MAX_BACKOFF_FACTOR = 64
+#: Seconds to wait, once blocks below every live peer's announced earliest block (their history has
+#: expired) wait, for a peer that serves them to join before giving up on them.
+EXPIRED_AFTER = 3.0
 #: A batch is cut so that its expected size (blocks x average block seen so far) stays under this.
 MAX_BATCH_BYTES = 16 * 1024 * 1024
 
 Window = tuple[int, int]
 
 
+def serving_top(head: int | None, block_range: Window | None) -> int | None:
+    """The highest block a peer serves: the latest of its eth/69 ``block_range`` when it announced
+    one (BlockRangeUpdate keeps that current as the peer's chain grows, while ``head`` is probed once,
+    at connect), else its proven ``head`` (None: not known)."""
+    return block_range[1] if block_range is not None else head
+
+
 def serving_window(start: int, end: int, head: int | None, block_range: Window | None) -> Window:
-    """The part of ``start..end`` a peer can serve: not above its proven ``head``, and inside its
-    eth/69 ``block_range`` when it announced one (empty when ``hi < lo``)."""
+    """The part of ``start..end`` a peer can serve: inside its eth/69 ``block_range`` when it
+    announced one, else not above its proven ``head`` (see :func:`serving_top`; empty when ``hi < lo``)."""
     lo, hi = start, end
-    if head is not None:
-        hi = min(hi, head)
+    top = serving_top(head, block_range)
+    if top is not None:
+        hi = min(hi, top)
     if block_range is not None:
-        lo, hi = max(lo, block_range[0]), min(hi, block_range[1])
+        lo = max(lo, block_range[0])
     return lo, hi
 
 
@@ -102,6 +115,7 @@ class Schedule:
         max_batch: int = MAX_BATCH,
         limits: dict[bytes, int] | None = None,
         give_up_after: float = 30.0,
+        expired_after: float = EXPIRED_AFTER,
     ) -> None:
         self.initial_batch = initial_batch
         self.max_batch = max_batch
@@ -124,6 +138,10 @@ class Schedule:
         self._banned: set[str] = set()
         self._unservable_since: float | None = None
         self._giving_up = False
+        self.expired_after = expired_after
+        self._expired_floor: int | None = None
+        self._expired_since: float | None = None
+        self._expired_giving_up = False
 
     # ---- the queue ----------------------------------------------------------------------------
 
@@ -318,6 +336,37 @@ class Schedule:
             self._giving_up = True
             return GiveUp(tuple(waiting), first)
         return None
+
+    def expired(self, floors: Sequence[int | None], now: float) -> GiveUp | None:
+        """The waiting blocks below the earliest block every live peer serves, to give up on after only
+        ``expired_after`` seconds (not :meth:`unservable`'s ``give_up_after``).
+
+        ``floors``: the eth/69 earliest block each live unbanned peer announced (None for one that
+        announced no range: it may serve any block). A node's earliest block only rises (its history
+        expires), unlike its latest (its chain grows), so blocks below every peer's are not coming
+        from these peers; the grace is for more peers to join. The clock starts when such a block
+        first waits and starts again when a peer that serves lower blocks joins; once it has run out,
+        later ones are given up on at once (``first`` is False), until such a peer joins."""
+        known = [f for f in floors if f is not None]
+        floor = min(known) if known and len(known) == len(floors) else None
+        if floor is None or (self._expired_floor is not None and floor < self._expired_floor):
+            self._expired_since = None
+            self._expired_giving_up = False
+        self._expired_floor = floor
+        if floor is None:
+            return None
+        lowest = min(self._todo[0] if self._todo else floor, min(self._priority, default=floor))
+        if lowest >= floor:
+            return None
+        if self._expired_since is None:
+            self._expired_since = now
+        if not self._expired_giving_up and now - self._expired_since < self.expired_after:
+            return None
+        first = not self._expired_giving_up
+        self._expired_giving_up = True
+        return GiveUp(
+            tuple(sorted({n for n in self._todo if n < floor} | {n for n in self._priority if n < floor})), first
+        )
 
     def give_up(self, numbers: Iterable[int]) -> None:
         """Take ``numbers`` off both queues (the driver finishes them and reports them missing)."""
