@@ -264,6 +264,37 @@ def test_timeout_and_round_trip_count_from_when_the_request_left() -> None:
     assert session.pending == 0
 
 
+def test_a_request_behind_answers_still_arriving_gets_more_time_up_to_a_cap() -> None:
+    """On a thin link an answer queued behind others arrives late while bytes keep coming: its
+    deadline moves on as long as the connection received bytes since the last one, never past
+    MAX_EXTENSION_FACTOR timeouts after it left; a peer that sends nothing gets no more time."""
+    session = _active(request_timeout=4.0)
+    rid = session.request(lambda i: m.GetBlockBodies(i, [b"\x01" * 32]), T0)
+    session.request_sent(rid, T0, received=1000)
+    assert session.handle_timer(T0 + 4, received=50_000) == []  # bytes came: another 4 s
+    assert session.next_deadline() == T0 + 8
+    assert session.handle_timer(T0 + 8, received=90_000) == []
+    [ev] = session.handle_timer(T0 + 12, received=90_000)  # nothing since T0 + 8: timed out
+    assert ev == s.RequestTimedOut(rid, "bodies", 4.0)
+    # A peer trickling bytes forever: extended until 8 timeouts (32 s) after the request left.
+    session = _active(request_timeout=4.0)
+    rid = session.request(lambda i: m.GetBlockBodies(i, [b"\x01" * 32]), T0)
+    session.request_sent(rid, T0, received=0)
+    now, received = T0, 0
+    events: list[s.Event] = []
+    while not events:
+        assert now <= T0 + s.MAX_EXTENSION_FACTOR * 4.0
+        deadline = session.next_deadline()
+        assert deadline is not None
+        now, received = deadline, received + 1
+        events = [e for e in session.handle_timer(now, received=received) if not isinstance(e, s.PingDue)]
+    assert now == T0 + s.MAX_EXTENSION_FACTOR * 4.0 and events == [s.RequestTimedOut(rid, "bodies", 4.0)]
+    # Without the byte count (a driver that does not give it) a deadline is final, as before.
+    session = _active(request_timeout=4.0)
+    rid = session.request(lambda i: m.GetBlockBodies(i, [b"\x01" * 32]), T0)
+    assert session.handle_timer(T0 + 4) == [s.RequestTimedOut(rid, "bodies", 4.0)]
+
+
 def test_explicit_timeout_overrides_the_adaptive_one() -> None:
     session = _active()
     rid = session.request(lambda i: m.GetReceipts(i, []), T0, timeout=0.5)

@@ -26,6 +26,9 @@ from .status import StatusMismatch, make_status, validate_status
 
 #: Default per-request timeout (before any round trip has been measured).
 REQUEST_TIMEOUT = 4.0
+#: A request whose answer is still arriving (the peer keeps sending bytes) gets more time, up to
+#: this many times its timeout in all: a thin link delivering a large answer is slow, not silent.
+MAX_EXTENSION_FACTOR = 8
 #: How long to wait for the peer's Status.
 STATUS_TIMEOUT = 10.0
 #: Keep-alive: a Ping this long after the handshake (and after each answered one's deadline) ...
@@ -199,6 +202,9 @@ class PendingRequest:
     sent_at: float
     timeout: float
     deadline: float
+    #: The connection's received-byte count when the request left (or when its deadline was last
+    #: extended): bytes beyond it mean the peer is still sending (see :meth:`EthSession.handle_timer`).
+    received_mark: int = 0
 
 
 def _max_items(request: Request) -> int:
@@ -351,13 +357,14 @@ class EthSession:
         self.counters.requests_sent += 1
         return request_id
 
-    def request_sent(self, request_id: int, now: float) -> None:
+    def request_sent(self, request_id: int, now: float, received: int = 0) -> None:
         """The request left at ``now``: its timeout and round trip count from here (no-op if it is
-        no longer pending)."""
+        no longer pending). ``received``: the bytes received on the connection so far."""
         p = self._pending.get(request_id)
         if p is not None:
             p.sent_at = now
             p.deadline = now + p.timeout
+            p.received_mark = received
 
     def cancel_request(self, request_id: int) -> None:
         """Forget a pending request (its caller gave up); a later answer counts as unsolicited."""
@@ -469,8 +476,14 @@ class EthSession:
             return self._status_deadline
         return None
 
-    def handle_timer(self, now: float) -> list[Event]:
-        """Act on every deadline that has passed by ``now``: Status wait, request timeouts, keep-alive."""
+    def handle_timer(self, now: float, received: int | None = None) -> list[Event]:
+        """Act on every deadline that has passed by ``now``: Status wait, request timeouts, keep-alive.
+
+        ``received``: the bytes received on the connection so far. A request past its deadline
+        while bytes have kept arriving since it left (or since its last extension) is waiting
+        behind answers still coming down a thin link, not ignored: it gets another timeout, up
+        to :data:`MAX_EXTENSION_FACTOR` timeouts after it left. Without ``received`` a deadline
+        is final."""
         if self.phase is Phase.STATUS:
             if now >= self._status_deadline:
                 self.connection_lost()
@@ -479,7 +492,16 @@ class EthSession:
         if self.phase is not Phase.ACTIVE:
             return []
         events: list[Event] = []
-        expired = [rid for rid, p in self._pending.items() if p.deadline <= now]
+        expired = []
+        for rid, p in self._pending.items():
+            if p.deadline > now:
+                continue
+            last = p.sent_at + MAX_EXTENSION_FACTOR * p.timeout
+            if received is not None and received > p.received_mark and now < last:
+                p.received_mark = received
+                p.deadline = min(now + p.timeout, last)
+                continue
+            expired.append(rid)
         for rid in expired:
             p = self._pending.pop(rid)
             self.counters.timeouts += 1

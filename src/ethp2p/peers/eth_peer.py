@@ -496,7 +496,7 @@ class EthPeer:
         if self.closed:
             return
         try:
-            for ev in self.core.handle_timer(time.monotonic()):
+            for ev in self.core.handle_timer(time.monotonic(), self.conn.core.bytes_in):
                 if isinstance(ev, eth_session.RequestTimedOut):
                     fut = self._waiters.get(ev.request_id)
                     if fut is not None and not fut.done():
@@ -624,7 +624,7 @@ class EthPeer:
             await self._send_queued()
             # The timeout (and the round trip) counts from when the request left, not from when it
             # was queued: time blocked on a full socket buffer is not the peer's.
-            core.request_sent(request_id, time.monotonic())
+            core.request_sent(request_id, time.monotonic(), self.conn.core.bytes_in)
             return await fut
         except (ConnectionLost, RuntimeError) as e:
             raise PeerDisconnected(f"session closed while sending: {e}", self.closed_event) from None
