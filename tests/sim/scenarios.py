@@ -39,11 +39,17 @@ class Report:
     seconds: float
     #: Per node name: its role and the (headers, bodies, receipts) requests it answered.
     answered: dict[str, tuple[Role, tuple[int, int, int]]] = field(default_factory=dict)
+    #: Per node name: its node id (hex; the client's summary names peers by its first 12 digits).
+    node_ids: dict[str, str] = field(default_factory=dict)
     #: Blocks of the range the client stored with the source store's hash, and those it stored otherwise.
     matching: int = 0
     wrong: list[int] = field(default_factory=list)
     stored: int = 0
     lines: list[str] = field(default_factory=list)
+
+    def node_of(self, role_name: str) -> str:
+        """The 12-digit id prefix of the (first) node of role ``role_name``, as the summary names it."""
+        return next(self.node_ids[n][:12] for n, (r, _) in self.answered.items() if r.name == role_name)
 
     def bodies_from(self, predicate: Callable[[Role], bool]) -> int:
         """Body requests answered by the nodes whose role satisfies ``predicate``."""
@@ -77,6 +83,7 @@ def _finish(
         found = _STOPPED.findall(node.log())
         totals = tuple(sum(int(f[i]) for f in found) for i in range(3))
         report.answered[node.name] = (node.role, (totals[0], totals[1], totals[2]))
+        report.node_ids[node.name] = node.node_id
     if client_store is not None and source is not None and client_store.exists():
         with BlockStore(client_store, readonly=True) as got, BlockStore(source, readonly=True) as truth:
             for n in range(lo, hi + 1):
@@ -212,8 +219,8 @@ def mid_range(workdir: Path, source: Path) -> Report:
 
 
 def unserved(workdir: Path, source: Path, *, nodes: int = 4) -> Report:
-    """Only expired nodes (bodies from 8,192 on); the client asks for 0..8,191, whose bodies none
-    serves (its stall timeout set far out of reach: only knowing that no peer serves them ends it)."""
+    """Only expired nodes (bodies from 8,192 on); the client asks for 0..8,191, which none serves
+    (its stall timeout set far out of reach: only knowing that no peer serves them ends it)."""
     with Simulation(workdir / "sim", MAINNET) as sim:
         for _ in range(nodes):
             sim.add(roles.expired(CUT), source)
