@@ -266,15 +266,16 @@ def test_timeout_and_round_trip_count_from_when_the_request_left() -> None:
 
 def test_a_request_behind_answers_still_arriving_gets_more_time_up_to_a_cap() -> None:
     """On a thin link an answer queued behind others arrives late while bytes keep coming: its
-    deadline moves on as long as the connection received bytes since the last one, never past
-    MAX_EXTENSION_FACTOR timeouts after it left; a peer that sends nothing gets no more time."""
+    deadline moves on as long as the connection received enough bytes since the last one, never
+    past MAX_EXTENSION_FACTOR timeouts after it left; a peer that sends nothing (or only a few bytes
+    of pings), or that answered a later request first, gets no more time."""
     session = _active(request_timeout=4.0)
     rid = session.request(lambda i: m.GetBlockBodies(i, [b"\x01" * 32]), T0)
     session.request_sent(rid, T0, received=1000)
     assert session.handle_timer(T0 + 4, received=50_000) == []  # bytes came: another 4 s
     assert session.next_deadline() == T0 + 8
     assert session.handle_timer(T0 + 8, received=90_000) == []
-    [ev] = session.handle_timer(T0 + 12, received=90_000)  # nothing since T0 + 8: timed out
+    [ev] = session.handle_timer(T0 + 12, received=90_100)  # only a ping's worth since T0 + 8: timed out
     assert ev == s.RequestTimedOut(rid, "bodies", 4.0)
     # A peer trickling bytes forever: extended until 8 timeouts (32 s) after the request left.
     session = _active(request_timeout=4.0)
@@ -286,9 +287,17 @@ def test_a_request_behind_answers_still_arriving_gets_more_time_up_to_a_cap() ->
         assert now <= T0 + s.MAX_EXTENSION_FACTOR * 4.0
         deadline = session.next_deadline()
         assert deadline is not None
-        now, received = deadline, received + 1
+        now, received = deadline, received + s.EXTENSION_MIN_BYTES
         events = [e for e in session.handle_timer(now, received=received) if not isinstance(e, s.PingDue)]
     assert now == T0 + s.MAX_EXTENSION_FACTOR * 4.0 and events == [s.RequestTimedOut(rid, "bodies", 4.0)]
+    # A request the peer skipped (it answered one sent later) times out although bytes flow.
+    session = _active(request_timeout=4.0)
+    skipped = session.request(lambda i: m.GetReceipts(i, [b"\x01" * 32]), T0)
+    session.request_sent(skipped, T0, received=0)
+    later = session.request(lambda i: m.GetBlockBodies(i, [b"\x01" * 32]), T0 + 1)
+    session.request_sent(later, T0 + 1, received=0)
+    assert isinstance(_feed(session, m.BlockBodies(later, []), T0 + 2)[0], s.ResponseReceived)
+    assert session.handle_timer(T0 + 4, received=1_000_000) == [s.RequestTimedOut(skipped, "receipts", 4.0)]
     # Without the byte count (a driver that does not give it) a deadline is final, as before.
     session = _active(request_timeout=4.0)
     rid = session.request(lambda i: m.GetBlockBodies(i, [b"\x01" * 32]), T0)

@@ -26,9 +26,13 @@ from .status import StatusMismatch, make_status, validate_status
 
 #: Default per-request timeout (before any round trip has been measured).
 REQUEST_TIMEOUT = 4.0
-#: A request whose answer is still arriving (the peer keeps sending bytes) gets more time, up to
-#: this many times its timeout in all: a thin link delivering a large answer is slow, not silent.
+#: A request whose answer may still be arriving (the peer keeps sending bytes, and has answered no
+#: request sent after it) gets more time, up to this many times its timeout in all: a thin link
+#: delivering large answers in order is slow, not silent.
 MAX_EXTENSION_FACTOR = 8
+#: Bytes that must have arrived since the request left (or its last extension) for that: more
+#: than pings and announcements, less than any answer chunk a thin link delivers in a second.
+EXTENSION_MIN_BYTES = 16 * 1024
 #: How long to wait for the peer's Status.
 STATUS_TIMEOUT = 10.0
 #: Keep-alive: a Ping this long after the handshake (and after each answered one's deadline) ...
@@ -205,6 +209,8 @@ class PendingRequest:
     #: The connection's received-byte count when the request left (or when its deadline was last
     #: extended): bytes beyond it mean the peer is still sending (see :meth:`EthSession.handle_timer`).
     received_mark: int = 0
+    #: A request sent after this one was answered first: the peer skipped this one (no extension).
+    overtaken: bool = False
 
 
 def _max_items(request: Request) -> int:
@@ -443,6 +449,10 @@ class EthSession:
 
     def _on_response(self, msg: Response, now: float) -> Event:
         pending = self._pending.pop(msg.request_id, None)
+        if pending is not None:
+            for other in self._pending.values():
+                if other.sent_at < pending.sent_at:
+                    other.overtaken = True
         if pending is None:
             self.counters.unsolicited += 1
             return UnsolicitedResponse(msg.request_id)
@@ -479,11 +489,13 @@ class EthSession:
     def handle_timer(self, now: float, received: int | None = None) -> list[Event]:
         """Act on every deadline that has passed by ``now``: Status wait, request timeouts, keep-alive.
 
-        ``received``: the bytes received on the connection so far. A request past its deadline
-        while bytes have kept arriving since it left (or since its last extension) is waiting
-        behind answers still coming down a thin link, not ignored: it gets another timeout, up
-        to :data:`MAX_EXTENSION_FACTOR` timeouts after it left. Without ``received`` a deadline
-        is final."""
+        ``received``: the bytes received on the connection so far. A request past its deadline,
+        while at least :data:`EXTENSION_MIN_BYTES` have arrived since it left (or since its last
+        extension) and no request sent after it has been answered, is waiting for answers still
+        coming down a thin link in order, not ignored: it gets another timeout, up to
+        :data:`MAX_EXTENSION_FACTOR` timeouts after it left. One the peer skipped (a later request
+        answered first) or that only pings and announcements passed is timed out as before;
+        without ``received`` a deadline is final."""
         if self.phase is Phase.STATUS:
             if now >= self._status_deadline:
                 self.connection_lost()
@@ -497,7 +509,12 @@ class EthSession:
             if p.deadline > now:
                 continue
             last = p.sent_at + MAX_EXTENSION_FACTOR * p.timeout
-            if received is not None and received > p.received_mark and now < last:
+            if (
+                received is not None
+                and received - p.received_mark >= EXTENSION_MIN_BYTES
+                and not p.overtaken
+                and now < last
+            ):
                 p.received_mark = received
                 p.deadline = min(now + p.timeout, last)
                 continue
