@@ -31,8 +31,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT / "src") not in sys.path:
-    sys.path.insert(0, str(ROOT / "src"))
+for path in (ROOT, ROOT / "src"):  # ethp2p, and tests.support for the genesis config
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+
+from tests.support.longchain import prague_at_genesis  # noqa: E402
 
 from ethp2p import rlp  # noqa: E402
 from ethp2p.chain.genesis import EMPTY_REQUESTS_HASH, chainspec_from_genesis  # noqa: E402
@@ -53,28 +56,7 @@ GENESIS_TIME = 1_700_000_000
 
 #: Every fork through Prague active at genesis; chain id chosen to collide with no public network.
 GENESIS: dict = {
-    "config": {
-        "chainId": 7_000_271,
-        "homesteadBlock": 0,
-        "eip150Block": 0,
-        "eip155Block": 0,
-        "eip158Block": 0,
-        "byzantiumBlock": 0,
-        "constantinopleBlock": 0,
-        "petersburgBlock": 0,
-        "istanbulBlock": 0,
-        "berlinBlock": 0,
-        "londonBlock": 0,
-        "mergeNetsplitBlock": 0,
-        "terminalTotalDifficulty": 0,
-        "shanghaiTime": 0,
-        "cancunTime": 0,
-        "pragueTime": 0,
-        "blobSchedule": {
-            "cancun": {"target": 3, "max": 6, "baseFeeUpdateFraction": 3338477},
-            "prague": {"target": 6, "max": 9, "baseFeeUpdateFraction": 5007716},
-        },
-    },
+    "config": prague_at_genesis(7_000_271),
     "nonce": "0x0",
     "timestamp": hex(GENESIS_TIME),
     "extraData": "0x657468703270206d61696e6e65742d73686170656420626573746e6574",

@@ -22,24 +22,17 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Role:
-    """A simulated node's kind: serving options, link rate (tc syntax, None: unlimited), flap cycle
-    ``(seconds up, seconds down)``, and the blocks whose bodies it serves (None: all it stores)."""
+    """A simulated node's kind: serving options, link rate (tc syntax, None: unlimited) and flap cycle
+    ``(seconds up, seconds down)``."""
 
     name: str
     serve_args: tuple[str, ...] = ()
     rate: str | None = None
     flap: tuple[float, float] | None = None
-    bodies_from: int | None = None
 
     def with_rate(self, rate: str | None) -> Role:
         """The same role on a link of ``rate``."""
-        return Role(self.name, self.serve_args, rate, self.flap, self.bodies_from)
-
-    def serves_bodies(self, number: int) -> bool:
-        """Whether this role serves the body and receipts of block ``number`` (for checking a fetch)."""
-        if self.name in ("silent", "fork"):
-            return False
-        return self.bodies_from is None or number >= self.bodies_from
+        return Role(self.name, self.serve_args, rate, self.flap)
 
 
 ARCHIVE = Role("archive")
@@ -51,7 +44,7 @@ SILENT = Role("silent", ("--misbehave", "silent"))
 
 def expired(first_kept: int) -> Role:
     """Bodies and receipts only from block ``first_kept`` on (headers for all)."""
-    return Role(f"expired{first_kept}", ("--expire-before", str(first_kept)), bodies_from=first_kept)
+    return Role(f"expired{first_kept}", ("--expire-before", str(first_kept)))
 
 
 def growing(start: int, every: float) -> Role:

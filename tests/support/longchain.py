@@ -46,10 +46,12 @@ BATCH = 25_000
 #: Every header's extra data, the genesis's included.
 EXTRA_DATA = b"ethp2p long test chain"
 
-#: Every fork through Prague active at genesis; a chain id of its own (no public network has it).
-GENESIS: dict = {
-    "config": {
-        "chainId": 7_100_001,
+
+def prague_at_genesis(chain_id: int) -> dict:
+    """A geth genesis ``config`` with every fork through Prague active at genesis (Cancun's and
+    Prague's blob schedules), for test and benchmark chains of their own ``chain_id``."""
+    return {
+        "chainId": chain_id,
         "homesteadBlock": 0,
         "eip150Block": 0,
         "eip155Block": 0,
@@ -69,7 +71,12 @@ GENESIS: dict = {
             "cancun": {"target": 3, "max": 6, "baseFeeUpdateFraction": 3338477},
             "prague": {"target": 6, "max": 9, "baseFeeUpdateFraction": 5007716},
         },
-    },
+    }
+
+
+#: Every fork through Prague active at genesis; a chain id of its own (no public network has it).
+GENESIS: dict = {
+    "config": prague_at_genesis(7_100_001),
     "nonce": "0x0",
     "timestamp": hex(GENESIS_TIME),
     "extraData": "0x" + EXTRA_DATA.hex(),
