@@ -295,6 +295,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 bootnodes=_bootnodes(args) or (),
                 versions=versions if versions is not None else DEFAULT_ETH_VERSIONS,
                 answer_delay=args.answer_delay,
+                pace_importers=not args.no_pacing,
                 expire_before=args.expire_before,
                 grow_from=args.grow_from,
                 grow_every=GROW_EVERY if args.grow_every is None else args.grow_every,
@@ -336,6 +337,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
             + f"; range updates sent: {server.stats.range_updates_sent}",
             flush=True,
         )
+        if server.stats.answers_paced:
+            print(
+                f"answers paced for a client's importer: {server.stats.answers_paced} "
+                f"({server.stats.seconds_paced:.1f} s held in all)",
+                flush=True,
+            )
         if server.roles is not None and server.roles.expire_before:
             st = server.roles.stats
             print(
@@ -931,6 +938,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--discovery", action="store_true", help="also run discv4 on the same port (UDP)")
     p.add_argument("--metrics", metavar="HOST:PORT", help="serve Prometheus metrics at http://HOST:PORT/metrics")
     p.add_argument("--bootnodes", metavar="ENODES", help="discv4 boot nodes, comma-separated (with --discovery)")
+    p.add_argument(
+        "--no-pacing",
+        action="store_true",
+        help="answer @ethereumjs/client block requests at once, though its fetcher then stalls "
+        "(default: paced to its importer; see ethp2p.serve.pacing)",
+    )
     kg = p.add_mutually_exclusive_group()
     kg.add_argument("--key", metavar="HEX", help="node key (32 bytes hex); default: a new random key")
     kg.add_argument("--key-file", metavar="FILE", help="read the node key from FILE, creating it if missing")

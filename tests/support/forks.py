@@ -18,8 +18,8 @@ from typing import overload
 
 import cramjam
 
-from ethp2p import rlp
 from ethp2p.formats import era1
+from ethp2p.formats.chainfile import encode_block
 from ethp2p.formats.era1 import EPOCH_SIZE, Era1Block, accumulator_root, read_era1
 from ethp2p.serve.adversary import ForkedStore, forge_chain
 from ethp2p.store.blocks import BlockStore, StoredBlock
@@ -79,7 +79,7 @@ def chain_file_bytes(blocks: Sequence[StoredBlock | Era1Block]) -> bytes:
     for b in blocks:
         if b.body is None:
             raise ValueError(f"block {b.number} has no body")
-        out += rlp.encode_raw_list([b.header, *(bytes(x) for x in rlp.split_list(b.body))])
+        out += encode_block(b.header, b.body)
     return bytes(out)
 
 

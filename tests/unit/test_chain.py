@@ -256,3 +256,12 @@ def test_corrupt_era1_is_rejected() -> None:
         read_era1(bytes(data))
     with pytest.raises(Era1Error):
         read_era1(b"")
+
+
+def test_a_chain_file_written_from_headers_and_bodies_reads_back_byte_for_byte(tmp_path) -> None:
+    from ethp2p.formats.chainfile import write_chain_file
+
+    blocks = read_chain_file(VECTORS / "ethtest/chain.rlp")
+    out = tmp_path / "copy.rlp"
+    assert write_chain_file(out, ((b.header, b.body) for b in blocks)) == len(blocks)
+    assert out.read_bytes() == (VECTORS / "ethtest/chain.rlp").read_bytes()

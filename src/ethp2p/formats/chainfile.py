@@ -9,7 +9,7 @@ minus the header, as eth's BlockBodies carries it) are slices of the input.
 from __future__ import annotations
 
 import mmap
-from collections.abc import Generator
+from collections.abc import Generator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,3 +68,19 @@ def iter_chain_file(data: bytes | memoryview | mmap.mmap) -> Generator[ChainFile
 def read_chain_file(path: str | Path) -> list[ChainFileBlock]:
     """All blocks of the chain file at ``path``."""
     return list(iter_chain_file(Path(path).read_bytes()))
+
+
+def encode_block(header: bytes, body: bytes) -> bytes:
+    """One chain-file block from a raw header and its raw body (``[txs, ommers(, withdrawals)]``)."""
+    return rlp.encode_raw_list([header, *(bytes(p) for p in rlp.split_list(body))])
+
+
+def write_chain_file(path: str | Path, blocks: Iterable[tuple[bytes, bytes]]) -> int:
+    """Write ``(header, body)`` pairs as an RLP chain file (what geth and @ethereumjs/client import);
+    return the number of blocks written."""
+    n = 0
+    with open(path, "wb") as f:
+        for header, body in blocks:
+            f.write(encode_block(header, body))
+            n += 1
+    return n

@@ -126,6 +126,18 @@ class Misconduct:
     serve_request: Callable[[EthPeer, Request], Awaitable[bool]] | None = None
 
 
+class AnswerGate(Protocol):
+    """Holds some answers back until something the server waits for (``serve.pacing``)."""
+
+    def holds(self, peer: EthPeer, request: Request) -> bool:
+        """True when the answer to ``request`` must wait for :meth:`wait`."""
+        ...
+
+    async def wait(self, peer: EthPeer, request: Request) -> None:
+        """Return when the answer may go out (bounded by the gate)."""
+        ...
+
+
 def traffic(peers: Iterable[EthPeer]) -> tuple[int, int]:
     """Bytes received and sent so far on the connections of ``peers`` (live ones count as they go)."""
     received = sent = 0
@@ -174,12 +186,14 @@ class EthPeer:
         handler: RequestHandler | None = None,
         misconduct: Misconduct | None = None,
         answer_delay: float = 0.0,
+        answer_gate: AnswerGate | None = None,
     ) -> None:
         """Drive ``core`` (whose Status is queued) over ``conn``; :meth:`connect` and :meth:`accept` build both.
 
         ``answer_delay`` (seconds, simulated latency): each answer to the peer's requests is sent that
         long after the request arrived, without holding up other requests or the session (at most
-        :data:`MAX_DELAYED_ANSWERS` wait at once; beyond that the peer's next messages wait to be read)."""
+        :data:`MAX_DELAYED_ANSWERS` wait at once; beyond that the peer's next messages wait to be read).
+        ``answer_gate`` holds back the answers it chooses the same way (after any ``answer_delay``)."""
         if not 0.0 <= answer_delay < math.inf:
             raise ValueError(f"answer delay must be a number of seconds of at least 0, got {answer_delay}")
         self.conn = conn
@@ -189,6 +203,7 @@ class EthPeer:
         self.handler: RequestHandler = handler or EmptyHandler()
         self.misconduct = misconduct or Misconduct()
         self.answer_delay = answer_delay
+        self.answer_gate = answer_gate
         self._delay_slots = asyncio.Semaphore(MAX_DELAYED_ANSWERS)
         self.closed_event: ConnectionClosed | None = None
         #: Faults reported about this peer (by the fetch layer and the read loop): (kind, message), most recent last.
@@ -276,10 +291,12 @@ class EthPeer:
     # ---- setup ------------------------------------------------------------------------------
 
     @staticmethod
-    def local_identity(key: PrivateKey, versions: Sequence[int], listen_port: int = 0) -> LocalIdentity:
+    def local_identity(
+        key: PrivateKey, versions: Sequence[int], listen_port: int = 0, client_id: str = CLIENT_ID
+    ) -> LocalIdentity:
         """Our Hello: client id, eth capabilities and key."""
         caps = [Capability("eth", v) for v in sorted(versions)]
-        return LocalIdentity(key, CLIENT_ID, caps, listen_port, eth_message_count)
+        return LocalIdentity(key, client_id, caps, listen_port, eth_message_count)
 
     @classmethod
     async def connect(
@@ -295,15 +312,19 @@ class EthPeer:
         handshake_timeout: float = STATUS_TIMEOUT,
         misconduct: Misconduct | None = None,
         answer_delay: float = 0.0,
+        answer_gate: AnswerGate | None = None,
+        client_id: str = CLIENT_ID,
     ) -> EthPeer:
-        """Dial ``enode``, run RLPx + Hello + Status, and start the session (``answer_delay``: see
-        :class:`EthPeer`)."""
+        """Dial ``enode``, run RLPx + Hello (saying ``client_id``) + Status, and start the session
+        (``answer_delay``, ``answer_gate``: see :class:`EthPeer`)."""
         node = Enode.parse(enode) if isinstance(enode, str) else enode
         if node.host is None or not node.tcp_port:
             raise TransportError(f"enode has no address: {node.url()}")
-        local = cls.local_identity(key or PrivateKey.generate(), versions)
+        local = cls.local_identity(key or PrivateKey.generate(), versions, client_id=client_id)
         conn = await P2PStream.dial(node.host, node.tcp_port, local, node.pubkey, timeout=handshake_timeout)
-        return await cls._start(conn, spec, head, handler, request_timeout, handshake_timeout, misconduct, answer_delay)
+        return await cls._start(
+            conn, spec, head, handler, request_timeout, handshake_timeout, misconduct, answer_delay, answer_gate
+        )
 
     @classmethod
     async def accept(
@@ -321,15 +342,18 @@ class EthPeer:
         listen_port: int = 0,
         misconduct: Misconduct | None = None,
         answer_delay: float = 0.0,
+        answer_gate: AnswerGate | None = None,
     ) -> EthPeer:
         """Run the recipient side on an accepted stream and start the session.
 
         ``misconduct`` exists for test adversaries only (see :class:`Misconduct`); ``answer_delay``
-        simulates latency (see :class:`EthPeer`).
+        simulates latency and ``answer_gate`` holds answers back (see :class:`EthPeer`).
         """
         local = cls.local_identity(key, versions, listen_port)
         conn = await P2PStream.accept(reader, writer, local, timeout=handshake_timeout)
-        return await cls._start(conn, spec, head, handler, request_timeout, handshake_timeout, misconduct, answer_delay)
+        return await cls._start(
+            conn, spec, head, handler, request_timeout, handshake_timeout, misconduct, answer_delay, answer_gate
+        )
 
     @classmethod
     async def _start(
@@ -342,6 +366,7 @@ class EthPeer:
         handshake_timeout: float,
         misconduct: Misconduct | None,
         answer_delay: float = 0.0,
+        answer_gate: AnswerGate | None = None,
     ) -> EthPeer:
         eth = next((p for p in conn.protocols if p.name == "eth"), None)
         if eth is None:
@@ -359,7 +384,9 @@ class EthPeer:
             status_timeout=handshake_timeout,
             status_rewrite=misconduct.rewrite_status if misconduct is not None else None,
         )
-        peer = cls(conn, core, handler=handler, misconduct=misconduct, answer_delay=answer_delay)
+        peer = cls(
+            conn, core, handler=handler, misconduct=misconduct, answer_delay=answer_delay, answer_gate=answer_gate
+        )
         await peer._exchange_status()
         short = conn.remote_pubkey.hex()[:8]
         peer._tasks.append(asyncio.create_task(peer._read_loop(), name=f"eth-read-{short}"))
@@ -453,8 +480,10 @@ class EthPeer:
         return False
 
     async def _serve(self, request: Request) -> None:
-        if self.answer_delay > 0:
-            # Answered later by a task of its own: the read loop goes on (pings, other requests).
+        gate = self.answer_gate
+        if self.answer_delay > 0 or (gate is not None and gate.holds(self, request)):
+            # Answered later by a task of its own: the read loop goes on (pings, other requests,
+            # the answers a gate waits for).
             await self._delay_slots.acquire()
             self._spawn(self._serve_later(request))
             return
@@ -467,9 +496,13 @@ class EthPeer:
         self.core.send(self.answer(request))
 
     async def _serve_later(self, request: Request) -> None:
-        """Answer ``request`` after :attr:`answer_delay` seconds (the answer reflects the store then)."""
+        """Answer ``request`` after :attr:`answer_delay` seconds and once :attr:`answer_gate` lets it
+        (the answer reflects the store then)."""
         try:
-            await asyncio.sleep(self.answer_delay)
+            if self.answer_delay > 0:
+                await asyncio.sleep(self.answer_delay)
+            if self.answer_gate is not None and not self.closed:
+                await self.answer_gate.wait(self, request)
             if self.closed:
                 return
             with contextlib.suppress(RuntimeError, TransportError, OSError):

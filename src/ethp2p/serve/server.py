@@ -30,6 +30,7 @@ from ..peers.listener import InboundDropped, InboundEvent, InboundFailed, Inboun
 from ..store.blocks import BlockStore
 from ..transport.stream import TransportError
 from .handler import StoreHandler
+from .pacing import ImportGate
 from .roles import GROW_BY, GROW_EVERY, MAX_ANSWER_DELAY, MAX_GROW_BY, MAX_GROW_EVERY, MIN_GROW_EVERY, ServedView
 
 if TYPE_CHECKING:
@@ -59,6 +60,9 @@ class ServerStats:
     bytes_in: int = 0
     bytes_out: int = 0
     requests_by_kind: dict[str, int] = field(default_factory=dict)
+    #: Of ended sessions: block-body answers held for a client's importer, and seconds held in all.
+    answers_paced: int = 0
+    seconds_paced: float = 0.0
 
 
 def store_head(store: BlockStore, spec: ChainSpec) -> ChainHead:
@@ -115,12 +119,15 @@ class HistoryServer:
         grow_from: int | None = None,
         grow_every: float = GROW_EVERY,
         grow_by: int = GROW_BY,
+        pace_importers: bool = True,
     ) -> None:
         """The simulation roles (:mod:`ethp2p.serve.roles`; each keeps to the protocol):
         ``answer_delay`` seconds before each answer (latency); ``expire_before``: bodies and receipts
         below it are not served and eth/69+ announce it as the earliest block (expired history);
         ``grow_from``: the latest block served and announced starts there and grows by ``grow_by``
         blocks every ``grow_every`` seconds up to the store's top, with a BlockRangeUpdate each time.
+        ``pace_importers``: block-body answers to a client whose fetcher stalls when a server outruns
+        its importer wait until it has imported close to them (:mod:`ethp2p.serve.pacing`).
         A bad value, or a cut or start that does not fit the store, is a ValueError
         (:class:`~ethp2p.serve.roles.RoleError` for the latter)."""
         if tuple(sorted(set(versions))) != tuple(sorted(versions)) or not versions:
@@ -141,6 +148,7 @@ class HistoryServer:
             self.roles = ServedView(store, expire_before=expire_before, top=grow_from)
             store = cast(BlockStore, self.roles)  # a read-only view with the reading methods
         self.answer_delay = answer_delay
+        self.pace_importers = pace_importers
         self.grow_every = grow_every
         self.grow_by = grow_by
         self.store = store
@@ -266,6 +274,7 @@ class HistoryServer:
             listen_port=self.port,
             misconduct=self.misconduct,
             answer_delay=self.answer_delay,
+            answer_gate=ImportGate(self.store) if self.pace_importers else None,
         )
 
     def on_inbound_event(self, event: InboundEvent) -> None:
@@ -290,6 +299,9 @@ class HistoryServer:
             received, sent = traffic([peer])
             self.stats.bytes_in += received
             self.stats.bytes_out += sent
+            if isinstance(peer.answer_gate, ImportGate):
+                self.stats.answers_paced += peer.answer_gate.held
+                self.stats.seconds_paced += peer.answer_gate.held_seconds
             for kind, n in peer.counters.served_by_kind.items():
                 self.stats.requests_by_kind[kind] = self.stats.requests_by_kind.get(kind, 0) + n
             ev = peer.closed_event
