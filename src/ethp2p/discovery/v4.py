@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..crypto.keccak import keccak
 from ..crypto.keys import PrivateKey
@@ -91,7 +92,7 @@ class Dropped:
 Event = Send | PongReceived | NeighborsReceived | ENRReceived | Dropped
 
 
-def _decrement(counts: dict, key: object) -> None:
+def _decrement(counts: dict[Any, int], key: object) -> None:
     left = counts[key] - 1
     if left:
         counts[key] = left
@@ -159,7 +160,7 @@ class DiscoveryV4:
         return entry
 
     @staticmethod
-    def _cap(table: dict, limit: int) -> int:
+    def _cap(table: dict[Any, Any], limit: int) -> int:
         """Drop the oldest entries of ``table`` until a new one fits under ``limit``; how many went."""
         n = 0
         while len(table) >= limit:
