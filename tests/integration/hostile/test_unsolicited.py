@@ -32,7 +32,7 @@ async def test_a_server_disconnects_a_client_that_sends_unsolicited_answers(tmp_
         enode = server.wait_ready()
         peer = await EthPeer.connect(enode, SPEC)
         v = peer.eth_version
-        answers = [
+        answers: list[m.Message] = [
             m.BlockHeaders(1, [b"\xc0"]),
             m.BlockBodies(2, [b"\xc2\xc0\xc0"]),
             m.make_receipts(v, 3, [b"\xc0"], False),
