@@ -39,6 +39,11 @@ class FaultKind(enum.StrEnum):
     TOO_MANY_ITEMS = "too-many-items"
     """An answer with more items than the request asked for (eth.session, via peers.eth_peer). Costs 16 units."""
 
+    UNSOLICITED = "unsolicited"
+    """An answer to a request id never sent, or one already answered (eth.session, via
+    peers.eth_peer; late answers to requests that timed out are not faults). Costs 8 units; the
+    third (``eth.session.MAX_UNSOLICITED``) ends the session."""
+
     FAILED_DIAL = "failed-dial"
     """Dialling the peer failed in the transport or the handshake (peers.network). Costs 25 units."""
 

@@ -183,9 +183,21 @@ class ServeMetrics(Metrics):
             "ethp2p_rejected_full", "Inbound connections refused because the server was full", registry=r
         )
         self.request_kinds = BoundedLabels(("headers", "bodies", "receipts"), extra=0)
+        self.discovery_pending = Gauge(
+            "ethp2p_discovery_pending_requests",
+            "discv4 requests (Pings, FindNodes, ENRRequests) awaiting a reply now (with --discovery)",
+            registry=r,
+        )
+        self.discovery_bonds = Gauge(
+            "ethp2p_discovery_bonds", "discv4 nodes that proved their endpoint in the last 24 hours", registry=r
+        )
 
     def update(self, server: HistoryServer) -> None:
         """Bring the metrics up to date with ``server``."""
+        core = server.discovery.core if server.discovery is not None else None
+        if core is not None:
+            self.discovery_pending.set(core.pending())
+            self.discovery_bonds.set(len(core.bonds))
         self._set_peers(self.peers, (p.client_id for p in list(server.peers)))
         self._advance(self.sessions, server.stats.sessions)
         self._advance(self.rejected_full, server.stats.rejected_full)

@@ -304,3 +304,81 @@ async def test_dns_feed_survives_a_malformed_root_and_picks_up_the_fixed_tree() 
         got = await first
     await feed.aclose()
     assert got.node_id == record.node_id and "base64url" in str(errors[0])
+
+
+# ---- bounded tables (issue #23: a Ping flood must not grow the core without bound) ------------
+
+
+def _ping_from(key: PrivateKey, to_port: int, now: float, src_port: int = 2) -> bytes:
+    data, _ = w.encode_packet(
+        key,
+        w.Ping(w.Endpoint("127.0.0.1", src_port, src_port), w.Endpoint("127.0.0.1", to_port, to_port), int(now) + 20),
+    )
+    return data
+
+
+def test_a_ping_flood_from_one_address_leaves_bounded_entries_and_expiry_frees_them() -> None:
+    from ethp2p.discovery import v4
+
+    a = _core(1)
+    keys = [PrivateKey.generate() for _ in range(100)]
+    pings = [_ping_from(k, 1, NOW + 100) for k in keys]  # valid through the 100 s flood
+    now = NOW
+    answered = 0
+    for i in range(20_000):
+        now += 1 / v4.RATE  # at the rate limit: every packet is handled
+        out = a.receive(pings[i % len(pings)], ("10.0.0.9", 1000 + i % 50_000), now)
+        answered += any(isinstance(e, Send) for e in out)
+    assert answered == 20_000  # each Ping was answered with a Pong
+    # 100 distinct nodes from one IP: at most MAX_PENDING_PER_IP ping-backs wait for a Pong.
+    assert len(a.pending_pings) <= v4.MAX_PENDING_PER_IP
+    assert a.stats["ping-back-refused"] + a.stats["ping-back-pending"] >= 20_000 - v4.MAX_PENDING_PER_IP
+    # Expiry frees them all, and the per-source counts with them; then the next ping-backs go out.
+    assert a.expire(now + 2) == len(a.pending_pings) or not a.pending_pings
+    assert a.pending() == 0 and not a._pings_per_ip and not a._pings_per_node
+    out = a.receive(pings[0], ("10.0.0.9", 7), now + 2)
+    assert sum(isinstance(e, Send) for e in out) == 2 and len(a.pending_pings) == 1
+
+
+def test_one_node_pinging_from_many_ports_gets_one_ping_back_at_a_time() -> None:
+    a, b = _core(1), _core(2)
+    ping = _ping_from(b.key, 1, NOW)
+    for port in range(1000, 1500):
+        a.receive(ping, ("10.0.0.9", port), NOW + (port - 1000) / 200)
+    assert len(a.pending_pings) == 1 and a.stats["ping-back-pending"] == 499
+
+
+def test_pending_requests_and_bonds_are_capped_overall(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ethp2p.discovery import v4
+
+    monkeypatch.setattr(v4, "MAX_PENDING", 32)
+    monkeypatch.setattr(v4, "MAX_BONDS", 8)
+    a = _core(1)
+    others = [_core(100 + i) for i in range(40)]
+    for i, o in enumerate(others):  # distinct IPs: only the overall cap applies
+        out = a.receive(_ping_from(o.key, 1, NOW, o.endpoint.udp), (f"10.0.1.{i}", o.endpoint.udp), NOW)
+        assert sum(isinstance(e, Send) for e in out) == 2
+    assert len(a.pending_pings) == 32 and a.stats["pending-dropped"] == 8
+    assert sum(a._pings_per_ip.values()) == 32 and len(a._pings_per_node) == 32
+    for i in range(40):  # a new second each: distinct ENRRequest packets, so distinct hashes
+        a.findnode(os.urandom(32), ("10.0.2.1", 5), os.urandom(64), NOW)
+        a.request_enr(os.urandom(32), ("10.0.2.1", 5), NOW + i)
+    assert len(a.pending_findnode) == 32 and len(a.pending_enr) == 32
+    # The newest 32 pings are still pending; their Pongs bond, and bonds stop at 8.
+    for i, o in enumerate(others[8:]):
+        h = next(h for h, v in a.pending_pings.items() if v[0] == o.node_id)
+        pong, _ = w.encode_packet(o.key, w.Pong(w.Endpoint("127.0.0.1", 1, 1), h, int(NOW) + 20))
+        assert isinstance(a.receive(pong, (f"10.0.1.{i + 8}", o.endpoint.udp), NOW)[0], PongReceived)
+    assert len(a.bonds) == 8 and a.stats["bonds-dropped"] == 24
+    a.expire(NOW + v4.BOND_EXPIRATION + 1)
+    assert not a.bonds and a.pending() == 0
+
+
+def test_rate_buckets_are_capped_oldest_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ethp2p.discovery import v4
+
+    monkeypatch.setattr(v4, "MAX_RATE_SOURCES", 10)
+    a = _core(1)
+    for i in range(25):
+        a.receive(b"\x00" * 10, (f"10.0.3.{i}", 5), NOW)
+    assert len(a._rates) == 10 and list(a._rates)[0] == "10.0.3.15"

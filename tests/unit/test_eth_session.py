@@ -207,6 +207,44 @@ def test_second_answer_to_one_request_is_unsolicited() -> None:
     assert session.counters.responses == 1 and session.counters.unsolicited == 1
 
 
+def test_unsolicited_answers_end_the_session_at_the_third() -> None:
+    session = _active(first_request_id=1111)
+    rid = session.request(lambda i: m.GetBlockHeaders(i, 0, 5), T0)
+    answer = _vector("BlockHeadersPacket")  # an answer to request 1111
+    assert isinstance(session.receive_message(m.BLOCK_HEADERS_CODE, answer, T0)[0], s.ResponseReceived)
+    codes = (m.BLOCK_HEADERS_CODE, m.BLOCK_BODIES_CODE, m.RECEIPTS_CODE)
+    first = session.receive_message(codes[1], codec.encode_message(m.BlockBodies(rid, []), 69)[1], T0)
+    second = session.receive_message(codes[2], codec.encode_message(m.Receipts(7, []), 69)[1], T0)
+    assert first == [s.UnsolicitedResponse(rid)] and second == [s.UnsolicitedResponse(7)] and session.active
+    [third] = session.receive_message(codes[0], codec.encode_message(m.BlockHeaders(2**64 - 1, []), 69)[1], T0)
+    assert isinstance(third, s.FaultDetected) and third.kind is FaultKind.UNSOLICITED
+    assert third.message.startswith(f"{s.MAX_UNSOLICITED} unsolicited answers") and not session.active
+    assert session.counters.unsolicited == 3
+
+
+@pytest.mark.parametrize("code", [m.BLOCK_HEADERS_CODE, m.BLOCK_BODIES_CODE, m.RECEIPTS_CODE])
+def test_an_unsolicited_answer_is_rejected_on_its_request_id_without_decoding(code: int) -> None:
+    """Everything after the request id is junk a full decode would refuse (a bad-message fault that
+    ends the session): it is never looked at."""
+    session = _active()
+    junk_body = b"\xb8\x02\x00"  # a long-form string header for 2 bytes: not canonical RLP
+    payload = b"\xc8" + b"\x82\x04\xd2" + junk_body + b"\x00\x00"
+    assert session.receive_message(code, payload, T0) == [s.UnsolicitedResponse(1234)] and session.active
+    # A pending request's answer is decoded in full, and the same junk is then a fault.
+    rid = session.request(lambda i: m.GetBlockHeaders(i, 0, 1), T0)
+    assert rid == 0
+    [ev] = session.receive_message(code, b"\xc6\x80" + junk_body + b"\x00\x00", T0)
+    assert isinstance(ev, s.FaultDetected) and ev.kind is FaultKind.BAD_MESSAGE
+
+
+def test_late_answers_are_remembered_for_the_newest_ids_only() -> None:
+    session = _active(request_timeout=1.0)
+    rids = [session.request(lambda i: m.GetBlockHeaders(i, 0, 1), T0) for _ in range(s.MAX_LATE_IDS + 1)]
+    assert len(session.handle_timer(T0 + 2)) == len(rids)
+    assert _feed(session, m.BlockHeaders(rids[-1], []), T0 + 3) == [s.LateResponse(rids[-1])]
+    assert _feed(session, m.BlockHeaders(rids[0], []), T0 + 3) == [s.UnsolicitedResponse(rids[0])]
+
+
 def test_answer_of_the_wrong_type_fails_the_request() -> None:
     session = _active(first_request_id=1111)
     session.request(lambda i: m.GetBlockBodies(i, [b"\x00" * 32]), T0)
@@ -231,11 +269,12 @@ def test_exactly_as_many_items_as_asked_is_fine() -> None:
     assert isinstance(ev, s.ResponseReceived)
 
 
-def test_cancelled_request_answer_is_unsolicited() -> None:
+def test_cancelled_request_answer_is_late_not_unsolicited() -> None:
     session = _active()
     rid = session.request(lambda i: m.GetBlockHeaders(i, 0, 1), T0)
     session.cancel_request(rid)
-    assert _feed(session, m.BlockHeaders(rid, [])) == [s.UnsolicitedResponse(rid)]
+    assert _feed(session, m.BlockHeaders(rid, [])) == [s.LateResponse(rid)]
+    assert session.counters.late == 1 and session.counters.unsolicited == 0
 
 
 # ---- timeouts and the round-trip estimate ------------------------------------------------------
@@ -248,7 +287,8 @@ def test_request_times_out_from_now() -> None:
     assert session.handle_timer(T0 + 4.99) == []
     [ev] = session.handle_timer(T0 + 5)
     assert ev == s.RequestTimedOut(rid, "headers", 4.0) and session.counters.timeouts == 1 and session.pending == 0
-    # The late answer is dropped as unsolicited.
+    # The late answer is dropped, no fault; a second one to the same id is unsolicited.
+    assert _feed(session, m.BlockHeaders(rid, []), T0 + 6) == [s.LateResponse(rid)]
     assert _feed(session, m.BlockHeaders(rid, []), T0 + 6) == [s.UnsolicitedResponse(rid)]
 
 

@@ -221,6 +221,16 @@ async def test_second_status_is_breach() -> None:
     assert [k for k, _ in told] == [_seen(FaultKind.BREACH)] and "Status sent twice" in told[0][1]
 
 
+async def test_unsolicited_answers_are_unsolicited_and_the_third_ends_the_session() -> None:
+    async def junk(serving: EthPeer) -> None:
+        for rid in (10**6, 10**6 + 1, 10**6 + 2):  # ids the peer never sent
+            await serving.conn.send_message("eth", *eth_codec.encode_message(m.BlockHeaders(rid, []), 69))
+
+    told = await _sent_then_closed(junk)
+    assert [k for k, _ in told] == [_seen(FaultKind.UNSOLICITED)] * 3
+    assert "3 unsolicited answers" in told[-1][1]
+
+
 # ---- the peer network's dial, the range fetcher's batch failures -----------------------------------------
 
 

@@ -497,3 +497,60 @@ def test_only_a_clean_short_answer_declines_blocks(mainnet_store_path: Path, mod
         assert outcome.faults == [] and outcome.payloads and declined(outcome)
     else:
         assert [f.kind for f in outcome.faults] == [FaultKind.TIMEOUT] and not declined(outcome)
+
+
+# ---- bytes in flight (issue #23: a fetch with 24 peers must not pile up gigabytes) ---------------
+
+
+def test_bytes_in_flight_stay_within_the_per_peer_and_total_bounds_by_construction() -> None:
+    """24 peers with two workers each take batches, answer some, deliver blocks whose average size
+    changes (so the estimate does): the reservations fit both bounds at every step, and workers
+    are held back for room while blocks wait."""
+    import random
+
+    from ethp2p.sync import schedule as sched
+
+    rng = random.Random(7)
+    s = _queue(range(1, 200_001))
+    peers = [(bytes([i + 1]) * 64, f"p{i}") for i in range(24)]
+    flying: list[tuple[str, Batch]] = []
+    refused = 0
+    for _ in range(3000):
+        key, name = rng.choice(peers)
+        if len([b for n, b in flying if n == name]) < 2:
+            batch = s.take(key, name, EVERYTHING, 0.0)
+            if batch is not None:
+                flying.append((name, batch))
+            else:
+                refused += 1
+        if flying and rng.random() < 0.4:
+            done_name, done = flying.pop(rng.randrange(len(flying)))
+            s.returned(done_name, done)
+            n = done.last - done.first + 1
+            s.delivered(n, n * rng.choice([2_000, 50_000, 300_000, 1_500_000]))  # bytes per block vary
+        total = sum(b.reserved for _, b in flying)
+        assert total == s.reserved_total <= sched.MAX_INFLIGHT_BYTES
+        for _, name in peers:
+            mine = sum(b.reserved for n, b in flying if n == name)
+            assert mine == s.reserved.get(name, 0) <= sched.MAX_PEER_INFLIGHT_BYTES
+    assert refused and s.queued  # the bounds held workers back while blocks were waiting
+    # Without the bounds, 48 workers with full batches would have 48 x MAX_BATCH_BYTES = 768 MiB in flight.
+    assert 48 * MAX_BATCH_BYTES > sched.MAX_INFLIGHT_BYTES
+
+
+def test_a_peer_without_room_waits_and_a_single_huge_block_still_goes_out() -> None:
+    s = _queue(range(1, 1001), peer_bytes=4 * 1024 * 1024, total_bytes=6 * 1024 * 1024)
+    s.delivered(1, 1024 * 1024)  # 1 MiB blocks
+    a = s.take(A, "a", EVERYTHING, 0.0)
+    assert a == Batch(1, 4) and a.reserved == 4 * 1024 * 1024
+    assert s.take(A, "a", EVERYTHING, 0.0) is None  # a's 4 MiB are used
+    b = s.take(B, "b", EVERYTHING, 0.0)
+    assert b == Batch(5, 6)  # only 2 MiB of the 6 MiB in all are left
+    assert s.take(C, "c", EVERYTHING, 0.0) is None
+    s.returned("a", a)
+    s.returned("b", b)
+    assert s.reserved_total == 0 and s.reserved == {}
+    s.delivered(1, 100 * 1024 * 1024)  # the average is now ~50 MiB a block: more than either bound
+    big = s.take(C, "c", EVERYTHING, 0.0)
+    assert big == Batch(7, 7)  # nothing else in flight: one block goes out all the same
+    assert s.take(A, "a", EVERYTHING, 0.0) is None

@@ -39,6 +39,10 @@ REFRESH_INTERVAL = 30.0
 FIRST_REFRESH = 1.0
 #: A send failure is a warning once per cause (errno) in this many seconds; the rest are debug lines.
 SEND_WARN_INTERVAL = 600.0
+#: How often the core forgets requests whose replies are overdue (they are due within a second).
+EXPIRE_INTERVAL = 1.0
+#: Most node ids remembered as already offered to ``on_node``; the oldest is forgotten first.
+MAX_OFFERED = 16384
 
 
 def advertised_ip(host: str) -> bytes | None:
@@ -106,7 +110,8 @@ class DiscoveryService:
         self._neighbors: dict[bytes, list[w.NodeRecord]] = {}
         self._neighbor_events: dict[bytes, asyncio.Event] = {}
         self._enrs: dict[bytes, asyncio.Future] = {}
-        self._offered: set[bytes] = set()
+        #: node ids offered to ``on_node`` (an ordered set, at most MAX_OFFERED).
+        self._offered: dict[bytes, None] = {}
         self._tasks: set[asyncio.Task] = set()
         self.lookups = 0
         #: Failed sends by cause (errno name), e.g. ``{"EINVAL": 3}``.
@@ -130,6 +135,7 @@ class DiscoveryService:
         self._learn_ip = self._ip is None and self.host == "0.0.0.0"
         self.core = DiscoveryV4(self.key, w.Endpoint(self.host, self.port, tcp), self._record(int(time.time())))
         self._spawn(self._run())
+        self._spawn(self._expire_loop())
 
     def _record(self, seq: int) -> ENR:
         tcp = self.tcp_port if self.tcp_port is not None else self.port
@@ -193,6 +199,17 @@ class DiscoveryService:
                 await self.check_liveness()
                 await self.lookup(os.urandom(64))
 
+    async def _expire_loop(self) -> None:
+        """Free overdue requests every EXPIRE_INTERVAL: a flood of Pings leaves nothing behind."""
+        while True:
+            await asyncio.sleep(EXPIRE_INTERVAL)
+            self.expire(time.time())
+
+    def expire(self, now: float) -> int:
+        """Forget the core's overdue requests (and stale bonds); how many requests went."""
+        assert self.core is not None
+        return self.core.expire(now)
+
     # ---- IO -----------------------------------------------------------------------------------
 
     def _send(self, s: Send) -> None:
@@ -242,7 +259,9 @@ class DiscoveryService:
                 if self._learn_ip:
                     self._check_ip()
             elif isinstance(ev, NeighborsReceived):
-                bucket = self._neighbors.setdefault(ev.sender_id, [])
+                bucket = self._neighbors.get(ev.sender_id)
+                if bucket is None:  # the lookup that asked has stopped waiting
+                    continue
                 bucket.extend(ev.nodes[: 16 - len(bucket)])
                 e = self._neighbor_events.get(ev.sender_id)
                 # A reply ends with 16 nodes or with a packet that is not full.
@@ -310,7 +329,9 @@ class DiscoveryService:
         if stale is not None:
             self._spawn(self._check_stale(stale))
         if node.node_id not in self._offered:
-            self._offered.add(node.node_id)
+            if len(self._offered) >= MAX_OFFERED:
+                del self._offered[next(iter(self._offered))]
+            self._offered[node.node_id] = None
             self._spawn(self._offer(node))
 
     async def _check_stale(self, node: Node) -> None:

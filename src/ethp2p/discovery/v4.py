@@ -7,12 +7,18 @@ last 24 hours), matches Pongs, Neighbors and ENRResponses to requests it sent, d
 expired, unsolicited and unknown packets, and rate-limits each source address. It also
 notes the address each Pong says our ping came from (one statement per reporting IP, bounded),
 from which :meth:`DiscoveryV4.predicted_ip` tells our address as peers see it.
+
+Every table a remote can grow is bounded by construction: requests awaiting a reply (in all,
+per node and per source IP), bonds, rate-limit buckets and IP statements each have a cap; the
+oldest entry goes first and each drop is counted in ``stats``. The driver calls
+:meth:`DiscoveryV4.expire` on a timer so overdue requests and stale bonds are freed.
 """
 
 from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..crypto.keccak import keccak
 from ..crypto.keys import PrivateKey
@@ -36,6 +42,14 @@ MAX_NEIGHBORS = 16
 MIN_IP_STATEMENTS = 3
 IP_STATEMENT_WINDOW = 300.0
 MAX_IP_STATEMENTS = 256
+#: Most requests (Pings, FindNodes, ENRRequests) awaiting a reply, each kind; the oldest is dropped.
+MAX_PENDING = 4096
+#: Most of our Pings awaiting a Pong from one source IP (our ping-backs to unbonded nodes stop there).
+MAX_PENDING_PER_IP = 16
+#: Most bonds (endpoint proofs) kept; the oldest is dropped, and :meth:`DiscoveryV4.expire` drops stale ones.
+MAX_BONDS = 16384
+#: Most source IPs with a rate-limit bucket; the least recently heard is dropped.
+MAX_RATE_SOURCES = 10_000
 
 
 Addr = tuple[str, int]
@@ -78,6 +92,14 @@ class Dropped:
 Event = Send | PongReceived | NeighborsReceived | ENRReceived | Dropped
 
 
+def _decrement(counts: dict[Any, int], key: object) -> None:
+    left = counts[key] - 1
+    if left:
+        counts[key] = left
+    else:
+        del counts[key]
+
+
 @dataclass
 class _Bucket:
     tokens: float
@@ -94,7 +116,7 @@ class DiscoveryV4:
     table: Table = field(init=False)
     #: node id -> (time of the last Pong from it, its ip)
     bonds: dict[bytes, tuple[float, str]] = field(default_factory=dict)
-    #: ping hash -> (node id, ip, udp, tcp, pubkey, deadline)
+    #: ping hash -> (node id, (ip, udp), tcp, pubkey, deadline); at most MAX_PENDING
     pending_pings: dict[bytes, tuple[bytes, Addr, int, bytes, float]] = field(default_factory=dict)
     #: node id -> deadline of our FindNode to it
     pending_findnode: dict[bytes, float] = field(default_factory=dict)
@@ -104,6 +126,9 @@ class DiscoveryV4:
     #: reporter ip -> (our ip as it saw it in its Pong, when)
     ip_statements: dict[str, tuple[str, float]] = field(default_factory=dict)
     _rates: dict[str, _Bucket] = field(default_factory=dict)
+    #: Pings awaiting a Pong, by source IP and by node id (counts kept with ``pending_pings``).
+    _pings_per_ip: dict[str, int] = field(default_factory=dict)
+    _pings_per_node: dict[bytes, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.pubkey = self.key.public_key.to_bytes()
@@ -113,6 +138,36 @@ class DiscoveryV4:
     def _count(self, what: str) -> None:
         self.stats[what] = self.stats.get(what, 0) + 1
 
+    def pending(self) -> int:
+        """Requests awaiting a reply (Pings, FindNodes and ENRRequests)."""
+        return len(self.pending_pings) + len(self.pending_findnode) + len(self.pending_enr)
+
+    def _add_ping(self, h: bytes, entry: tuple[bytes, Addr, int, bytes, float]) -> None:
+        self._forget_ping(h)
+        while len(self.pending_pings) >= MAX_PENDING:
+            self._forget_ping(next(iter(self.pending_pings)))  # the oldest
+            self._count("pending-dropped")
+        self.pending_pings[h] = entry
+        ip, nid = entry[1][0], entry[0]
+        self._pings_per_ip[ip] = self._pings_per_ip.get(ip, 0) + 1
+        self._pings_per_node[nid] = self._pings_per_node.get(nid, 0) + 1
+
+    def _forget_ping(self, h: bytes) -> tuple[bytes, Addr, int, bytes, float] | None:
+        entry = self.pending_pings.pop(h, None)
+        if entry is not None:
+            _decrement(self._pings_per_ip, entry[1][0])
+            _decrement(self._pings_per_node, entry[0])
+        return entry
+
+    @staticmethod
+    def _cap(table: dict[Any, Any], limit: int) -> int:
+        """Drop the oldest entries of ``table`` until a new one fits under ``limit``; how many went."""
+        n = 0
+        while len(table) >= limit:
+            del table[next(iter(table))]
+            n += 1
+        return n
+
     # ---- outgoing -----------------------------------------------------------------------------
 
     def ping(self, pubkey: bytes, addr: Addr, tcp: int, now: float) -> tuple[Send, bytes]:
@@ -120,16 +175,22 @@ class DiscoveryV4:
         to = w.Endpoint(addr[0], addr[1], tcp)
         pkt = w.Ping(self.endpoint, to, int(now) + EXPIRATION, self.enr.seq if self.enr else None)
         data, h = w.encode_packet(self.key, pkt)
-        self.pending_pings[h] = (keccak(pubkey), addr, tcp, pubkey, now + REPLY_TIMEOUT * 2)
+        self._add_ping(h, (keccak(pubkey), addr, tcp, pubkey, now + REPLY_TIMEOUT * 2))
         return Send(data, addr), h
 
     def findnode(self, node_id: bytes, addr: Addr, target: bytes, now: float) -> Send:
         data, _ = w.encode_packet(self.key, w.FindNode(target, int(now) + EXPIRATION))
+        self.pending_findnode.pop(node_id, None)
+        if self._cap(self.pending_findnode, MAX_PENDING):
+            self._count("pending-dropped")
         self.pending_findnode[node_id] = now + REPLY_TIMEOUT * 2
         return Send(data, addr)
 
     def request_enr(self, node_id: bytes, addr: Addr, now: float) -> tuple[Send, bytes]:
         data, h = w.encode_packet(self.key, w.ENRRequest(int(now) + EXPIRATION))
+        self.pending_enr.pop(h, None)
+        if self._cap(self.pending_enr, MAX_PENDING):
+            self._count("pending-dropped")
         self.pending_enr[h] = (node_id, now + REPLY_TIMEOUT * 2)
         return Send(data, addr), h
 
@@ -163,20 +224,29 @@ class DiscoveryV4:
         b = self.bonds.get(node_id)
         return b is not None and b[1] == ip and now - b[0] < BOND_EXPIRATION
 
-    def expire(self, now: float) -> None:
-        """Forget requests whose replies are overdue."""
-        self.pending_pings = {h: v for h, v in self.pending_pings.items() if v[4] > now}
+    def expire(self, now: float) -> int:
+        """Forget requests whose replies are overdue, and bonds older than BOND_EXPIRATION;
+        returns how many requests were forgotten (the driver calls this on a timer)."""
+        before = self.pending()
+        for h in [h for h, v in self.pending_pings.items() if v[4] <= now]:
+            self._forget_ping(h)
         self.pending_findnode = {k: v for k, v in self.pending_findnode.items() if v > now}
         self.pending_enr = {h: v for h, v in self.pending_enr.items() if v[1] > now}
+        self.bonds = {k: v for k, v in self.bonds.items() if now - v[0] < BOND_EXPIRATION}
+        gone = before - self.pending()
+        if gone:
+            self.stats["expired-requests"] = self.stats.get("expired-requests", 0) + gone
+        return gone
 
     # ---- incoming -----------------------------------------------------------------------------
 
     def _allow(self, ip: str, now: float) -> bool:
-        b = self._rates.get(ip)
+        b = self._rates.pop(ip, None)
         if b is None:
-            if len(self._rates) > 10_000:
-                self._rates.clear()
-            b = self._rates[ip] = _Bucket(BURST, now)
+            if self._cap(self._rates, MAX_RATE_SOURCES):
+                self._count("rate-sources-dropped")
+            b = _Bucket(BURST, now)
+        self._rates[ip] = b  # last: the least recently heard source is first
         b.tokens = min(BURST, b.tokens + (now - b.at) * RATE)
         b.at = now
         if b.tokens < 1:
@@ -250,9 +320,15 @@ class DiscoveryV4:
         )
         out: list[Event] = [Send(pong, addr)]
         if not self.is_bonded(sender_id, addr[0], now):
-            # Make it prove its endpoint too; it joins the table when its Pong arrives.
-            send, _ = self.ping(sender, addr, pkt.from_.tcp, now)
-            out.append(send)
+            # Make it prove its endpoint too; it joins the table when its Pong arrives. One ping
+            # at a time per node, and at most MAX_PENDING_PER_IP per source IP.
+            if sender_id in self._pings_per_node:
+                self._count("ping-back-pending")
+            elif self._pings_per_ip.get(addr[0], 0) >= MAX_PENDING_PER_IP:
+                self._count("ping-back-refused")
+            else:
+                send, _ = self.ping(sender, addr, pkt.from_.tcp, now)
+                out.append(send)
         else:
             node = self.table.get(sender_id)
             if node is not None:
@@ -260,11 +336,15 @@ class DiscoveryV4:
         return out
 
     def _on_pong(self, pkt: w.Pong, sender: bytes, sender_id: bytes, addr: Addr, now: float) -> list[Event]:
-        pending = self.pending_pings.pop(pkt.ping_hash, None)
+        pending = self.pending_pings.get(pkt.ping_hash)
         if pending is None or pending[0] != sender_id:
             self._count("unsolicited")
             return [Dropped(addr, "unsolicited pong")]
+        self._forget_ping(pkt.ping_hash)
         _, _, tcp, _, _ = pending
+        self.bonds.pop(sender_id, None)
+        if self._cap(self.bonds, MAX_BONDS):
+            self._count("bonds-dropped")
         self.bonds[sender_id] = (now, addr[0])
         self._ip_statement(addr[0], pkt.to.ip, now)
         node = Node(sender, addr[0], addr[1], tcp, sender_id, now)

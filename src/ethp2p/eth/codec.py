@@ -172,6 +172,28 @@ def decode_message(code: int, payload: m.Raw, version: int) -> m.Message:
     return decoder(payload, version)
 
 
+#: The eth answers to requests (their first field is the request id).
+RESPONSE_CODES = frozenset({m.BLOCK_HEADERS_CODE, m.BLOCK_BODIES_CODE, m.RECEIPTS_CODE})
+
+
+def peek_request_id(payload: m.Raw) -> int:
+    """The request id of an answer (BlockHeaders, BlockBodies, Receipts) without decoding the rest:
+    only the outer list's header and its first item are read, so an answer to no request is
+    rejected at the cost of a few bytes. :class:`EthProtocolError` if those are malformed."""
+    try:
+        is_list, start, length = rlp.header(payload)
+        if not is_list:
+            raise EthProtocolError("answer: expected an RLP list, got a string")
+        if start + length != len(payload):
+            raise EthProtocolError("answer: trailing bytes after the RLP list")
+        is_list, rstart, rlen = rlp.read_header(payload, start, start + length)
+    except rlp.RLPError as e:
+        raise EthProtocolError(f"answer: {e}") from None
+    if is_list:
+        raise EthProtocolError("answer request id: expected an integer, got a list")
+    return _int(memoryview(payload)[start : rstart + rlen], "answer request id")
+
+
 def _status(payload: m.Raw, version: int) -> m.Message:
     # EIP-8 leniency: extra trailing fields are ignored.
     if version == 68:

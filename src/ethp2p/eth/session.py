@@ -35,6 +35,12 @@ MAX_EXTENSION_FACTOR = 8
 EXTENSION_MIN_BYTES = 16 * 1024
 #: How long to wait for the peer's Status.
 STATUS_TIMEOUT = 10.0
+#: Answers to request ids we never sent (or already had answered) are faults; this many end the
+#: session (the first ones are penalised and dropped: a peer may repeat an answer once by mistake).
+MAX_UNSOLICITED = 3
+#: Request ids that timed out or were cancelled, remembered (newest) so that their late answers are
+#: dropped undecoded without blame; an answer to an id older than these counts as unsolicited.
+MAX_LATE_IDS = 1024
 #: Keep-alive: a Ping this long after the handshake (and after each answered one's deadline) ...
 PING_INTERVAL = 15.0
 #: ... and the peer is unresponsive if no Pong came this long after it.
@@ -86,7 +92,10 @@ class PeerCounters:
     requests_sent: int = 0
     responses: int = 0
     timeouts: int = 0
+    #: Answers to request ids never sent or already answered (faults; MAX_UNSOLICITED end the session).
     unsolicited: int = 0
+    #: Late answers to requests that had timed out or been cancelled (dropped undecoded, no fault).
+    late: int = 0
     requests_served: int = 0
     #: Requests answered, by kind: ``headers``, ``bodies``, ``receipts``.
     served_by_kind: dict[str, int] = field(default_factory=dict)
@@ -147,8 +156,18 @@ class ResponseRejected:
 
 @dataclass(frozen=True, slots=True)
 class UnsolicitedResponse:
-    """An answer to no pending request (a late answer to a timed-out or cancelled one, a repeat, or
-    junk): counted in :attr:`PeerCounters.unsolicited` and dropped."""
+    """An answer to a request id we never sent, or to one already answered: a fault (the driver
+    reports it as :attr:`FaultKind.UNSOLICITED`), counted in :attr:`PeerCounters.unsolicited` and
+    dropped without being decoded past its request id. The :data:`MAX_UNSOLICITED`-th is a
+    :class:`FaultDetected` instead, and ends the session."""
+
+    request_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class LateResponse:
+    """An answer to a request of ours that had timed out or been cancelled: dropped without being
+    decoded past its request id, counted in :attr:`PeerCounters.late`; no fault (the peer was slow)."""
 
     request_id: int
 
@@ -189,6 +208,7 @@ Event = (
     | ResponseReceived
     | ResponseRejected
     | UnsolicitedResponse
+    | LateResponse
     | RequestTimedOut
     | RequestReceived
     | PingDue
@@ -271,6 +291,8 @@ class EthSession:
         self.rttvar = 0.0
         self._check_status = status_rewrite is None
         self._pending: dict[int, PendingRequest] = {}
+        #: Ids of requests that timed out or were cancelled, oldest first (at most MAX_LATE_IDS).
+        self._late_ids: dict[int, None] = {}
         self._next_id = first_request_id & 0xFFFFFFFFFFFFFFFF
         self._out: list[tuple[int, bytes]] = []
         self._status_deadline = now + status_timeout
@@ -373,14 +395,29 @@ class EthSession:
             p.received_mark = received
 
     def cancel_request(self, request_id: int) -> None:
-        """Forget a pending request (its caller gave up); a later answer counts as unsolicited."""
-        self._pending.pop(request_id, None)
+        """Forget a pending request (its caller gave up); a later answer is a :class:`LateResponse`."""
+        if self._pending.pop(request_id, None) is not None:
+            self._expect_late(request_id)
+
+    def _expect_late(self, request_id: int) -> None:
+        """Remember that an answer to ``request_id`` may still come (it timed out or was cancelled)."""
+        if len(self._late_ids) >= MAX_LATE_IDS:
+            del self._late_ids[next(iter(self._late_ids))]
+        self._late_ids[request_id] = None
 
     # ---- input ------------------------------------------------------------------------------
 
     def receive_message(self, code: int, payload: bytes | memoryview, now: float) -> list[Event]:
         """Process one eth message (``code`` relative to eth's offset); return the events it produced."""
         if self.phase is Phase.ACTIVE:
+            if code in codec.RESPONSE_CODES:
+                # An answer to no pending request is rejected on its request id alone (cheap).
+                try:
+                    rid = codec.peek_request_id(payload)
+                except EthProtocolError as e:
+                    return [self._fault(FaultKind.BAD_MESSAGE, str(e))]
+                if rid not in self._pending:
+                    return [self._unexpected_response(rid)]
             try:
                 msg = codec.decode_message(code, payload, self.version)
             except EthProtocolError as e:
@@ -447,15 +484,28 @@ class EthSession:
         self.counters.ignored_announcements += 1
         return []
 
+    def _unexpected_response(self, request_id: int) -> Event:
+        """An answer to no pending request: late (tolerated) or unsolicited (a fault)."""
+        if request_id in self._late_ids:
+            del self._late_ids[request_id]  # a second late answer to it is unsolicited
+            self.counters.late += 1
+            return LateResponse(request_id)
+        self.counters.unsolicited += 1
+        n = self.counters.unsolicited
+        if n >= MAX_UNSOLICITED:
+            return self._fault(
+                FaultKind.UNSOLICITED,
+                f"{n} unsolicited answers (the last to request id {request_id}, never sent or already answered)",
+            )
+        return UnsolicitedResponse(request_id)
+
     def _on_response(self, msg: Response, now: float) -> Event:
         pending = self._pending.pop(msg.request_id, None)
-        if pending is not None:
-            for other in self._pending.values():
-                if other.sent_at < pending.sent_at:
-                    other.overtaken = True
-        if pending is None:
-            self.counters.unsolicited += 1
-            return UnsolicitedResponse(msg.request_id)
+        if pending is None:  # receive_message checked it is pending
+            return self._unexpected_response(msg.request_id)
+        for other in self._pending.values():
+            if other.sent_at < pending.sent_at:
+                other.overtaken = True
         if type(msg) is not pending.expect:
             return ResponseRejected(
                 msg.request_id,
@@ -521,6 +571,7 @@ class EthSession:
             expired.append(rid)
         for rid in expired:
             p = self._pending.pop(rid)
+            self._expect_late(rid)
             self.counters.timeouts += 1
             events.append(RequestTimedOut(rid, p.kind, p.timeout))
         if self._pong_deadline is not None and now >= self._pong_deadline:

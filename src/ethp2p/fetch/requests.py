@@ -7,10 +7,12 @@ Transport failures and timeouts propagate as the peer layer's exceptions
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 from .. import rlp
 from ..chain.header import Header, HeaderError
+from ..chain.receipts import MAX_RECEIPTS
 from ..chain.verify import VerificationError, check_partial_receipts, max_receipts_for, verify_header_chain
 from ..faults import FaultKind, report
 from ..peers.eth_peer import RequestTimeout
@@ -31,6 +33,16 @@ MAX_RECEIPTS_PER_REQUEST = 256
 #: Most eth/70 continuation rounds for one block when its header is unknown. With the header,
 #: the bound is its receipt capacity (gas used / 21,000): every round must add a receipt.
 MAX_RECEIPT_CONTINUATIONS = 1024
+#: EIP-7975 bounds on one block's receipts gathered over eth/70 continuations. A receipt's
+#: encoding may exceed its transaction's gas limit / 8 (log data costs 8 gas a byte, a log's
+#: address and topics more) by at most this many bytes (its type, status, cumulative gas and
+#: list headers); without the transaction's gas limit, the block's gas limit stands in for it.
+RECEIPT_OVERHEAD = 64
+#: Most bytes of one block's receipts gathered over continuations, whatever its header says
+#: (with the header the bound is gas limit / 8 + RECEIPT_OVERHEAD per receipt it can hold) ...
+MAX_CONTINUED_RECEIPTS_BYTES = 64 * 2**20
+#: ... and most seconds from the answer that flagged a block incomplete to its last piece.
+CONTINUATION_DEADLINE = 60.0
 
 
 async def request_headers_batch(
@@ -137,20 +149,81 @@ def _check_piece(peer: FetchPeer, items: list[bytes], header: Header | None, tx_
         raise InvalidResponse(FaultKind.RECEIPTS, str(e)) from None
 
 
+class _Continued:
+    """One block's receipts arriving in eth/70 pieces, checked piece by piece (EIP-7975): each
+    receipt within its transaction's gas limit / 8 (+ RECEIPT_OVERHEAD), the total within the
+    block's, cumulative gas rising from piece to piece (so a peer that restarts from index 0
+    instead of continuing where asked is caught at once, not at the root check), the count
+    within the transaction count and the gas within gas used (``check_partial_receipts``)."""
+
+    def __init__(
+        self, peer: FetchPeer, header: Header | None, tx_count: int | None, gas_limits: Sequence[int] | None
+    ) -> None:
+        self.peer, self.header, self.tx_count, self.gas_limits = peer, header, tx_count, gas_limits
+        self.items: list[bytes] = []
+        self.size = 0
+        self.last_gas = 0
+        self.cap = MAX_CONTINUED_RECEIPTS_BYTES
+        if header is not None:
+            self.cap = min(self.cap, header.gas_limit // 8 + RECEIPT_OVERHEAD * max_receipts_for(header))
+        self.what = f"block {header.number}" if header is not None else "a continued block"
+
+    def _fail(self, message: str) -> InvalidResponse:
+        report(self.peer, FaultKind.RECEIPTS, message)
+        return InvalidResponse(FaultKind.RECEIPTS, message, number=self.header.number if self.header else None)
+
+    def add(self, list_raw: bytes | memoryview) -> int:
+        """Take the receipts of one piece (a receipt list); how many it held."""
+        try:
+            piece = rlp.split_list(list_raw, max_items=MAX_RECEIPTS)
+        except rlp.RLPError as e:
+            raise self._fail(f"{self.what}: malformed receipt list: {e}") from None
+        for raw in piece:
+            i = len(self.items)
+            limit = None
+            if self.gas_limits is not None and i < len(self.gas_limits):
+                limit = self.gas_limits[i]
+            elif self.header is not None:
+                limit = self.header.gas_limit
+            if limit is not None and len(raw) > limit // 8 + RECEIPT_OVERHEAD:
+                raise self._fail(
+                    f"{self.what}: receipt {i} is {len(raw):,} bytes, more than {limit:,} gas of logs can make"
+                )
+            try:
+                gas = rlp.decode_int(rlp.string_payload(rlp.split_list(raw, max_items=4)[2]), max_bytes=8)
+            except (rlp.RLPError, IndexError):
+                raise self._fail(f"{self.what}: receipt {i} is malformed") from None
+            if gas <= self.last_gas:
+                raise self._fail(
+                    f"{self.what}: receipt {i} has cumulative gas {gas:,}, not above the previous one's "
+                    f"{self.last_gas:,}: the answer does not continue at index {i}"
+                )
+            self.size += len(raw)
+            if self.size > self.cap:
+                raise self._fail(f"{self.what}: receipts reach {self.size:,} bytes, more than {self.cap:,} allowed")
+            self.items.append(bytes(raw))
+            self.last_gas = gas
+        _check_piece(self.peer, self.items, self.header, self.tx_count)
+        return len(piece)
+
+
 async def request_receipts(
     peer: FetchPeer,
     hashes: Sequence[bytes],
     *,
     headers: Sequence[Header] | None = None,
     tx_counts: Sequence[int | None] | None = None,
+    tx_gas_limits: Sequence[Sequence[int] | None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> tuple[list[ReceiptsResult], int]:
     """One round of receipts for a prefix of ``hashes`` in the peer's version's form.
 
-    At eth/70, a list flagged incomplete is continued from the next index (same
-    peer) until whole; each piece is sanity-checked against the header (count
-    within the transaction count, cumulative gas within gas used) when
-    ``headers`` are given. Returns ``(results, requests)``; results may be fewer
-    than ``hashes`` (a prefix).
+    At eth/70, a list flagged incomplete is continued from the next index (same peer) until
+    whole; each piece is checked as EIP-7975 asks (see :class:`_Continued`) against the header
+    when ``headers`` are given, and against each transaction's gas limit when ``tx_gas_limits``
+    are. A block whose pieces take more than CONTINUATION_DEADLINE seconds (by ``clock``) is
+    left missing (a timeout fault). Returns ``(results, requests)``; results may be fewer than
+    ``hashes`` (a prefix).
     """
     version = peer.eth_version
     form = 68 if version == 68 else 69
@@ -171,11 +244,12 @@ async def request_receipts(
         idx = len(lists) - 1
         header = headers[idx] if headers is not None else None
         tx_count = tx_counts[idx] if tx_counts is not None else None
-        items = [bytes(x) for x in rlp.split_list(lists[-1])]
+        block = _Continued(peer, header, tx_count, tx_gas_limits[idx] if tx_gas_limits is not None else None)
+        block.add(lists[-1])
+        deadline = clock() + CONTINUATION_DEADLINE
         rounds = max_receipts_for(header) + 1 if header is not None else MAX_RECEIPT_CONTINUATIONS
         for _ in range(rounds):
-            _check_piece(peer, items, header, tx_count)
-            more = await peer.request_receipts([hashes[idx]], first_index=len(items))
+            more = await peer.request_receipts([hashes[idx]], first_index=len(block.items))
             requests += 1
             if len(more.receipts) > 1:
                 report(peer, FaultKind.RECEIPTS, "continuation answered more than one block")
@@ -184,18 +258,24 @@ async def request_receipts(
                 # The peer gave up on the rest: the block stays incomplete (missing).
                 results.pop()
                 return results, requests
-            piece = [bytes(x) for x in rlp.split_list(more.receipts[0])]
-            if not piece and more.last_block_incomplete:
+            added = block.add(more.receipts[0])
+            if not added and more.last_block_incomplete:
                 report(peer, FaultKind.RECEIPTS, "empty continuation flagged incomplete")
                 raise InvalidResponse(FaultKind.RECEIPTS, "empty continuation flagged incomplete")
-            items += piece
             if not more.last_block_incomplete:
                 break
+            if clock() > deadline:
+                report(
+                    peer,
+                    FaultKind.TIMEOUT,
+                    f"{block.what}: receipts still incomplete {CONTINUATION_DEADLINE:g} s into their continuation",
+                )
+                results.pop()
+                return results, requests
         else:
             report(peer, FaultKind.RECEIPTS, f"more than {rounds} continuation rounds")
             raise InvalidResponse(FaultKind.RECEIPTS, f"more than {rounds} continuation rounds")
-        _check_piece(peer, items, header, tx_count)
-        results[-1] = ReceiptsResult(rlp.encode_raw_list(items), form)
+        results[-1] = ReceiptsResult(rlp.encode_raw_list(block.items), form)
     return results, requests
 
 
@@ -205,6 +285,7 @@ async def request_receipts_chunked_partial_with_stats(
     *,
     headers: Sequence[Header] | None = None,
     tx_counts: Sequence[int | None] | None = None,
+    tx_gas_limits: Sequence[Sequence[int] | None] | None = None,
     max_per_request: int = MAX_RECEIPTS_PER_REQUEST,
     stop_on_timeout: bool = False,
 ) -> ChunkedResponse[ReceiptsResult]:
@@ -220,6 +301,7 @@ async def request_receipts_chunked_partial_with_stats(
                 hashes[pos:end],
                 headers=headers[pos:end] if headers is not None else None,
                 tx_counts=tx_counts[pos:end] if tx_counts is not None else None,
+                tx_gas_limits=tx_gas_limits[pos:end] if tx_gas_limits is not None else None,
             )
         except RequestTimeout:
             if not stop_on_timeout:

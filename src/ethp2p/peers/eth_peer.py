@@ -476,7 +476,11 @@ class EthPeer:
                 self._finish(await self.conn.disconnect(DisconnectReason.BREACH_OF_PROTOCOL, ev.message))
                 self.report_fault(ev.kind, ev.message)  # after the disconnect: the pool only scores it
                 return True
-            # UnsolicitedResponse: counted by the core, dropped.
+            elif isinstance(ev, eth_session.UnsolicitedResponse):
+                self.report_fault(
+                    FaultKind.UNSOLICITED, f"answer to request id {ev.request_id}, never sent or already answered"
+                )
+            # LateResponse: an answer to a request that timed out; counted by the core, dropped.
         return False
 
     async def _serve(self, request: Request) -> None:

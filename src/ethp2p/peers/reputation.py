@@ -20,6 +20,7 @@ PENALTIES: dict[FaultKind, int] = {
     FaultKind.FORK_FIELDS: 16 * UNIT,
     FaultKind.BAD_MESSAGE: 16 * UNIT,
     FaultKind.TOO_MANY_ITEMS: 16 * UNIT,
+    FaultKind.UNSOLICITED: 8 * UNIT,
     FaultKind.FAILED_DIAL: 25 * UNIT,
     FaultKind.BREACH: BANNED_REPUTATION,  # protocol breaches ban at once
     FaultKind.WRONG_CHAIN: BANNED_REPUTATION,  # headers that contradict an anchor or the proven chain

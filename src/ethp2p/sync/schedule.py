@@ -7,6 +7,11 @@ Every decision that depends on time takes ``now`` (seconds, any monotonic origin
   queue of escalated blocks, which every peer tries first, one block at a time;
 * batches: consecutive runs of waiting blocks inside a peer's serving window, at most the peer's
   limit long;
+* the bytes in flight: every batch reserves its expected size (blocks x the average block seen so
+  far, :data:`INITIAL_BLOCK_ESTIMATE` before any arrived) until it is returned, and a batch is cut
+  (or not handed out) so that the reservations of one peer stay within :data:`MAX_PEER_INFLIGHT_BYTES`
+  and those of all peers within :data:`MAX_INFLIGHT_BYTES`: what the fetch has asked for and not yet
+  received, verified and handed on is bounded by construction, however many peers it has;
 * per-peer AIMD limits (grow by :data:`AIMD_STEP` after a complete answer, halve after a partial
   one or a failure), capped so that a batch's expected size stays under :data:`MAX_BATCH_BYTES`;
 * per-block-per-peer back-off: a block a peer did not deliver is not offered to that peer again
@@ -24,7 +29,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 INITIAL_BATCH = 128
 MIN_BATCH = 8
@@ -44,6 +49,12 @@ MAX_BACKOFF_FACTOR = 64
 EXPIRED_AFTER = 3.0
 #: A batch is cut so that its expected size (blocks x average block seen so far) stays under this.
 MAX_BATCH_BYTES = 16 * 1024 * 1024
+#: A block's expected size before any block has arrived (a batch of INITIAL_BATCH is MAX_BATCH_BYTES).
+INITIAL_BLOCK_ESTIMATE = MAX_BATCH_BYTES // INITIAL_BATCH
+#: Most expected bytes of the batches one peer has in flight (two full batches: the default two
+#: workers per peer), and of all peers' batches together. A worker that finds no room waits.
+MAX_PEER_INFLIGHT_BYTES = 2 * MAX_BATCH_BYTES
+MAX_INFLIGHT_BYTES = 256 * 1024 * 1024
 
 Window = tuple[int, int]
 
@@ -74,6 +85,8 @@ class Batch:
     first: int
     last: int
     escalated: bool = False
+    #: The expected bytes reserved for it while in flight (released by :meth:`Schedule.returned`).
+    reserved: int = field(default=0, compare=False)
 
     @property
     def numbers(self) -> range:
@@ -116,8 +129,16 @@ class Schedule:
         limits: dict[bytes, int] | None = None,
         give_up_after: float = 30.0,
         expired_after: float = EXPIRED_AFTER,
+        peer_bytes: int = MAX_PEER_INFLIGHT_BYTES,
+        total_bytes: int = MAX_INFLIGHT_BYTES,
     ) -> None:
         self.initial_batch = initial_batch
+        #: Bounds on the expected bytes in flight, per peer and in all (see the module docstring).
+        self.peer_bytes = peer_bytes
+        self.total_bytes = total_bytes
+        #: Expected bytes reserved by the batches in flight, by peer name and in all.
+        self.reserved: dict[str, int] = {}
+        self.reserved_total = 0
         self.max_batch = max_batch
         self.give_up_after = give_up_after
         #: Learned batch limit per peer key (the dict passed in is updated in place).
@@ -182,12 +203,15 @@ class Schedule:
         lo, hi = window
         if hi < lo or name in self._banned:
             return None
+        room = self._room(name)
+        if room < 1:
+            return None
         for i, n in enumerate(self._priority):
             if lo <= n <= hi and self._avoid.get(n, {}).get(name, 0) <= now and not self._left_out(n, name):
                 self._priority.pop(i)
                 self._queued.discard(n)
                 return self._start(name, Batch(n, n, escalated=True))
-        limit = self.limit(key)
+        limit = min(self.limit(key), room)
         skipped: list[int] = []
         batch: list[int] = []
         todo, avoid, unserved = self._todo, self._avoid, self._unserved
@@ -219,13 +243,36 @@ class Schedule:
         left_out = self._unserved.get(n)
         return left_out is not None and left_out.get(name, 0) >= UNSERVED_AFTER
 
+    def block_estimate(self) -> int:
+        """A block's expected size in bytes: the average delivered so far, else INITIAL_BLOCK_ESTIMATE."""
+        if self.delivered_blocks:
+            return max(1, self.delivered_bytes // self.delivered_blocks)
+        return INITIAL_BLOCK_ESTIMATE
+
+    def _room(self, name: str) -> int:
+        """How many blocks peer ``name`` may take now within the byte bounds (at least one when
+        nothing at all is in flight, so that blocks larger than a bound still get fetched)."""
+        if self.reserved_total == 0:
+            return max(1, min(self.peer_bytes, self.total_bytes) // self.block_estimate())
+        free = min(self.peer_bytes - self.reserved.get(name, 0), self.total_bytes - self.reserved_total)
+        return max(0, free) // self.block_estimate()
+
     def _start(self, name: str, batch: Batch) -> Batch:
         self._inflight.setdefault(name, []).append((batch.first, batch.last))
-        return batch
+        size = (batch.last - batch.first + 1) * self.block_estimate()
+        self.reserved[name] = self.reserved.get(name, 0) + size
+        self.reserved_total += size
+        return Batch(batch.first, batch.last, batch.escalated, size)
 
     def returned(self, name: str, batch: Batch) -> None:
         """``batch`` is no longer in flight at ``name`` (answered or failed; report which separately)."""
         self._inflight[name].remove((batch.first, batch.last))
+        left = self.reserved.get(name, 0) - batch.reserved
+        if left > 0:
+            self.reserved[name] = left
+        else:
+            self.reserved.pop(name, None)
+        self.reserved_total -= batch.reserved
 
     def in_flight(self) -> dict[str, list[Window]]:
         """The batches in flight, by peer name (peers with none left out)."""
