@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
+import hypothesis.configuration
 import pytest
 
 VECTORS = Path(__file__).parent / "vectors"
+
+# Hypothesis keeps its files (an example database, a cache of constants) outside the checkout; the
+# fuzz tests (tests/fuzz) use no example database at all, so every run tries the same examples.
+_HYPOTHESIS_HOME = Path(tempfile.gettempdir()) / f"ethp2p-hypothesis-{os.getuid()}"
+hypothesis.configuration.set_hypothesis_home_dir(_HYPOTHESIS_HOME)
 
 
 def load_vector(relpath: str) -> Any:

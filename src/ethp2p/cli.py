@@ -74,15 +74,31 @@ def _add_anchor_args(p: argparse.ArgumentParser, *, agreement: bool = True) -> N
             "--agreement-peers peers on distinct networks, labelled peer-agreement; 'strict' refuses it",
         )
         p.add_argument(
-            "--agreement-peers", type=int, default=3, metavar="N", help="peers that must agree on a hash (default 3)"
+            "--agreement-peers",
+            type=_agreement_peers,
+            default=3,
+            metavar="N",
+            help="peers that must agree on a hash (default 3; at most 16, the most ever asked)",
         )
         p.add_argument(
             "--agreement-prefix",
-            type=int,
+            type=_int_at_least(0, 32),
             default=16,
             metavar="BITS",
             help="agreeing peers' IPv4 addresses must differ in their first BITS bits (default 16)",
         )
+
+
+def _agreement_peers(text: str) -> int:
+    """``--agreement-peers``: 1 up to the most peers ever asked to agree (more could never be met)."""
+    from .trust.anchors import MAX_AGREEMENT_PEERS
+
+    n = _int_at_least(1)(text)
+    if n > MAX_AGREEMENT_PEERS:
+        raise argparse.ArgumentTypeError(
+            f"{n} can never be met: at most {MAX_AGREEMENT_PEERS} peers are asked to agree on a block"
+        )
+    return n
 
 
 def _anchors(args: argparse.Namespace, spec: ChainSpec) -> Anchors:
@@ -392,7 +408,12 @@ def _peer_network_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-discovery", action="store_true", help="don't run discv4 (dial only boot nodes and the cache)")
     p.add_argument("--store", metavar="FILE", help="SQLite file for the peer cache (and blocks)")
     p.add_argument("--peers", type=_int_at_least(1), default=1, help="wait for this many peers (default 1)")
-    p.add_argument("--timeout", type=float, default=None, help="give up after this many seconds (default: never)")
+    p.add_argument(
+        "--timeout",
+        type=_seconds(0.0, MAX_WAIT, above=True),
+        default=None,
+        help="give up after this many seconds (default: never)",
+    )
     _add_network_args(p)
 
 
@@ -480,9 +501,13 @@ def _dns_resolver(args: argparse.Namespace) -> object | None:
 
 def _peer_book(path: str | Path | None) -> PeerCache | None:
     """The peer cache in ``--store`` (the peer network's book of peers across runs), if given."""
+    from .store.blocks import StoreError
     from .store.peers import PeerCache
 
-    return None if path is None else PeerCache(path)
+    try:
+        return None if path is None else PeerCache(path)
+    except StoreError as e:
+        raise UserError(str(e)) from None
 
 
 def cmd_head(args: argparse.Namespace) -> int:
@@ -582,16 +607,22 @@ def _int_at_least(lo: int, hi: int | None = None) -> Callable[[str], int]:
     return parse
 
 
-def _seconds(lo: float, hi: float) -> Callable[[str], float]:
-    """An argparse type: a number of seconds in ``lo..hi``."""
+#: The longest wait a ``--timeout``-like option takes (a day), and the longest ``fetch --warmup``.
+MAX_WAIT = 86_400.0
+MAX_WARMUP = 600.0
+
+
+def _seconds(lo: float, hi: float, *, above: bool = False) -> Callable[[str], float]:
+    """An argparse type: a number of seconds in ``lo..hi`` (``above``: more than ``lo``)."""
 
     def parse(text: str) -> float:
         try:
             x = float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-        if not lo <= x <= hi:  # also NaN
-            raise argparse.ArgumentTypeError(f"{text} is out of range ({lo:g}..{hi:g} seconds)")
+        if not (lo < x <= hi if above else lo <= x <= hi):  # also NaN
+            what = f"more than {lo:g} and at most {hi:g} seconds" if above else f"{lo:g}..{hi:g} seconds"
+            raise argparse.ArgumentTypeError(f"{text} is out of range ({what})")
         return x
 
     return parse
@@ -636,8 +667,6 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     from .sync.range import RangeFetcher
 
     start, end = _parse_range(args.range)
-    if not args.stall_timeout > 0:
-        raise UserError(f"--stall-timeout must be more than 0 seconds, got {args.stall_timeout}")
     spec = _load_spec(args)
     anchors = _anchors(args, spec)
     boot = _bootnodes(args)
@@ -912,7 +941,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("probe", help="connect to one peer and print what it says about itself")
     p.add_argument("enode", help="enode://<pubkey>@<host>:<port>")
-    p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for each step (default 10)")
+    p.add_argument(
+        "--timeout",
+        type=_seconds(0.0, MAX_WAIT, above=True),
+        default=10.0,
+        help="seconds to wait for each step (default 10)",
+    )
     _add_network_args(p)
     p.set_defaults(func=cmd_probe)
 
@@ -1003,12 +1037,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("fetch", help="fetch a block range from peers, verified, into a store (resumable)")
     p.add_argument("range", metavar="START..END", help="inclusive block range, e.g. 0..16383")
     p.add_argument(
-        "--warmup", type=float, default=2.0, help="seconds to let more peers join before starting (default 2)"
+        "--warmup",
+        type=_seconds(0.0, MAX_WARMUP),
+        default=2.0,
+        help=f"seconds to let more peers join before starting (default 2, at most {MAX_WARMUP:g})",
     )
     p.add_argument("--metrics", metavar="HOST:PORT", help="serve Prometheus metrics at http://HOST:PORT/metrics")
     p.add_argument(
         "--stall-timeout",
-        type=float,
+        type=_seconds(0.0, MAX_WAIT, above=True),
         default=30.0,
         metavar="SECONDS",
         help="give up on (report missing) blocks no peer serves once none has for this long, "
@@ -1072,14 +1109,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_head)
 
     p = sub.add_parser("peers", help="show the peer network's pool and stats, live")
-    p.add_argument("--interval", type=float, default=5.0, help="seconds between updates (default 5)")
-    p.add_argument("--rounds", type=int, default=None, help="stop after this many updates (default: run until Ctrl-C)")
+    p.add_argument(
+        "--interval", type=_seconds(0.0, MAX_WAIT, above=True), default=5.0, help="seconds between updates (default 5)"
+    )
+    p.add_argument(
+        "--rounds", type=_int_at_least(1), default=None, help="stop after this many updates (default: run until Ctrl-C)"
+    )
     _peer_network_args(p)
     p.set_defaults(func=cmd_peers)
 
     p = sub.add_parser("demo", help="serve real mainnet blocks 0-16,383 from local nodes and fetch them back")
     p.add_argument("--workdir", default="ethp2p-demo", help="where the stores and logs go (default ./ethp2p-demo)")
-    p.add_argument("--servers", type=int, default=3, help="serving processes to start (default 3)")
+    p.add_argument(
+        "--servers", type=_int_at_least(1, 16), default=3, help="serving processes to start (default 3, at most 16)"
+    )
     p.add_argument("--era1", metavar="DIR", help="directory of .era1 files (default: the repository's copy)")
     p.set_defaults(func=cmd_demo)
     return parser

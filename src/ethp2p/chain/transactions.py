@@ -126,6 +126,8 @@ def decode_transaction(encoding: bytes | memoryview, *, recover_sender: bool = T
         chain_id: int | None
         if v in (27, 28):
             chain_id, parity, tail = None, v - 27, b""
+        elif v < 35:  # (found by tests/fuzz: a negative chain id reached the RLP encoder)
+            raise TransactionError(f"legacy transaction with v={v}: neither 27/28 nor chain_id * 2 + 35/36")
         else:
             chain_id, parity = (v - 35) // 2, (v - 35) % 2
             tail = rlp.encode(chain_id) + b"\x80\x80"

@@ -11,13 +11,10 @@ from ..faults import FaultKind, report
 from ..peers.eth_peer import PeerError
 from ..peers.pool import NetworkPeer, PeerPool, fetch_best_header
 from ..trust.agreement import Answer, agree, spread_over_networks
-from ..trust.anchors import Anchors
+from ..trust.anchors import MAX_AGREEMENT_PEERS, Anchors
 from ..trust.proof import Proof
 from .requests import request_headers_batch
 from .types import FetchPeer, InvalidResponse
-
-#: Most peers asked to agree on the head.
-MAX_AGREEMENT_PEERS = 16
 
 _rotation = itertools.count()
 

@@ -33,6 +33,9 @@ from ..trust.proof import Proof
 
 SCHEMA_VERSION = 3
 
+#: The tables of a schema-3 store.
+_TABLES = frozenset({"meta", "headers", "bodies", "receipts", "canonical"})
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
@@ -161,10 +164,22 @@ class BlockStore:
             if readonly:
                 try:
                     row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-                except sqlite3.DatabaseError:
+                except sqlite3.OperationalError:  # no meta table (a damaged file is the outer error)
                     row = None
                 if row is None:
                     raise StoreError(f"{self.path} is not an ethp2p block store")
+                version = _schema_number(row[0], self.path)
+                if version != SCHEMA_VERSION:  # an older one is migrated by opening it for writing
+                    raise StoreError(
+                        f"store {self.path} has schema {version}, this ethp2p reads {SCHEMA_VERSION}"
+                        + (
+                            " (open it once for writing, e.g. 'ethp2p verify', to migrate it)"
+                            if 0 < version < SCHEMA_VERSION
+                            else ""
+                        )
+                    )
+                self._check_tables()
+                self._check_genesis_value()
             if not readonly:
                 # Only takes effect on a new file. Bodies and receipt lists run to hundreds of KB:
                 # in 32 KB pages a block is written with ~60% less CPU than in 4 KB pages and read
@@ -174,10 +189,38 @@ class BlockStore:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
             if not readonly:
+                self._check_current()
                 self._db.executescript(_SCHEMA)
                 self._check_meta(genesis_hash)
         except sqlite3.DatabaseError as e:
             raise StoreError(f"cannot open store {self.path}: {e}") from None
+
+    def _tables(self) -> set[str]:
+        """The tables the file holds now."""
+        return {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+
+    def _check_tables(self) -> None:
+        """A current-schema store holds every table: one dropped is damage (re-creating it empty
+        would make its blocks vanish without a word)."""
+        missing = sorted(_TABLES - self._tables())
+        if missing:
+            raise StoreError(f"store {self.path} is damaged: table(s) {', '.join(missing)} missing")
+
+    def _check_genesis_value(self) -> None:
+        row = self._db.execute("SELECT value FROM meta WHERE key='genesis'").fetchone()
+        if row is not None and (not isinstance(row[0], bytes) or len(row[0]) != 32):
+            raise StoreError(f"store {self.path} is damaged: its genesis hash {row[0]!r} is not 32 bytes")
+
+    def _check_current(self) -> None:
+        """Before a writing open creates what is missing: a store of this schema must lack nothing."""
+        tables = self._tables()
+        if "meta" not in tables:  # a new file (or one only a peer cache wrote to), unless it holds blocks
+            if tables & _TABLES:  # (a new store's meta is created first, so this is damage, not a crash)
+                raise StoreError(f"store {self.path} is damaged: table(s) meta missing")
+            return
+        row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        if row is not None and _schema_number(row[0], self.path) == SCHEMA_VERSION:
+            self._check_tables()
 
     def _check_meta(self, genesis_hash: bytes | None) -> None:
         row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
@@ -186,6 +229,7 @@ class BlockStore:
             version = SCHEMA_VERSION
         else:
             version = _schema_number(row[0], self.path)
+        self._check_genesis_value()
         if version == 1:
             self._db.executescript("BEGIN IMMEDIATE;" + _MIGRATE_1_TO_2 + "COMMIT;")
             version = 2

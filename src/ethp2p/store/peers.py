@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .blocks import StoreError
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS peers (
     peer_id          BLOB PRIMARY KEY,
@@ -81,9 +83,12 @@ class PeerCache:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
+        try:
+            self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as e:  # not a database, a damaged one, a directory
+            raise StoreError(f"cannot open the peer cache in {self.path}: {e}") from None
         self._pending: dict[bytes, StoredPeer] = {}
         self._lock = threading.Lock()
 

@@ -39,7 +39,7 @@ from ..fetch.types import FetchPeer, InvalidResponse
 from ..peers.eth_peer import PeerError
 from ..trust.accumulator import epoch_records
 from ..trust.agreement import Answer, agree, networks_among, spread_over_networks
-from ..trust.anchors import Anchors
+from ..trust.anchors import MAX_AGREEMENT_PEERS, Anchors
 from ..trust.proof import Proof
 from .schedule import serving_top
 
@@ -53,8 +53,6 @@ MAX_PARALLEL_CHUNKS = 8
 MAX_PREREQUISITE_EPOCHS = 2
 #: Seconds to wait for a peer when the live ones only don't reach the headers wanted (their heads are lower).
 NONE_SERVES_WAIT = 2.0
-#: Most peers asked for the block a peer-agreement anchor sits on.
-MAX_AGREEMENT_PEERS = 16
 #: Most heights tried for peer agreement (the range's end, then the highest heads peers report).
 MAX_AGREEMENT_HEIGHTS = 4
 

@@ -59,6 +59,11 @@ def parse_checkpoint(text: str) -> Checkpoint:
     return Checkpoint(number, bytes.fromhex(m.group(2)), USER)
 
 
+#: Most peers ever asked to agree on one block (the head, or the block a peer-agreement anchor
+#: sits on): a rule that needs more can never be met.
+MAX_AGREEMENT_PEERS = 16
+
+
 @dataclass(frozen=True)
 class AgreementRule:
     """When a hash served by peers counts as proven (weaker than a checkpoint).
@@ -76,6 +81,11 @@ class AgreementRule:
     def __post_init__(self) -> None:
         if self.min_peers < 1:
             raise AnchorError("peer agreement needs at least 1 peer")
+        if self.min_peers > MAX_AGREEMENT_PEERS:
+            raise AnchorError(
+                f"peer agreement of {self.min_peers} peers can never be met: "
+                f"at most {MAX_AGREEMENT_PEERS} peers are asked to agree"
+            )
         if not 0 <= self.ipv4_prefix <= 32 or not 0 <= self.ipv6_prefix <= 128:
             raise AnchorError("network prefixes must be 0-32 bits (IPv4) and 0-128 bits (IPv6)")
 
