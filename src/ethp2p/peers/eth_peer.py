@@ -295,14 +295,17 @@ class EthPeer:
         handshake_timeout: float = STATUS_TIMEOUT,
         misconduct: Misconduct | None = None,
         answer_delay: float = 0.0,
+        local_host: str | None = None,
     ) -> EthPeer:
-        """Dial ``enode``, run RLPx + Hello + Status, and start the session (``answer_delay``: see
-        :class:`EthPeer`)."""
+        """Dial ``enode`` (from the source address ``local_host`` if given), run RLPx + Hello + Status,
+        and start the session (``answer_delay``: see :class:`EthPeer`)."""
         node = Enode.parse(enode) if isinstance(enode, str) else enode
         if node.host is None or not node.tcp_port:
             raise TransportError(f"enode has no address: {node.url()}")
         local = cls.local_identity(key or PrivateKey.generate(), versions)
-        conn = await P2PStream.dial(node.host, node.tcp_port, local, node.pubkey, timeout=handshake_timeout)
+        conn = await P2PStream.dial(
+            node.host, node.tcp_port, local, node.pubkey, timeout=handshake_timeout, local_host=local_host
+        )
         return await cls._start(conn, spec, head, handler, request_timeout, handshake_timeout, misconduct, answer_delay)
 
     @classmethod

@@ -66,11 +66,14 @@ class P2PStream:
         remote_pubkey: bytes,
         *,
         timeout: float = HANDSHAKE_TIMEOUT,
+        local_host: str | None = None,
     ) -> P2PStream:
-        """Connect, authenticate and exchange Hello, all within ``timeout`` seconds."""
+        """Connect, authenticate and exchange Hello, all within ``timeout`` seconds (from ``local_host``
+        when given: the source address to bind, e.g. another loopback address in tests)."""
+        local_addr = (local_host, 0) if local_host is not None else None
         try:
             async with asyncio.timeout(timeout):
-                reader, writer = await asyncio.open_connection(host, port, limit=READ_SIZE)
+                reader, writer = await asyncio.open_connection(host, port, limit=READ_SIZE, local_addr=local_addr)
                 conn = cls(reader, writer, P2PConnection(local, remote_pubkey=remote_pubkey))
                 try:
                     await conn._complete_hello()
