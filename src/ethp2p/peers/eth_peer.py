@@ -346,6 +346,26 @@ class EthPeer:
         misconduct: Misconduct | None,
         answer_delay: float = 0.0,
     ) -> EthPeer:
+        try:
+            return await cls._start_session(
+                conn, spec, head, handler, request_timeout, handshake_timeout, misconduct, answer_delay
+            )
+        except BaseException:
+            conn.abort()  # every way the Status exchange fails (or is cancelled) closes the socket
+            raise
+
+    @classmethod
+    async def _start_session(
+        cls,
+        conn: P2PStream,
+        spec: ChainSpec,
+        head: ChainHead | None,
+        handler: RequestHandler | None,
+        request_timeout: float,
+        handshake_timeout: float,
+        misconduct: Misconduct | None,
+        answer_delay: float,
+    ) -> EthPeer:
         eth = next((p for p in conn.protocols if p.name == "eth"), None)
         if eth is None:
             await conn.disconnect(DisconnectReason.USELESS_PEER, "no shared eth version")
@@ -537,6 +557,7 @@ class EthPeer:
             return
         self.closed_event = event
         self._closed.set()
+        self.conn.close_transport()  # however the session ended, its socket goes with it
         self.core.connection_lost()
         if self._timer is not None:
             self._timer.cancel()

@@ -26,6 +26,8 @@ from ..p2p.messages import Hello
 READ_SIZE = 256 * 1024
 #: Default bound on TCP connect + RLPx handshake + Hello.
 HANDSHAKE_TIMEOUT = 10.0
+#: How long a closed connection may take to flush what is queued for the peer before it is dropped.
+CLOSE_GRACE = 2.0
 
 
 class TransportError(Exception):
@@ -165,7 +167,9 @@ class P2PStream:
         """The next protocol event, reading from the socket as needed.
 
         Raises :class:`ConnectionLost` when the stream ends without a Disconnect.
-        A :class:`ConnectionClosed` event is returned once; after it, this raises.
+        A :class:`ConnectionClosed` event is returned once; after it, this raises. Whenever the
+        connection ends here (the peer's Disconnect, its EOF, a breach we answered with a
+        Disconnect), the socket is closed at once: nothing is left in CLOSE-WAIT.
         """
         while not self._pending:
             if self.core.closed:
@@ -178,9 +182,12 @@ class P2PStream:
             else:
                 err = "peer closed the TCP stream"
             if not data:
+                self.close_transport()
                 return self.core.connection_lost(err)
             self._pending.extend(self.core.receive_data(data))
             await self.flush()
+            if self.core.closed:
+                self.close_transport()
         return self._pending.popleft()
 
     async def send_message(self, protocol: str, code: int, payload: bytes) -> None:
@@ -200,11 +207,23 @@ class P2PStream:
         return event
 
     async def close_quietly(self) -> None:
-        """Close the stream, ignoring errors (after a bounded wait)."""
+        """Close the stream, ignoring errors; a peer that does not take what is queued within
+        :data:`CLOSE_GRACE` seconds is dropped."""
         with contextlib.suppress(Exception):
             self.writer.close()
-            async with asyncio.timeout(2):
+            async with asyncio.timeout(CLOSE_GRACE):
                 await self.writer.wait_closed()
+        self.abort()  # a no-op once closed; otherwise the flush took too long
+
+    def close_transport(self) -> None:
+        """Close the socket without waiting: what is queued gets :data:`CLOSE_GRACE` seconds to go out."""
+        transport = self.writer.transport
+        with contextlib.suppress(Exception):
+            if transport.is_closing():
+                return
+            transport.close()
+            if transport.get_write_buffer_size():
+                asyncio.get_running_loop().call_later(CLOSE_GRACE, transport.abort)
 
     def abort(self) -> None:
         """Drop the TCP connection at once."""
