@@ -18,6 +18,7 @@ from ..p2p.connection import (
     HelloReceived,
     LocalIdentity,
     P2PConnection,
+    State,
 )
 from ..p2p.disconnect import DisconnectReason
 from ..p2p.messages import Hello
@@ -26,6 +27,8 @@ from ..p2p.messages import Hello
 READ_SIZE = 256 * 1024
 #: Default bound on TCP connect + RLPx handshake + Hello.
 HANDSHAKE_TIMEOUT = 10.0
+#: Default bound on an inbound peer's auth message arriving in full (a slowloris holds a slot no longer).
+AUTH_TIMEOUT = 3.0
 #: How long a closed connection may take to flush what is queued for the peer before it is dropped.
 CLOSE_GRACE = 2.0
 
@@ -96,11 +99,21 @@ class P2PStream:
         local: LocalIdentity,
         *,
         timeout: float = HANDSHAKE_TIMEOUT,
+        auth_timeout: float = AUTH_TIMEOUT,
     ) -> P2PStream:
-        """Run the recipient side of the handshake and Hello on an accepted stream."""
+        """Run the recipient side of the handshake and Hello on an accepted stream: the auth message
+        must arrive whole within ``auth_timeout`` seconds, the rest within ``timeout`` in all."""
         conn = cls(reader, writer, P2PConnection(local))
         try:
             async with asyncio.timeout(timeout):
+                try:
+                    async with asyncio.timeout(min(auth_timeout, timeout)):
+                        await conn._read_auth()
+                except TimeoutError:
+                    conn.abort()
+                    raise HandshakeTimeout(
+                        f"inbound peer {conn.remote_address} sent no whole auth message in {auth_timeout:g}s"
+                    ) from None
                 await conn._complete_hello()
         except TimeoutError:
             conn.abort()
@@ -111,6 +124,18 @@ class P2PStream:
             conn.abort()
             raise
         return conn
+
+    async def _read_auth(self) -> None:
+        """Read until the RLPx handshake is done or the connection ends (events are kept for later)."""
+        while self.core.state is State.HANDSHAKE and not self._pending:
+            try:
+                data = await self.reader.read(READ_SIZE)
+            except (ConnectionError, OSError):
+                data = b""
+            if not data:
+                return  # _complete_hello reads the EOF again and reports it
+            self._pending.extend(self.core.receive_data(data))
+            await self.flush()
 
     async def _complete_hello(self) -> None:
         await self.flush()
