@@ -76,13 +76,13 @@ async def _wrong_chain(url: str) -> None:
 
 async def test_no_close_wait_after_peers_end_their_sessions(server: ServerProcess) -> None:
     url, pid, port = server.enode, server.proc.pid, _port(server.enode)
+    at_once = asyncio.Semaphore(6)
+
+    async def limited(f) -> None:
+        async with at_once:
+            await f(url)
+
     for _ in range(2):  # two rounds: the sockets of the first are gone before the second starts
-        at_once = asyncio.Semaphore(6)
-
-        async def limited(f) -> None:
-            async with at_once:
-                await f(url)
-
         await asyncio.gather(
             *(limited(f) for f in (_disconnect, _tcp_close, _half_auth, _after_rlpx, _wrong_chain) for _ in range(EACH))
         )
