@@ -8,6 +8,7 @@ import os
 from ethp2p import rlp
 from ethp2p.crypto.keys import PrivateKey
 from ethp2p.p2p.connection import (
+    MAX_FIRST_FRAME_SIZE,
     ConnectionClosed,
     HandshakeComplete,
     HelloReceived,
@@ -20,6 +21,8 @@ from ethp2p.p2p.connection import (
 )
 from ethp2p.p2p.disconnect import DisconnectReason
 from ethp2p.p2p.messages import Capability
+from ethp2p.rlpx.frame import FrameCodec
+from ethp2p.rlpx.handshake import Initiator
 
 
 def _count(name: str, version: int) -> int:
@@ -115,6 +118,27 @@ def test_snappy_bomb_is_refused() -> None:
     _, eb = _pump(a, b)
     closed = [e for e in eb if isinstance(e, ConnectionClosed)]
     assert closed and "cap" in (closed[0].error or "")
+
+
+def test_a_first_frame_larger_than_hello_may_be_is_refused_from_its_header() -> None:
+    """Before Hello, a frame announcing more than a Hello can be (MAX_FIRST_FRAME_SIZE) ends the
+    connection as soon as its header arrives: its body is never buffered. After Hello, frames up to
+    the general cap pass."""
+    ida, idb = _identity([("eth", 69)]), _identity([("eth", 69)])
+    init = Initiator(ida.key, idb.key.public_key)
+    b = P2PConnection(idb)
+    b.receive_data(init.auth_message())
+    secrets = init.feed(b.data_to_send())  # the ack (and b's Hello, left unread)
+    assert secrets is not None
+    big = FrameCodec(secrets).encode_message(0x10, bytes(MAX_FIRST_FRAME_SIZE))  # our first frame
+    events = b.receive_data(big[:32])
+    assert len(events) == 1 and isinstance(events[0], ConnectionClosed)
+    assert events[0].reason == DisconnectReason.BREACH_OF_PROTOCOL and "first frame" in (events[0].error or "")
+    # A session past Hello takes a frame of that size.
+    a, b, _, _ = _connected()
+    a.send_message("eth", 3, os.urandom(MAX_FIRST_FRAME_SIZE * 2))
+    _, eb = _pump(a, b)
+    assert [len(e.payload) for e in eb if isinstance(e, MessageReceived)] == [MAX_FIRST_FRAME_SIZE * 2]
 
 
 def test_hello_with_wrong_node_id_is_unexpected_identity() -> None:

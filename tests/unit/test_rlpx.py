@@ -287,8 +287,13 @@ def test_frame_fake_hash_vector_both_ways() -> None:
     assert [(c, bytes(p)) for c, p in got] == [(v["msg_code"], bytes.fromhex(v["msg_payload_rlp"]))]
 
 
-def _pair() -> tuple[FrameCodec, FrameCodec]:
-    """Two codecs wired together by a real in-memory handshake."""
+def _pair(**receiver_options: int) -> tuple[FrameCodec, FrameCodec]:
+    """Two codecs wired together by a real in-memory handshake (options for the second one)."""
+    a_secrets, b_secrets = _secrets_pair()
+    return FrameCodec(a_secrets), FrameCodec(b_secrets, **receiver_options)
+
+
+def _secrets_pair() -> tuple[Secrets, Secrets]:
     a_key, b_key = PrivateKey.generate(), PrivateKey.generate()
     init = Initiator(a_key, b_key.public_key)
     rec = Recipient(b_key)
@@ -299,7 +304,7 @@ def _pair() -> tuple[FrameCodec, FrameCodec]:
     assert a_secrets is not None
     assert b_secrets.remote_pubkey == a_key.public_key
     assert a_secrets.remote_pubkey == b_key.public_key
-    return FrameCodec(a_secrets), FrameCodec(b_secrets)
+    return a_secrets, b_secrets
 
 
 def test_handshake_round_trip_and_frames_both_directions() -> None:
@@ -366,6 +371,19 @@ def test_oversized_frame_is_rejected_before_buffering_it() -> None:
         b.feed(frame[:32])
 
 
+def test_first_frame_has_its_own_bound_checked_from_its_header() -> None:
+    """The first frame is refused from its 32-byte header when it announces more than its own bound
+    (before any of its body is kept); later frames have the general bound."""
+    a, b = _pair(max_first_frame_size=1024)
+    with pytest.raises(FrameError, match="first frame of 2001 bytes exceeds the 1024-byte limit"):
+        b.feed(a.encode_message(1, b"x" * 2000)[:32])
+    a, b = _pair(max_first_frame_size=1024)
+    wire = a.encode_message(0, b"h" * 1000) + a.encode_message(0x10, b"y" * 5000)
+    assert [(c, len(p)) for c, p in b.feed(wire)] == [(0, 1000), (0x10, 5000)]
+    with pytest.raises(ValueError):
+        FrameCodec(_secrets_pair()[1], max_first_frame_size=0)
+
+
 def test_encode_refuses_frames_above_limit() -> None:
     a, _ = _pair()
     a.max_frame_size = 100
@@ -392,6 +410,16 @@ def test_handshake_rejects_auth_for_another_node() -> None:
     init = Initiator(PrivateKey.generate(), PrivateKey.generate().public_key)
     with pytest.raises(HandshakeError, match="decrypt"):
         Recipient(PrivateKey.generate()).feed(init.auth_message())
+
+
+def test_handshake_rejects_an_oversized_size_prefix_before_its_body() -> None:
+    """An EIP-8 auth larger than 2 KiB is refused from its 2-byte size prefix (nothing of it kept)."""
+    rec = Recipient(PrivateKey.generate())
+    with pytest.raises(HandshakeError, match="65535 exceeds 2048"):
+        rec.feed(b"\xff\xff")
+    init = Initiator(PrivateKey.generate(), PrivateKey.generate().public_key)
+    with pytest.raises(HandshakeError, match="exceeds 2048"):
+        init.feed(b"\x08\x01")
 
 
 def test_truncated_auth_waits() -> None:

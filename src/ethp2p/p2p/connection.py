@@ -28,6 +28,7 @@ from .messages import (
     BASE_PROTOCOL_LENGTH,
     DISCONNECT,
     HELLO,
+    MAX_HELLO_SIZE,
     P2P_VERSION,
     PING,
     PING_PAYLOAD,
@@ -44,6 +45,9 @@ from .messages import (
 
 #: Hard cap on any decoded message (payload after decompression).
 MAX_MESSAGE_SIZE = 16 * 1024 * 1024
+#: Cap on a connection's first frame: it can only be Hello (never compressed; its 1-byte message id
+#: and at most MAX_HELLO_SIZE bytes) or a Disconnect, and is refused from its header alone if larger.
+MAX_FIRST_FRAME_SIZE = 1 + MAX_HELLO_SIZE
 
 
 class State(enum.Enum):
@@ -270,7 +274,7 @@ class P2PConnection:
         if secrets is None:
             return b""
         self.remote_pubkey = secrets.remote_pubkey.to_bytes()
-        self._codec = FrameCodec(secrets)
+        self._codec = FrameCodec(secrets, max_first_frame_size=MAX_FIRST_FRAME_SIZE)
         self.state = State.AWAIT_HELLO
         events.append(HandshakeComplete(self.remote_pubkey))
         self._send_frame(HELLO, encode_hello(self._make_hello()), compressed=False)

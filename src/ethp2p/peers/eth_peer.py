@@ -314,14 +314,18 @@ class EthPeer:
         answer_delay: float = 0.0,
         answer_gate: AnswerGate | None = None,
         client_id: str = CLIENT_ID,
+        local_host: str | None = None,
     ) -> EthPeer:
-        """Dial ``enode``, run RLPx + Hello (saying ``client_id``) + Status, and start the session
-        (``answer_delay``, ``answer_gate``: see :class:`EthPeer`)."""
+        """Dial ``enode`` (from the source address ``local_host`` if given), run RLPx + Hello (saying
+        ``client_id``) + Status, and start the session (``answer_delay``, ``answer_gate``: see
+        :class:`EthPeer`)."""
         node = Enode.parse(enode) if isinstance(enode, str) else enode
         if node.host is None or not node.tcp_port:
             raise TransportError(f"enode has no address: {node.url()}")
         local = cls.local_identity(key or PrivateKey.generate(), versions, client_id=client_id)
-        conn = await P2PStream.dial(node.host, node.tcp_port, local, node.pubkey, timeout=handshake_timeout)
+        conn = await P2PStream.dial(
+            node.host, node.tcp_port, local, node.pubkey, timeout=handshake_timeout, local_host=local_host
+        )
         return await cls._start(
             conn, spec, head, handler, request_timeout, handshake_timeout, misconduct, answer_delay, answer_gate
         )
@@ -367,6 +371,27 @@ class EthPeer:
         misconduct: Misconduct | None,
         answer_delay: float = 0.0,
         answer_gate: AnswerGate | None = None,
+    ) -> EthPeer:
+        try:
+            return await cls._start_session(
+                conn, spec, head, handler, request_timeout, handshake_timeout, misconduct, answer_delay, answer_gate
+            )
+        except BaseException:
+            conn.abort()  # every way the Status exchange fails (or is cancelled) closes the socket
+            raise
+
+    @classmethod
+    async def _start_session(
+        cls,
+        conn: P2PStream,
+        spec: ChainSpec,
+        head: ChainHead | None,
+        handler: RequestHandler | None,
+        request_timeout: float,
+        handshake_timeout: float,
+        misconduct: Misconduct | None,
+        answer_delay: float,
+        answer_gate: AnswerGate | None,
     ) -> EthPeer:
         eth = next((p for p in conn.protocols if p.name == "eth"), None)
         if eth is None:
@@ -571,6 +596,7 @@ class EthPeer:
             return
         self.closed_event = event
         self._closed.set()
+        self.conn.close_transport()  # however the session ended, its socket goes with it
         self.core.connection_lost()
         if self._timer is not None:
             self._timer.cancel()

@@ -4,12 +4,16 @@ Both the :class:`~ethp2p.peers.network.PeerNetwork` (with ``listen``) and the se
 node (:class:`ethp2p.serve.server.HistoryServer`) accept peers through it. For each
 connection it applies the same rules, in this order:
 
-1. every handshake slot taken (:func:`~ethp2p.peers.limits.inbound_handshake_slots`):
-   the connection is closed unanswered (:class:`InboundDropped`);
+1. the :class:`~ethp2p.peers.admission.InboundGate` refuses it (every handshake slot taken, the
+   address throttled or holding its share of pending handshakes): the connection is closed
+   unanswered, before any task is spawned for it (:class:`InboundDropped`, with the reason);
 2. the owner's sessions are full: the handshake is completed only to tell the peer
    ``TOO_MANY_PEERS`` (:class:`InboundRefused`);
-3. otherwise the owner runs the handshake and Status exchange; a failure closes the
-   stream (:class:`InboundFailed`), a success hands the peer to the owner.
+3. otherwise the owner runs the handshake and Status exchange (the auth message must arrive
+   whole within the stream's auth deadline); a failure closes the stream (:class:`InboundFailed`);
+   a success whose address already has its share of sessions is told ``TOO_MANY_PEERS``
+   (:class:`InboundRefused`), any other is handed to the owner and holds a session slot of its
+   address until it ends.
 
 What to count and what to do with an admitted peer is the owner's (:class:`InboundOwner`).
 """
@@ -18,14 +22,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..p2p.connection import LocalIdentity
+from ..p2p.disconnect import DisconnectReason
 from ..transport.stream import TransportError
+from .admission import InboundGate, InboundLimits, PendingSlot, Refusal
 from .eth_peer import EthPeer, PeerError, refuse_inbound
-from .limits import inbound_handshake_slots
 
 #: asyncio stream buffer per inbound connection (bounds what one peer can make us hold).
 STREAM_LIMIT = 256 * 1024
@@ -33,15 +39,18 @@ STREAM_LIMIT = 256 * 1024
 
 @dataclass(frozen=True, slots=True)
 class InboundDropped:
-    """Every handshake slot was taken: the connection was closed without a word."""
+    """The gate refused the connection (``reason``): it was closed without a word."""
+
+    reason: Refusal = Refusal.PENDING_FULL
 
 
 @dataclass(frozen=True, slots=True)
 class InboundRefused:
-    """The sessions were full. ``told``: the peer completed the handshake and was sent
-    ``TOO_MANY_PEERS``; False: the handshake itself failed first."""
+    """The sessions were full (``per_address``: those of the peer's address). ``told``: the peer
+    completed the handshake and was sent ``TOO_MANY_PEERS``; False: the handshake itself failed first."""
 
     told: bool
+    per_address: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,13 +101,14 @@ class InboundListener:
         max_inbound: int,
         handshake_timeout: float,
         spawn: Callable[[Coroutine[Any, Any, None]], object],
+        limits: InboundLimits | None = None,
     ) -> None:
         self.owner = owner
         self.max_inbound = max_inbound
         self.handshake_timeout = handshake_timeout
         self._spawn = spawn
-        #: Inbound handshakes running now.
-        self.handshakes = 0
+        #: Per-address bounds and the connect throttle (defaults from ``max_inbound``).
+        self.gate = InboundGate(limits or InboundLimits.for_inbound(max_inbound))
         self.port = 0
         self._server: asyncio.base_events.Server | None = None
 
@@ -124,19 +134,25 @@ class InboundListener:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), timeout)
 
-    async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._spawn(self.handle(reader, writer))
+    @property
+    def handshakes(self) -> int:
+        """Inbound handshakes running now."""
+        return self.gate.pending
 
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """Apply the inbound rules to one accepted stream."""
-        owner = self.owner
-        if self.handshakes >= inbound_handshake_slots(self.max_inbound):
-            # Too many half-open connections: drop without spending a handshake on it.
-            owner.on_inbound_event(InboundDropped())
+    def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # A plain function, so asyncio spawns no task for a connection the gate refuses.
+        peer = writer.get_extra_info("peername")
+        slot = self.gate.admit(str(peer[0]) if peer else "", time.monotonic())
+        if isinstance(slot, Refusal):
+            self.owner.on_inbound_event(InboundDropped(slot))
             writer.transport.abort()
             return
+        self._spawn(self.handle(reader, writer, slot))
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, slot: PendingSlot) -> None:
+        """Apply the inbound rules to one accepted stream holding ``slot`` (released on every path)."""
+        owner = self.owner
         full = owner.inbound_full()
-        self.handshakes += 1
         try:
             if full:
                 told = await refuse_inbound(reader, writer, owner.local_identity(), timeout=self.handshake_timeout)
@@ -153,9 +169,18 @@ class InboundListener:
                 with contextlib.suppress(Exception):
                     writer.transport.abort()
                 raise
+            session = slot.promote()
         finally:
-            self.handshakes -= 1
-        await owner.on_inbound_peer(peer)
+            slot.release()
+        if session is None:
+            owner.on_inbound_event(InboundRefused(told=True, per_address=True))
+            await peer.disconnect(DisconnectReason.TOO_MANY_PEERS)
+            return
+        try:
+            await owner.on_inbound_peer(peer)
+            await peer.wait_closed()
+        finally:
+            session.release()
 
 
 __all__ = [

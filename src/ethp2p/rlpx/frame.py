@@ -67,17 +67,29 @@ class FrameCodec:
     ``feed`` buffers partial input and returns every complete ``(msg_id, payload)`` pair.
     Any authentication or format failure raises :class:`FrameError`; the codec is then
     unusable (the stream position is lost), and the connection must be dropped.
+
+    ``max_first_frame_size`` bounds the first incoming frame alone (a connection's first frame can
+    only be Hello, or a Disconnect): its header's size is checked before any of its body is kept,
+    so a peer cannot make us buffer a 16 MiB frame before it has even said who it is.
     """
 
-    def __init__(self, secrets: Secrets, *, max_frame_size: int = MAX_FRAME_SIZE) -> None:
+    def __init__(
+        self, secrets: Secrets, *, max_frame_size: int = MAX_FRAME_SIZE, max_first_frame_size: int | None = None
+    ) -> None:
         if not 0 < max_frame_size <= MAX_FRAME_SIZE:
             raise ValueError(f"max_frame_size must be in 1..{MAX_FRAME_SIZE}")
+        if max_first_frame_size is not None and not 0 < max_first_frame_size <= max_frame_size:
+            raise ValueError(f"max_first_frame_size must be in 1..{max_frame_size}")
         aes = algorithms.AES(secrets.aes_secret)
         self._enc = Cipher(aes, modes.CTR(_ZERO_IV)).encryptor()
         self._dec = Cipher(algorithms.AES(secrets.aes_secret), modes.CTR(_ZERO_IV)).decryptor()
         self._egress = _MacHelper(secrets.egress_mac, secrets.mac_secret)
         self._ingress = _MacHelper(secrets.ingress_mac, secrets.mac_secret)
         self.max_frame_size = max_frame_size
+        #: The first frame's own bound (None: the same as every frame's).
+        self.max_first_frame_size = max_first_frame_size
+        #: Incoming frames whose header has been read.
+        self.frames_read = 0
         self._buf = bytearray()
         self._frame_size: int | None = None  # size of the frame whose header we have read
         self._broken = False
@@ -139,8 +151,13 @@ class FrameCodec:
             size = int.from_bytes(header[:3], "big")
             if size == 0:
                 raise FrameError("empty frame")
-            if size > self.max_frame_size:
-                raise FrameError(f"frame of {size} bytes exceeds the {self.max_frame_size}-byte limit")
+            limit = self.max_frame_size
+            if self.frames_read == 0 and self.max_first_frame_size is not None:
+                limit = min(limit, self.max_first_frame_size)
+            if size > limit:
+                which = "first frame" if self.frames_read == 0 else "frame"
+                raise FrameError(f"{which} of {size} bytes exceeds the {limit}-byte limit")
+            self.frames_read += 1
             # header-data (capability-id, context-id) is ignored, as geth does.
             del buf[: HEADER_SIZE + MAC_SIZE]
             self._frame_size = size

@@ -25,6 +25,9 @@ LEGACY_AUTH_SIZE = 307
 LEGACY_ACK_SIZE = 210
 #: Smallest possible EIP-8 message body (ECIES overhead plus a minimal RLP list).
 _MIN_EIP8_SIZE = ecies.OVERHEAD + 1
+#: Largest EIP-8 auth or ack we accept (the size prefix, checked before the body is kept). Ours are
+#: under 700 bytes (at most 300 of them padding); geth accepts the same 2 KiB.
+MAX_EIP8_SIZE = 2048
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +164,8 @@ class _Reader:
         size = int.from_bytes(buf[:2], "big")
         if size < _MIN_EIP8_SIZE:
             raise HandshakeError(f"{self.what} size prefix {size} is too small")
+        if size > MAX_EIP8_SIZE:
+            raise HandshakeError(f"{self.what} size prefix {size} exceeds {MAX_EIP8_SIZE}")
         if len(buf) < 2 + size:
             return None
         wire = bytes(buf[: 2 + size])

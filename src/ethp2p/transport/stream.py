@@ -18,6 +18,7 @@ from ..p2p.connection import (
     HelloReceived,
     LocalIdentity,
     P2PConnection,
+    State,
 )
 from ..p2p.disconnect import DisconnectReason
 from ..p2p.messages import Hello
@@ -26,6 +27,10 @@ from ..p2p.messages import Hello
 READ_SIZE = 256 * 1024
 #: Default bound on TCP connect + RLPx handshake + Hello.
 HANDSHAKE_TIMEOUT = 10.0
+#: Default bound on an inbound peer's auth message arriving in full (a slowloris holds a slot no longer).
+AUTH_TIMEOUT = 3.0
+#: How long a closed connection may take to flush what is queued for the peer before it is dropped.
+CLOSE_GRACE = 2.0
 
 
 class TransportError(Exception):
@@ -66,11 +71,14 @@ class P2PStream:
         remote_pubkey: bytes,
         *,
         timeout: float = HANDSHAKE_TIMEOUT,
+        local_host: str | None = None,
     ) -> P2PStream:
-        """Connect, authenticate and exchange Hello, all within ``timeout`` seconds."""
+        """Connect, authenticate and exchange Hello, all within ``timeout`` seconds (from ``local_host``
+        when given: the source address to bind, e.g. another loopback address in tests)."""
+        local_addr = (local_host, 0) if local_host is not None else None
         try:
             async with asyncio.timeout(timeout):
-                reader, writer = await asyncio.open_connection(host, port, limit=READ_SIZE)
+                reader, writer = await asyncio.open_connection(host, port, limit=READ_SIZE, local_addr=local_addr)
                 conn = cls(reader, writer, P2PConnection(local, remote_pubkey=remote_pubkey))
                 try:
                     await conn._complete_hello()
@@ -91,11 +99,21 @@ class P2PStream:
         local: LocalIdentity,
         *,
         timeout: float = HANDSHAKE_TIMEOUT,
+        auth_timeout: float = AUTH_TIMEOUT,
     ) -> P2PStream:
-        """Run the recipient side of the handshake and Hello on an accepted stream."""
+        """Run the recipient side of the handshake and Hello on an accepted stream: the auth message
+        must arrive whole within ``auth_timeout`` seconds, the rest within ``timeout`` in all."""
         conn = cls(reader, writer, P2PConnection(local))
         try:
             async with asyncio.timeout(timeout):
+                try:
+                    async with asyncio.timeout(min(auth_timeout, timeout)):
+                        await conn._read_auth()
+                except TimeoutError:
+                    conn.abort()
+                    raise HandshakeTimeout(
+                        f"inbound peer {conn.remote_address} sent no whole auth message in {auth_timeout:g}s"
+                    ) from None
                 await conn._complete_hello()
         except TimeoutError:
             conn.abort()
@@ -106,6 +124,18 @@ class P2PStream:
             conn.abort()
             raise
         return conn
+
+    async def _read_auth(self) -> None:
+        """Read until the RLPx handshake is done or the connection ends (events are kept for later)."""
+        while self.core.state is State.HANDSHAKE and not self._pending:
+            try:
+                data = await self.reader.read(READ_SIZE)
+            except (ConnectionError, OSError):
+                data = b""
+            if not data:
+                return  # _complete_hello reads the EOF again and reports it
+            self._pending.extend(self.core.receive_data(data))
+            await self.flush()
 
     async def _complete_hello(self) -> None:
         await self.flush()
@@ -162,7 +192,9 @@ class P2PStream:
         """The next protocol event, reading from the socket as needed.
 
         Raises :class:`ConnectionLost` when the stream ends without a Disconnect.
-        A :class:`ConnectionClosed` event is returned once; after it, this raises.
+        A :class:`ConnectionClosed` event is returned once; after it, this raises. Whenever the
+        connection ends here (the peer's Disconnect, its EOF, a breach we answered with a
+        Disconnect), the socket is closed at once: nothing is left in CLOSE-WAIT.
         """
         while not self._pending:
             if self.core.closed:
@@ -175,9 +207,12 @@ class P2PStream:
             else:
                 err = "peer closed the TCP stream"
             if not data:
+                self.close_transport()
                 return self.core.connection_lost(err)
             self._pending.extend(self.core.receive_data(data))
             await self.flush()
+            if self.core.closed:
+                self.close_transport()
         return self._pending.popleft()
 
     async def send_message(self, protocol: str, code: int, payload: bytes) -> None:
@@ -197,11 +232,23 @@ class P2PStream:
         return event
 
     async def close_quietly(self) -> None:
-        """Close the stream, ignoring errors (after a bounded wait)."""
+        """Close the stream, ignoring errors; a peer that does not take what is queued within
+        :data:`CLOSE_GRACE` seconds is dropped."""
         with contextlib.suppress(Exception):
             self.writer.close()
-            async with asyncio.timeout(2):
+            async with asyncio.timeout(CLOSE_GRACE):
                 await self.writer.wait_closed()
+        self.abort()  # a no-op once closed; otherwise the flush took too long
+
+    def close_transport(self) -> None:
+        """Close the socket without waiting: what is queued gets :data:`CLOSE_GRACE` seconds to go out."""
+        transport = self.writer.transport
+        with contextlib.suppress(Exception):
+            if transport.is_closing():
+                return
+            transport.close()
+            if transport.get_write_buffer_size():
+                asyncio.get_running_loop().call_later(CLOSE_GRACE, transport.abort)
 
     def abort(self) -> None:
         """Drop the TCP connection at once."""
