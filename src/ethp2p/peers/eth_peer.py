@@ -373,50 +373,33 @@ class EthPeer:
         answer_gate: AnswerGate | None = None,
     ) -> EthPeer:
         try:
-            return await cls._start_session(
-                conn, spec, head, handler, request_timeout, handshake_timeout, misconduct, answer_delay, answer_gate
+            eth = next((p for p in conn.protocols if p.name == "eth"), None)
+            if eth is None:
+                await conn.disconnect(DisconnectReason.USELESS_PEER, "no shared eth version")
+                raise IncompatiblePeer(
+                    f"peer offers no eth version we speak (it has {', '.join(map(str, conn.hello.capabilities))})"
+                )
+            core = EthSession(
+                spec,
+                eth.version,
+                time.monotonic(),
+                head=head,
+                first_request_id=secrets.randbits(32),
+                request_timeout=request_timeout,
+                status_timeout=handshake_timeout,
+                status_rewrite=misconduct.rewrite_status if misconduct is not None else None,
             )
+            peer = cls(
+                conn, core, handler=handler, misconduct=misconduct, answer_delay=answer_delay, answer_gate=answer_gate
+            )
+            await peer._exchange_status()
+            short = conn.remote_pubkey.hex()[:8]
+            peer._tasks.append(asyncio.create_task(peer._read_loop(), name=f"eth-read-{short}"))
+            peer._arm_timer()
+            return peer
         except BaseException:
             conn.abort()  # every way the Status exchange fails (or is cancelled) closes the socket
             raise
-
-    @classmethod
-    async def _start_session(
-        cls,
-        conn: P2PStream,
-        spec: ChainSpec,
-        head: ChainHead | None,
-        handler: RequestHandler | None,
-        request_timeout: float,
-        handshake_timeout: float,
-        misconduct: Misconduct | None,
-        answer_delay: float,
-        answer_gate: AnswerGate | None,
-    ) -> EthPeer:
-        eth = next((p for p in conn.protocols if p.name == "eth"), None)
-        if eth is None:
-            await conn.disconnect(DisconnectReason.USELESS_PEER, "no shared eth version")
-            raise IncompatiblePeer(
-                f"peer offers no eth version we speak (it has {', '.join(map(str, conn.hello.capabilities))})"
-            )
-        core = EthSession(
-            spec,
-            eth.version,
-            time.monotonic(),
-            head=head,
-            first_request_id=secrets.randbits(32),
-            request_timeout=request_timeout,
-            status_timeout=handshake_timeout,
-            status_rewrite=misconduct.rewrite_status if misconduct is not None else None,
-        )
-        peer = cls(
-            conn, core, handler=handler, misconduct=misconduct, answer_delay=answer_delay, answer_gate=answer_gate
-        )
-        await peer._exchange_status()
-        short = conn.remote_pubkey.hex()[:8]
-        peer._tasks.append(asyncio.create_task(peer._read_loop(), name=f"eth-read-{short}"))
-        peer._arm_timer()
-        return peer
 
     async def _exchange_status(self) -> None:
         """Send our Status and read the peer's, until the core says the exchange is done or failed."""
