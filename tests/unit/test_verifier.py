@@ -192,3 +192,22 @@ def _alive(pid: int) -> bool:
             return f.read().split(") ")[1][0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_a_block_of_refunded_transactions_may_hold_more_receipts_than_gas_used_over_21000() -> None:
+    """Three transactions that each cleared storage before London: 31,000 gas each, half refunded,
+    so 15,500 gas used each and 46,500 in all (2 x 21,000 would allow only two receipts)."""
+    from ethp2p import rlp
+    from ethp2p.chain.header import Header
+    from ethp2p.chain.verify import max_receipts_for
+    from ethp2p.formats.era1 import read_era1
+    from tests.support.stores import ERA1_FILES
+
+    real = next(iter(read_era1(ERA1_FILES[0]).blocks)).header
+    fields = rlp.decode(real)
+    assert isinstance(fields, list)
+    fields[9] = (5_000_000).to_bytes(3, "big")  # gasLimit
+    fields[10] = (46_500).to_bytes(2, "big")  # gasUsed
+    header = Header(rlp.encode(fields))
+    assert header.gas_used == 46_500
+    assert max_receipts_for(header) >= 3

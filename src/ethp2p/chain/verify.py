@@ -137,11 +137,15 @@ def verify_receipts(
 
 #: Every transaction costs at least this much gas, so gas used bounds the receipt count.
 MIN_TX_GAS = 21_000
+#: The least gas one transaction's receipt can account for: 21,000 less the largest refund, half of
+#: it before London (EIP-3529 cut the cap to a fifth), so a block of refund-heavy transactions
+#: (storage cleared, GasToken) can hold more than gas used / 21,000 of them.
+MIN_RECEIPT_GAS = MIN_TX_GAS // 2
 
 
 def max_receipts_for(header: Header) -> int:
-    """Most receipts a block can have: one per 21,000 gas used."""
-    return header.gas_used // MIN_TX_GAS
+    """Most receipts a block can have: one per :data:`MIN_RECEIPT_GAS` (10,500) gas used."""
+    return header.gas_used // MIN_RECEIPT_GAS
 
 
 def check_partial_receipts(list_raw: bytes | memoryview, *, start: int, header: Header, tx_count: int | None) -> int:
