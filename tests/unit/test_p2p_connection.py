@@ -8,7 +8,7 @@ import os
 from ethp2p import rlp
 from ethp2p.crypto.keys import PrivateKey
 from ethp2p.p2p.connection import (
-    MAX_FIRST_FRAME_SIZE,
+    MAX_HANDSHAKE_FRAME_SIZE,
     ConnectionClosed,
     HandshakeComplete,
     HelloReceived,
@@ -121,7 +121,7 @@ def test_snappy_bomb_is_refused() -> None:
 
 
 def test_a_first_frame_larger_than_hello_may_be_is_refused_from_its_header() -> None:
-    """Before Hello, a frame announcing more than a Hello can be (MAX_FIRST_FRAME_SIZE) ends the
+    """Before Hello, a frame announcing more than a Hello can be (MAX_HANDSHAKE_FRAME_SIZE) ends the
     connection as soon as its header arrives: its body is never buffered. After Hello, frames up to
     the general cap pass."""
     ida, idb = _identity([("eth", 69)]), _identity([("eth", 69)])
@@ -130,15 +130,39 @@ def test_a_first_frame_larger_than_hello_may_be_is_refused_from_its_header() -> 
     b.receive_data(init.auth_message())
     secrets = init.feed(b.data_to_send())  # the ack (and b's Hello, left unread)
     assert secrets is not None
-    big = FrameCodec(secrets).encode_message(0x10, bytes(MAX_FIRST_FRAME_SIZE))  # our first frame
+    big = FrameCodec(secrets).encode_message(0x10, bytes(MAX_HANDSHAKE_FRAME_SIZE))  # our first frame
     events = b.receive_data(big[:32])
     assert len(events) == 1 and isinstance(events[0], ConnectionClosed)
     assert events[0].reason == DisconnectReason.BREACH_OF_PROTOCOL and "first frame" in (events[0].error or "")
-    # A session past Hello takes a frame of that size.
+    # A session past Hello and its first subprotocol message (eth's Status) takes a frame of that size.
     a, b, _, _ = _connected()
-    a.send_message("eth", 3, os.urandom(MAX_FIRST_FRAME_SIZE * 2))
+    a.send_message("eth", 0, b"status")
+    a.send_message("eth", 3, os.urandom(MAX_HANDSHAKE_FRAME_SIZE * 2))
     _, eb = _pump(a, b)
-    assert [len(e.payload) for e in eb if isinstance(e, MessageReceived)] == [MAX_FIRST_FRAME_SIZE * 2]
+    assert [len(e.payload) for e in eb if isinstance(e, MessageReceived)] == [6, MAX_HANDSHAKE_FRAME_SIZE * 2]
+
+
+def test_a_large_frame_before_the_first_subprotocol_message_is_refused_from_its_header() -> None:
+    """Past Hello, until the peer's first subprotocol message (eth's Status) only small messages can
+    come: a frame announcing more than MAX_HANDSHAKE_FRAME_SIZE ends the connection as soon as its
+    header arrives, so a peer that has not said what chain it is on cannot make us buffer 16 MiB.
+    Ping, Pong and Disconnect in between do not end the handshake."""
+    a, b, _, _ = _connected()
+    a.send_ping()
+    _pump(a, b)
+    assert b._codec is not None and b._codec.in_handshake  # noqa: SLF001
+    a.send_message("eth", 3, os.urandom(MAX_HANDSHAKE_FRAME_SIZE * 2))
+    events = b.receive_data(a.data_to_send()[:32])
+    closed = [e for e in events if isinstance(e, ConnectionClosed)]
+    assert closed and closed[0].reason == DisconnectReason.BREACH_OF_PROTOCOL
+    assert "handshake frame of" in (closed[0].error or "") and f"{MAX_HANDSHAKE_FRAME_SIZE}-byte limit" in (
+        closed[0].error or ""
+    )
+    # The first subprotocol message itself is bounded too.
+    a, b, _, _ = _connected()
+    a.send_message("eth", 0, os.urandom(MAX_HANDSHAKE_FRAME_SIZE * 2))
+    events = b.receive_data(a.data_to_send()[:32])
+    assert any(isinstance(e, ConnectionClosed) for e in events)
 
 
 def test_hello_with_wrong_node_id_is_unexpected_identity() -> None:

@@ -384,6 +384,21 @@ def test_first_frame_has_its_own_bound_checked_from_its_header() -> None:
         FrameCodec(_secrets_pair()[1], max_first_frame_size=0)
 
 
+def test_handshake_frames_keep_their_bound_until_the_message_id_that_ends_the_handshake() -> None:
+    """With ``handshake_ends_at``, every frame is bounded until one carrying a message id that high has
+    been read (at the p2p layer: the peer's first subprotocol message); the frames after it have the
+    general bound, even when they arrive in the same read."""
+    a, b = _pair(max_first_frame_size=1024, handshake_ends_at=0x10)
+    wire = a.encode_message(0, b"h" * 1000) + a.encode_message(2, b"")
+    assert [c for c, _ in b.feed(wire)] == [0, 2] and b.in_handshake
+    with pytest.raises(FrameError, match="handshake frame of 2001 bytes exceeds the 1024-byte limit"):
+        b.feed(a.encode_message(0x11, b"x" * 2000)[:32])
+    a, b = _pair(max_first_frame_size=1024, handshake_ends_at=0x10)
+    wire = a.encode_message(0, b"h") + a.encode_message(0x10, b"s" * 1000) + a.encode_message(0x13, b"y" * 5000)
+    assert [(c, len(p)) for c, p in b.feed(wire)] == [(0, 1), (0x10, 1000), (0x13, 5000)]
+    assert not b.in_handshake
+
+
 def test_encode_refuses_frames_above_limit() -> None:
     a, _ = _pair()
     a.max_frame_size = 100

@@ -45,9 +45,12 @@ from .messages import (
 
 #: Hard cap on any decoded message (payload after decompression).
 MAX_MESSAGE_SIZE = 16 * 1024 * 1024
-#: Cap on a connection's first frame: it can only be Hello (never compressed; its 1-byte message id
-#: and at most MAX_HELLO_SIZE bytes) or a Disconnect, and is refused from its header alone if larger.
-MAX_FIRST_FRAME_SIZE = 1 + MAX_HELLO_SIZE
+#: Cap on each frame of a connection's handshake, refused from its header alone if larger: the
+#: first frame can only be Hello (never compressed; its 1-byte message id and at most
+#: MAX_HELLO_SIZE bytes) or a Disconnect, and until the peer's first subprotocol message (eth's
+#: Status, a few hundred bytes) only Ping, Pong and Disconnect can come. So a peer that has not yet
+#: said what chain it is on cannot make us buffer a 16 MiB frame.
+MAX_HANDSHAKE_FRAME_SIZE = 1 + MAX_HELLO_SIZE
 
 
 class State(enum.Enum):
@@ -274,7 +277,9 @@ class P2PConnection:
         if secrets is None:
             return b""
         self.remote_pubkey = secrets.remote_pubkey.to_bytes()
-        self._codec = FrameCodec(secrets, max_first_frame_size=MAX_FIRST_FRAME_SIZE)
+        self._codec = FrameCodec(
+            secrets, max_first_frame_size=MAX_HANDSHAKE_FRAME_SIZE, handshake_ends_at=BASE_PROTOCOL_LENGTH
+        )
         self.state = State.AWAIT_HELLO
         events.append(HandshakeComplete(self.remote_pubkey))
         self._send_frame(HELLO, encode_hello(self._make_hello()), compressed=False)

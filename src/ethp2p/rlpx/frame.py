@@ -68,26 +68,39 @@ class FrameCodec:
     Any authentication or format failure raises :class:`FrameError`; the codec is then
     unusable (the stream position is lost), and the connection must be dropped.
 
-    ``max_first_frame_size`` bounds the first incoming frame alone (a connection's first frame can
-    only be Hello, or a Disconnect): its header's size is checked before any of its body is kept,
-    so a peer cannot make us buffer a 16 MiB frame before it has even said who it is.
+    ``max_first_frame_size`` bounds the incoming frames of a connection's handshake: every frame
+    until one carrying a message id of ``handshake_ends_at`` or more has been read (by default only
+    the first frame). At the p2p layer those are Hello, Ping, Pong, Disconnect and the first
+    subprotocol message (eth's Status), all small. Each frame's size is checked from its header
+    before any of its body is kept, so a peer cannot make us buffer a 16 MiB frame before it has
+    even said who it is and what chain it is on.
     """
 
     def __init__(
-        self, secrets: Secrets, *, max_frame_size: int = MAX_FRAME_SIZE, max_first_frame_size: int | None = None
+        self,
+        secrets: Secrets,
+        *,
+        max_frame_size: int = MAX_FRAME_SIZE,
+        max_first_frame_size: int | None = None,
+        handshake_ends_at: int = 0,
     ) -> None:
         if not 0 < max_frame_size <= MAX_FRAME_SIZE:
             raise ValueError(f"max_frame_size must be in 1..{MAX_FRAME_SIZE}")
         if max_first_frame_size is not None and not 0 < max_first_frame_size <= max_frame_size:
             raise ValueError(f"max_first_frame_size must be in 1..{max_frame_size}")
+        if handshake_ends_at < 0:
+            raise ValueError("handshake_ends_at must not be negative")
         aes = algorithms.AES(secrets.aes_secret)
         self._enc = Cipher(aes, modes.CTR(_ZERO_IV)).encryptor()
         self._dec = Cipher(algorithms.AES(secrets.aes_secret), modes.CTR(_ZERO_IV)).decryptor()
         self._egress = _MacHelper(secrets.egress_mac, secrets.mac_secret)
         self._ingress = _MacHelper(secrets.ingress_mac, secrets.mac_secret)
         self.max_frame_size = max_frame_size
-        #: The first frame's own bound (None: the same as every frame's).
+        #: The handshake frames' own bound (None: the same as every frame's).
         self.max_first_frame_size = max_first_frame_size
+        self._handshake_ends_at = handshake_ends_at
+        #: True until a frame with a message id of ``handshake_ends_at`` or more has been read.
+        self.in_handshake = max_first_frame_size is not None
         #: Incoming frames whose header has been read.
         self.frames_read = 0
         self._buf = bytearray()
@@ -133,7 +146,10 @@ class FrameCodec:
                 content = self._next_frame()
                 if content is None:
                     return out
-                out.append(_split_message(content))
+                message = _split_message(content)
+                if message[0] >= self._handshake_ends_at:
+                    self.in_handshake = False
+                out.append(message)
         except FrameError:
             self._broken = True
             raise
@@ -152,10 +168,12 @@ class FrameCodec:
             if size == 0:
                 raise FrameError("empty frame")
             limit = self.max_frame_size
-            if self.frames_read == 0 and self.max_first_frame_size is not None:
+            if self.in_handshake and self.max_first_frame_size is not None:
                 limit = min(limit, self.max_first_frame_size)
             if size > limit:
-                which = "first frame" if self.frames_read == 0 else "frame"
+                which = "frame"
+                if self.in_handshake:
+                    which = "first frame" if self.frames_read == 0 else "handshake frame"
                 raise FrameError(f"{which} of {size} bytes exceeds the {limit}-byte limit")
             self.frames_read += 1
             # header-data (capability-id, context-id) is ignored, as geth does.

@@ -18,6 +18,7 @@ from pathlib import Path
 from ethp2p.chain.genesis import load_genesis
 from ethp2p.crypto.keys import PrivateKey, PublicKey
 from ethp2p.enode import Enode
+from ethp2p.p2p.messages import Capability, Hello, encode_hello
 from ethp2p.peers.eth_peer import EthPeer
 from ethp2p.rlpx.frame import FrameCodec
 from ethp2p.rlpx.handshake import Initiator
@@ -105,20 +106,24 @@ class RawInitiator:
     """Our side of an RLPx handshake over a raw socket, up to the frame layer and no further.
 
     After :meth:`open`, :meth:`frame_header` makes the authenticated header of a frame of any size
-    (our first frame: nothing was framed before it), so a test can announce a frame and send as much
+    (our next frame: a :meth:`hello` may come first), so a test can announce a frame and send as much
     (or as little) of its body as it likes.
     """
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, codec: FrameCodec) -> None:
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, codec: FrameCodec, key: PrivateKey
+    ) -> None:
         self.reader = reader
         self.writer = writer
         self.codec = codec
+        self.key = key
 
     @classmethod
     async def open(cls, url: str, local_host: str | None = None, timeout: float = 10.0) -> RawInitiator:
         node = Enode.parse(url)
         assert node.host is not None
-        handshake = Initiator(PrivateKey.generate(), PublicKey.from_bytes(node.pubkey))
+        key = PrivateKey.generate()
+        handshake = Initiator(key, PublicKey.from_bytes(node.pubkey))
         local_addr = (local_host, 0) if local_host else None
         reader, writer = await asyncio.open_connection(node.host, node.tcp_port, local_addr=local_addr)
         writer.write(handshake.auth_message())
@@ -130,10 +135,15 @@ class RawInitiator:
                     raise ConnectionError("server closed during the RLPx handshake")
                 secrets = handshake.feed(data)
                 if secrets is not None:
-                    return cls(reader, writer, FrameCodec(secrets))
+                    return cls(reader, writer, FrameCodec(secrets), key)
+
+    def hello(self) -> bytes:
+        """A whole, valid Hello frame (p2p version 5, eth/69) naming our RLPx key."""
+        hello = Hello(5, "hostile/v1", (Capability("eth", 69),), 0, self.key.public_key.to_bytes())
+        return self.codec.encode_message(0, encode_hello(hello))
 
     def frame_header(self, size: int) -> bytes:
-        """The 32-byte header (ciphertext and MAC) announcing a frame of ``size`` bytes."""
+        """The 32-byte header (ciphertext and MAC) announcing a frame of ``size`` bytes (the next frame)."""
         codec = self.codec
         header = size.to_bytes(3, "big") + b"\xc2\x80\x80"
         header_ct = codec._enc.update(header + bytes(16 - len(header)))

@@ -1,11 +1,13 @@
-"""A connection's first frame is bounded by what Hello may be: nearly whole 16 MiB first frames cost the
-server (a real ``ethp2p serve`` process) nothing like 16 MiB each.
+"""A connection's handshake frames are bounded by what Hello may be: nearly whole 16 MiB frames sent
+before the handshake ends cost the server (a real ``ethp2p serve`` process) nothing like 16 MiB each.
 
 Each attacker completes a real RLPx handshake (so it is past the auth message and the listener's
-admission), then announces a first frame of 16 MiB - 1 and sends all of its body but the last
-64 KiB, and holds the connection. Before the fix the server buffered every such body (40 of them took
-it from 46 to 963 MB); now it refuses the frame from its header alone (a first frame can only be
-Hello, at most 64 KiB) and closes the connection, so the body is never buffered.
+admission), then announces a frame of 16 MiB - 1 and sends all of its body but the last 64 KiB, and
+holds the connection. The frame is either the connection's first, or the first after a valid Hello
+(where eth's Status must come). Before the fixes the server buffered every such body (40 first frames
+took it from 46 to 963 MB); now it refuses the frame from its header alone (a first frame can only be
+Hello, at most 64 KiB, and until the first subprotocol message only Ping, Pong, Disconnect and Status
+can come) and closes the connection, so the body is never buffered.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
     s.stop()
 
 
-async def test_nearly_whole_16_mib_first_frames_are_not_buffered(server: ServerProcess) -> None:
+@pytest.mark.parametrize("after_hello", [False, True], ids=["first-frame", "after-hello"])
+async def test_nearly_whole_16_mib_handshake_frames_are_not_buffered(server: ServerProcess, after_hello: bool) -> None:
     sources = private_loopback(ATTACKERS + 1)
     url = server.enode
     pid = server.proc.pid
@@ -51,6 +54,8 @@ async def test_nearly_whole_16_mib_first_frames_are_not_buffered(server: ServerP
         raw = await RawInitiator.open(url, source)
         raws.append(raw)
         body = MAX_FRAME_SIZE + 15 + 16 - 64 * 1024
+        if after_hello:
+            raw.writer.write(raw.hello())
         raw.writer.write(raw.frame_header(MAX_FRAME_SIZE))
         zeros = bytes(CHUNK)
         left = body
@@ -73,7 +78,8 @@ async def test_nearly_whole_16_mib_first_frames_are_not_buffered(server: ServerP
         raw.abort()
     growth = during - before
     print(
-        f"\nfirst-frame flood: {ATTACKERS} attackers, {sent[0] / 2**20:.0f} MiB sent, "
+        f"\n{'after-Hello' if after_hello else 'first'}-frame flood: {ATTACKERS} attackers, "
+        f"{sent[0] / 2**20:.0f} MiB sent, "
         f"{sum(taken)} taken whole; server RSS {before:.0f} -> {during:.0f} MiB (peak {peak:.0f})"
     )
     assert len(raws) == ATTACKERS  # every attacker got past the RLPx handshake: the frame was tested
