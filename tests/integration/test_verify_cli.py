@@ -7,7 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ethp2p.chain.body import EMPTY_BODY, EMPTY_BODY_WITH_WITHDRAWALS
 from tests.support.forks import era1_blocks, write_fork_chain_file
+from tests.support.servers import ETHTEST_GENESIS
 from tests.support.stores import ERA1_FILES
 
 
@@ -46,3 +48,32 @@ def test_import_says_how_blocks_are_proven_and_verify_finds_problems(tmp_path: P
     assert r.returncode == 2 and "bad range" in r.stderr
     r = _cli("verify", "--store", str(store), "--checkpoint", "10965:0x" + "11" * 32)
     assert r.returncode == 2 and "contradicts" in r.stderr
+
+
+def test_a_shanghai_genesis_is_stored_with_the_body_its_header_calls_for(tmp_path: Path) -> None:
+    """geth's test chain starts at Shanghai: its genesis header has a withdrawals root, so its empty body
+    is ``[[], [], []]``. ``verify`` finds no problem in a store of it and keeps the genesis checkpoint;
+    a store written with the old ``[[], []]`` genesis body is mended by the next ``import``.
+    (Before the fix ``verify`` reported "block 0: withdrawals present in body and header disagree" and
+    downgraded the genesis to unproven.)"""
+    store = tmp_path / "s.db"
+    chain = ETHTEST_GENESIS.parent / "chain.rlp"
+    r = _cli("import", "--store", str(store), "--genesis", str(ETHTEST_GENESIS), str(chain))
+    assert r.returncode == 0, r.stderr
+    r = _cli("verify", "--store", str(store))
+    assert "checked 601 blocks in 0..600: 0 problem(s)" in r.stdout, r.stdout
+    assert "1 checkpoint, 600 unanchored" in r.stdout and "downgraded" not in r.stdout.replace("0 downgraded", "")
+    con = sqlite3.connect(store)
+    (genesis,) = con.execute("SELECT hash FROM canonical WHERE number=0").fetchone()
+    assert con.execute("SELECT body FROM bodies WHERE hash=?", (genesis,)).fetchone() == (EMPTY_BODY_WITH_WITHDRAWALS,)
+    # The old genesis body, as stores written before the fix hold it.
+    con.execute("UPDATE bodies SET body=? WHERE hash=?", (EMPTY_BODY, genesis))
+    con.commit()
+    r = _cli("verify", "--store", str(store), "--dry-run", "0..0")
+    assert r.returncode == 1 and "block 0: body: block 0: withdrawals present in body and header disagree" in r.stdout
+    r = _cli("import", "--store", str(store), "--genesis", str(ETHTEST_GENESIS), str(chain))
+    assert r.returncode == 0, r.stderr
+    assert con.execute("SELECT body FROM bodies WHERE hash=?", (genesis,)).fetchone() == (EMPTY_BODY_WITH_WITHDRAWALS,)
+    con.close()
+    r = _cli("verify", "--store", str(store))
+    assert r.returncode == 0 and "0 problem(s)" in r.stdout, r.stdout

@@ -48,7 +48,14 @@ from pathlib import Path
 
 from ..chain.body import EMPTY_BODY
 from ..chain.header import Header, HeaderError
-from ..chain.verify import VerificationError, check_body, verify_body, verify_header_chain, verify_receipts
+from ..chain.verify import (
+    VerificationError,
+    check_body,
+    empty_body_for,
+    verify_body,
+    verify_header_chain,
+    verify_receipts,
+)
 from ..eth.chainspec import ChainSpec
 from ..formats.chainfile import ChainFileError, iter_chain_file
 from ..formats.era1 import EPOCH_SIZE, Era1Error, accumulator_root, read_era1
@@ -103,10 +110,19 @@ class ImportResult:
 
 
 def ensure_genesis(store: BlockStore, spec: ChainSpec) -> None:
-    """Store the genesis block (header, empty body, empty receipts) if the spec knows it."""
-    if spec.genesis_header is None or store.canonical_hash(0) is not None:
+    """Store the genesis block (header, empty body, empty receipts) if the spec knows it.
+
+    The empty body is the one its header calls for: with an empty withdrawals list when the genesis
+    is at Shanghai or later. A store written before that was so holds ``[[], []]`` there, which
+    ``ethp2p verify`` reports and peers would refuse; it is mended here.
+    """
+    if spec.genesis_header is None:
         return
-    store.put_blocks([BlockRecord(0, spec.genesis_hash, spec.genesis_header, EMPTY_BODY, b"\xc0", Proof.CHECKPOINT)])
+    body = empty_body_for(Header(spec.genesis_header))
+    stored = store.canonical_hash(0)
+    mend = stored == spec.genesis_hash and body != EMPTY_BODY and store.body(stored) == EMPTY_BODY
+    if stored is None or mend:
+        store.put_blocks([BlockRecord(0, spec.genesis_hash, spec.genesis_header, body, b"\xc0", Proof.CHECKPOINT)])
 
 
 def _write(
