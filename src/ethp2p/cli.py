@@ -1130,16 +1130,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    configure_logging(verbose=args.verbose, fmt=args.log_format)
     try:
-        return args.func(args)
+        args = parser.parse_args(argv)  # (inside: ``--help`` writes to a pipe too)
+        configure_logging(verbose=args.verbose, fmt=args.log_format)
+        status: int = args.func(args)
+        sys.stdout.flush()  # here, where a reader that went away is caught, not at the interpreter's exit
+        return status
     except UserError as e:
         print(f"ethp2p: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # What reads our output went away (``ethp2p verify | head``): stop quietly, as other tools
+        # do, with the status a process killed by SIGPIPE has. Standard output is pointed at
+        # /dev/null first, so the interpreter's own flush at exit cannot fail on the pipe again.
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + 13
 
 
 if __name__ == "__main__":

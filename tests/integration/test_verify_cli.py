@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import subprocess
 import sys
@@ -9,7 +10,7 @@ from pathlib import Path
 
 from ethp2p.chain.body import EMPTY_BODY, EMPTY_BODY_WITH_WITHDRAWALS
 from tests.support.forks import era1_blocks, write_fork_chain_file
-from tests.support.servers import ETHTEST_GENESIS
+from tests.support.servers import ETHTEST_GENESIS, ethtest_store
 from tests.support.stores import ERA1_FILES
 
 
@@ -77,3 +78,26 @@ def test_a_shanghai_genesis_is_stored_with_the_body_its_header_calls_for(tmp_pat
     con.close()
     r = _cli("verify", "--store", str(store))
     assert r.returncode == 0 and "0 problem(s)" in r.stdout, r.stdout
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path: Path) -> None:
+    """``ethp2p verify | head``: when what reads standard output has closed it, the command stops with
+    the status of a process killed by SIGPIPE (141) and no traceback, whether the write fails while it
+    runs or at its final flush. (Before: a BrokenPipeError traceback, or "Exception ignored" and 120.)"""
+    store = ethtest_store(tmp_path / "e.db")
+    for args in (["verify", "--store", str(store)], ["verify", "--help"]):
+        read_end, write_end = os.pipe()
+        os.close(read_end)  # the reader is gone before the first write
+        try:
+            r = subprocess.run(
+                [sys.executable, "-m", "ethp2p.cli", *args],
+                stdout=write_end,
+                stderr=subprocess.PIPE,
+                text=True,
+                timeout=120,
+            )
+        finally:
+            os.close(write_end)
+        # (``--help`` ends through argparse's own exit, whose status is 0 there.)
+        assert r.returncode == (0 if "--help" in args else 141), (args, r.returncode, r.stderr)
+        assert "Traceback" not in r.stderr and "Exception ignored" not in r.stderr, r.stderr
