@@ -27,6 +27,7 @@ from ethp2p.sync.schedule import (
     INITIAL_BATCH,
     MAX_ATTEMPTS,
     MAX_BATCH_BYTES,
+    MAX_PEER_INFLIGHT_BYTES,
     MIN_BATCH,
     UNSERVED_AFTER,
     Batch,
@@ -42,8 +43,16 @@ A, B, C, D = (bytes([i]) * 64 for i in range(1, 5))
 EVERYTHING = (0, 10**9)
 
 
+def _schedule(**kw: object) -> Schedule:
+    """A schedule whose peers may start with as many bytes in flight as the per-peer bound allows,
+    so that the tests of batching and ordering see whole batches; the tests of the byte bounds
+    (at the end) pass ``start_peer_bytes`` themselves."""
+    kw.setdefault("start_peer_bytes", MAX_PEER_INFLIGHT_BYTES)
+    return Schedule(**kw)  # type: ignore[arg-type]
+
+
 def _queue(numbers: range | list[int], **kw: object) -> Schedule:
-    s = Schedule(**kw)  # type: ignore[arg-type]
+    s = _schedule(**kw)
     s.push(numbers)
     s.expect(len(numbers))
     return s
@@ -71,7 +80,7 @@ def test_batches_are_consecutive_runs_lowest_first_at_most_the_limit_long() -> N
 
 
 def test_a_gap_ends_a_batch_and_pushing_again_does_not_duplicate() -> None:
-    s = Schedule()
+    s = _schedule()
     s.push([7, 8, 1, 2, 3])
     s.push([2, 3])  # already queued: ignored
     assert s.queued == 5
@@ -125,7 +134,7 @@ def test_a_peer_only_gets_blocks_inside_its_window() -> None:
 
 
 def test_aimd_grows_by_a_step_and_halves_within_its_bounds() -> None:
-    s = Schedule(initial_batch=128, max_batch=256)
+    s = _schedule(initial_batch=128, max_batch=256)
     assert s.limit(A) == 128
     assert s.adjust(A, complete=True) == 128 + AIMD_STEP
     assert s.adjust(A, complete=True) == 256  # capped at max_batch
@@ -538,17 +547,87 @@ def test_bytes_in_flight_stay_within_the_per_peer_and_total_bounds_by_constructi
     assert 48 * MAX_BATCH_BYTES > sched.MAX_INFLIGHT_BYTES
 
 
+def test_the_total_is_shared_among_the_peers_that_want_work_not_held_by_the_first_ones() -> None:
+    """24 peers, two workers each, blocks of 210 kB (mainnet-shaped), every batch answered 2 s after
+    it went out: with every batch reserved greedily, the first 8 peers held the whole 256 MiB in 32 MiB
+    each and took the room back as each of their batches returned, so the other 16 never got a batch
+    (on 4-10 Mbit/s links the fetch used 10 of 24 peers and 32% of link capacity). Now each peer's
+    share is the total divided among the peers that want work, so every peer soon has a batch in
+    flight, and none holds more than its share."""
+    from ethp2p.sync import schedule as sched
+
+    s = _queue(range(1, 1_000_001), start_peer_bytes=sched.START_PEER_INFLIGHT_BYTES)
+    s.delivered(1, 210_000)
+    peers = [(bytes([i + 1]) * 64, f"p{i}") for i in range(24)]
+    flying: list[tuple[str, Batch]] = []
+    served: set[str] = set()
+    now = 0.0
+    for step in range(60):
+        now += 0.5
+        while flying and flying[0][1].taken_at <= now - 2.0:  # answered 2 s after it went out
+            done_name, done = flying.pop(0)
+            s.returned(done_name, done, now, done.reserved)
+        for key, name in peers:  # then every worker without a batch asks, in the same order each time
+            while sum(1 for n, _ in flying if n == name) < 2 and (batch := s.take(key, name, EVERYTHING, now)):
+                flying.append((name, batch))
+                served.add(name)
+        assert s.reserved_total <= sched.MAX_INFLIGHT_BYTES
+        if step >= 10:
+            # (a peer between batches, answered and not yet asking again, does not count meanwhile)
+            assert max(s.reserved.values()) <= sched.MAX_INFLIGHT_BYTES // 20
+            assert s.share("p0", now) <= sched.MAX_INFLIGHT_BYTES // 20
+    assert served == {name for _, name in peers}
+    # Peers that stop asking stop counting: after WAITING_FOR seconds one peer alone has its own
+    # allowance, which its delivery rate gives (batches of ~5 MB in 2 s: ~2.5 MB/s, 8 s of it).
+    for name, batch in flying:
+        s.returned(name, batch)
+    later = now + sched.WAITING_FOR + 1
+    own = int(s.rates["p0"] * sched.INFLIGHT_SECONDS)
+    assert s.share("p0", later) == s.allowance("p0") == own > sched.MAX_INFLIGHT_BYTES // 20
+
+
+def test_what_a_peer_may_have_in_flight_follows_how_fast_its_batches_come_back() -> None:
+    """A peer starts with START_PEER_INFLIGHT_BYTES; then it may have INFLIGHT_SECONDS of its delivery
+    rate in flight (an exponentially weighted mean over its returned batches), within
+    MIN_PEER_INFLIGHT_BYTES and the per-peer bound: a peer on a thin link holds a few seconds of its
+    link, not 32 MiB that would take it half a minute; a peer that delivers nothing drops to the least."""
+    from ethp2p.sync import schedule as sched
+
+    s = _queue(range(1, 100_001), start_peer_bytes=sched.START_PEER_INFLIGHT_BYTES)
+    s.delivered(1, 200_000)
+    assert s.allowance("slow") == sched.START_PEER_INFLIGHT_BYTES
+    first = s.take(A, "slow", EVERYTHING, 0.0)
+    assert first is not None and first.reserved <= sched.START_PEER_INFLIGHT_BYTES // 2  # half: two at once
+    s.returned("slow", first, 10.0, first.reserved)  # 10 s for it: a thin link
+    rate = first.reserved / 10.0
+    assert s.rates["slow"] == rate
+    assert s.allowance("slow") == max(sched.MIN_PEER_INFLIGHT_BYTES, int(rate * sched.INFLIGHT_SECONDS))
+    fast = s.take(B, "fast", EVERYTHING, 20.0)
+    assert fast is not None
+    s.returned("fast", fast, 20.05, fast.reserved)
+    assert s.allowance("fast") == sched.MAX_PEER_INFLIGHT_BYTES  # loopback-fast: the per-peer bound
+    for t in range(30, 60):  # "fast" now times out: nothing delivered, batch after batch
+        b = s.take(B, "fast", EVERYTHING, float(t))
+        assert b is not None
+        s.returned("fast", b, t + 0.5, 0)
+    assert s.allowance("fast") == sched.MIN_PEER_INFLIGHT_BYTES
+
+
 def test_a_peer_without_room_waits_and_a_single_huge_block_still_goes_out() -> None:
     s = _queue(range(1, 1001), peer_bytes=4 * 1024 * 1024, total_bytes=6 * 1024 * 1024)
     s.delivered(1, 1024 * 1024)  # 1 MiB blocks
-    a = s.take(A, "a", EVERYTHING, 0.0)
-    assert a == Batch(1, 4) and a.reserved == 4 * 1024 * 1024
+    a1 = s.take(A, "a", EVERYTHING, 0.0)
+    assert a1 == Batch(1, 2) and a1.reserved == 2 * 1024 * 1024  # a batch is half a peer's share
+    a2 = s.take(A, "a", EVERYTHING, 0.0)
+    assert a2 == Batch(3, 4)
     assert s.take(A, "a", EVERYTHING, 0.0) is None  # a's 4 MiB are used
     b = s.take(B, "b", EVERYTHING, 0.0)
-    assert b == Batch(5, 6)  # only 2 MiB of the 6 MiB in all are left
-    assert s.take(C, "c", EVERYTHING, 0.0) is None
-    s.returned("a", a)
-    s.returned("b", b)
+    assert b == Batch(5, 5)  # b's share: the 6 MiB in all between a and b; half of it is 1.5 MiB
+    c = s.take(C, "c", EVERYTHING, 0.0)
+    assert c == Batch(6, 6)  # the last 1 MiB of the 6 in all
+    assert s.take(D, "d", EVERYTHING, 0.0) is None
+    for name, batch in (("a", a1), ("a", a2), ("b", b), ("c", c)):
+        s.returned(name, batch)
     assert s.reserved_total == 0 and s.reserved == {}
     s.delivered(1, 100 * 1024 * 1024)  # the average is now ~50 MiB a block: more than either bound
     big = s.take(C, "c", EVERYTHING, 0.0)

@@ -241,6 +241,9 @@ class RangeFetcher:
         self._buffered_bytes = 0
         self._max_buffered = max_buffered_blocks
         self._space = asyncio.Condition()
+        #: Set (and replaced) whenever a batch comes back, freeing its bytes: wakes the workers the
+        #: schedule refused for lack of room at once, instead of at their next poll.
+        self._room_freed = asyncio.Event()
         self._last_progress = time.monotonic()
         self._prover: HeaderProver | None = None
         #: One byte per block of the range: 1 once proven (what ended unproven is told apart at the end).
@@ -503,6 +506,10 @@ class RangeFetcher:
             if peer.closed or self.schedule.banned(name):
                 return
             batch = self._take(peer, name)
+            if batch is None and self.schedule.refused_for_room(name):
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._room_freed.wait(), 1.0)
+                continue
             if batch is None:
                 lo, hi = self._peer_window(peer)
                 lowest = self.schedule.lowest_queued()
@@ -516,6 +523,7 @@ class RangeFetcher:
             idle = 0.05
             a, b = batch.first, batch.last
             self.stats.batches += 1
+            size = 0
             try:
                 outcome = await fetch_payloads_for_peer(
                     peer,
@@ -525,6 +533,7 @@ class RangeFetcher:
                     headers=[self._header(n) for n in range(a, b + 1)],
                     check_chain=True,
                 )
+                size = sum(len(p.header) + len(p.body) + len(p.receipts) for p in outcome.payloads)
             except (PeerError, InvalidResponse, OSError) as e:
                 self.stats.failed_batches += 1
                 kind = self._batch_fault(e)
@@ -542,13 +551,14 @@ class RangeFetcher:
                 await asyncio.sleep(0.5)
                 continue
             finally:
-                self.schedule.returned(name, batch)
+                self.schedule.returned(name, batch, time.monotonic(), size)
+                freed, self._room_freed = self._room_freed, asyncio.Event()
+                freed.set()
             self.stats.stage.add(outcome.fetch_stats)
             for f in outcome.faults:
                 self._fault(f.kind, f"{name}: block {f.number}: {f.kind}: {f.message}")
             if outcome.payloads:
                 self.stats.verified_blocks += len(outcome.payloads)
-                size = sum(len(p.header) + len(p.body) + len(p.receipts) for p in outcome.payloads)
                 self.stats.bytes += size
                 self.schedule.delivered(len(outcome.payloads), size)
                 self.stats.blocks_by_peer[name] = self.stats.blocks_by_peer.get(name, 0) + len(outcome.payloads)
