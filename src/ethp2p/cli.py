@@ -353,6 +353,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
             + f"; range updates sent: {server.stats.range_updates_sent}",
             flush=True,
         )
+        if server.stats.refused or server.stats.handshake_failures:
+            from .peers.listener import REFUSALS
+
+            refused = ", ".join(f"{REFUSALS[k]}: {n}" for k, n in sorted(server.stats.refused.items())) or "none"
+            print(
+                f"inbound connections refused: {refused}; handshakes failed: {server.stats.handshake_failures}",
+                flush=True,
+            )
         if server.stats.answers_paced:
             print(
                 f"answers paced for a client's importer: {server.stats.answers_paced} "

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
+from .peers.listener import REFUSALS
+
 if TYPE_CHECKING:
     from .peers.network import PeerNetwork
     from .serve.server import HistoryServer
@@ -183,6 +185,17 @@ class ServeMetrics(Metrics):
             "ethp2p_rejected_full", "Inbound connections refused because the server was full", registry=r
         )
         self.request_kinds = BoundedLabels(("headers", "bodies", "receipts"), extra=0)
+        self.refused = Counter(
+            "ethp2p_inbound_refused",
+            "Inbound connections refused, by reason (handshake slots or an address's share full, "
+            "connects throttled, sessions full)",
+            ["reason"],
+            registry=r,
+        )
+        self.refusal_reasons = BoundedLabels(REFUSALS, extra=0)
+        self.handshake_failures = Counter(
+            "ethp2p_inbound_handshake_failures", "Inbound connections whose handshake or Status failed", registry=r
+        )
         self.discovery_pending = Gauge(
             "ethp2p_discovery_pending_requests",
             "discv4 requests (Pings, FindNodes, ENRRequests) awaiting a reply now (with --discovery)",
@@ -201,5 +214,7 @@ class ServeMetrics(Metrics):
         self._set_peers(self.peers, (p.client_id for p in list(server.peers)))
         self._advance(self.sessions, server.stats.sessions)
         self._advance(self.rejected_full, server.stats.rejected_full)
+        self._advance_by_label(self.refused, server.stats.refused, self.refusal_reasons)
+        self._advance(self.handshake_failures, server.stats.handshake_failures)
         self._advance_by_label(self.requests, server.requests_served(), self.request_kinds)
         self._set_traffic(*server.traffic())

@@ -40,3 +40,33 @@ def test_counters_follow_running_totals_and_never_go_down() -> None:
     text = generate_latest(m.registry).decode()
     assert 't_total{kind="a"} 5.0' in text and 't_total{kind="other"} 3.0' in text
     assert "ethp2p_received_bytes_total 12.0" in text
+
+
+def test_inbound_refusals_are_counted_by_reason_with_bounded_labels() -> None:
+    """Each way the listener refuses a connection has its label; a serving node's metrics count them
+    by it (the server's stop line too: tests/integration/hostile/test_inbound_slots.py). The server
+    here is a stand-in holding only what ``ServeMetrics.update`` reads; the events are the listener's."""
+    from types import SimpleNamespace
+
+    from ethp2p.metrics import ServeMetrics
+    from ethp2p.peers.admission import Refusal
+    from ethp2p.peers.listener import REFUSALS, InboundDropped, InboundFailed, InboundRefused, refusal_label
+    from ethp2p.serve.server import ServerStats
+    from ethp2p.transport.stream import TransportError
+
+    assert refusal_label(InboundDropped(Refusal.THROTTLED)) == "throttled"
+    assert refusal_label(InboundRefused(told=True)) == "sessions_full"
+    assert refusal_label(InboundRefused(told=True, per_address=True)) == "address_sessions_full"
+    assert refusal_label(InboundRefused(told=False)) is None  # the handshake failed before it was told
+    assert refusal_label(InboundFailed(TransportError("x"))) is None
+    assert set(REFUSALS) == {r.name.lower() for r in Refusal} | {"sessions_full", "address_sessions_full"}
+    stats = ServerStats(rejected_full=7, refused={"throttled": 5, "pending_per_address": 2}, handshake_failures=3)
+    server = SimpleNamespace(
+        discovery=None, peers=set(), stats=stats, requests_served=lambda: {}, traffic=lambda: (0, 0)
+    )
+    m = ServeMetrics()
+    m.update(server)  # type: ignore[arg-type]
+    text = generate_latest(m.registry).decode()
+    assert 'ethp2p_inbound_refused_total{reason="throttled"} 5.0' in text
+    assert 'ethp2p_inbound_refused_total{reason="pending_per_address"} 2.0' in text
+    assert "ethp2p_inbound_handshake_failures_total 3.0" in text and "ethp2p_rejected_full_total 7.0" in text

@@ -63,6 +63,24 @@ class InboundFailed:
 InboundEvent = InboundDropped | InboundRefused | InboundFailed
 
 
+#: Why inbound connections are refused: a short label (metrics, stats keys) and its text (summaries).
+REFUSALS: dict[str, str] = {
+    **{r.name.lower(): r.value for r in Refusal},
+    "sessions_full": "sessions full (told too many peers)",
+    "address_sessions_full": "sessions of the address full (told too many peers)",
+}
+
+
+def refusal_label(event: InboundEvent) -> str | None:
+    """The :data:`REFUSALS` label of why ``event``'s connection was refused; None when it was not
+    refused but failed (its handshake, or before the peer could be told the sessions were full)."""
+    if isinstance(event, InboundDropped):
+        return event.reason.name.lower()
+    if isinstance(event, InboundRefused) and event.told:
+        return "address_sessions_full" if event.per_address else "sessions_full"
+    return None
+
+
 class InboundOwner(Protocol):
     """What the owner of an :class:`InboundListener` decides and is told."""
 

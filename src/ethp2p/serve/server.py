@@ -26,7 +26,7 @@ from ..peers.eth_peer import (
     RequestHandler,
     traffic,
 )
-from ..peers.listener import InboundDropped, InboundEvent, InboundFailed, InboundListener, InboundRefused
+from ..peers.listener import InboundEvent, InboundFailed, InboundListener, refusal_label
 from ..store.blocks import BlockStore
 from ..transport.stream import TransportError
 from .handler import StoreHandler
@@ -50,7 +50,9 @@ class ServerStats:
     """Counts of what the server has seen."""
 
     accepted: int = 0
+    #: Inbound connections refused, in all and by :data:`~ethp2p.peers.listener.REFUSALS` label.
     rejected_full: int = 0
+    refused: dict[str, int] = field(default_factory=dict)
     handshake_failures: int = 0
     sessions: int = 0
     disconnect_reasons: dict[str, int] = field(default_factory=dict)
@@ -278,9 +280,11 @@ class HistoryServer:
         )
 
     def on_inbound_event(self, event: InboundEvent) -> None:
-        """Count a connection that was refused or failed its handshake."""
-        if isinstance(event, InboundDropped) or (isinstance(event, InboundRefused) and event.told):
+        """Count a connection that was refused (by why) or failed its handshake."""
+        label = refusal_label(event)
+        if label is not None:
             self.stats.rejected_full += 1
+            self.stats.refused[label] = self.stats.refused.get(label, 0) + 1
         else:
             self.stats.handshake_failures += 1
             if isinstance(event, InboundFailed):

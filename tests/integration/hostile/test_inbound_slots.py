@@ -14,6 +14,7 @@ address is the unit of fairness, as in geth.)
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,3 +120,12 @@ async def test_a_slowloris_from_one_address_leaves_room_for_others(server: Serve
     assert back, "the attacker's address was not served again after the attack"
     out = server.stop()
     print(out.splitlines()[-3:])
+    # The server says why it refused the attacker: its address's share of handshakes, and its throttle.
+    refused = re.search(r"inbound connections refused: (.*); handshakes failed: (\d+)", out)
+    assert refused is not None, out
+    by_reason = dict(part.rsplit(": ", 1) for part in refused.group(1).split(", "))
+    assert (
+        int(by_reason.get("too many handshakes from the address", 0))
+        + int(by_reason.get("too many connects from the address", 0))
+        >= opened - SOCKETS
+    ), by_reason
