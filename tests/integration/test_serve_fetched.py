@@ -174,3 +174,26 @@ async def test_a_store_of_isolated_blocks_serves_each_of_them(
         assert await peer.request_bodies([era1[100].hash, era1[4096].hash]) == [era1[100].body, era1[4096].body]
     finally:
         await peer.disconnect()
+
+
+async def test_the_range_is_re_read_only_when_the_store_changed(tmp_path: Path, era1: dict[int, Era1Block]) -> None:
+    """The periodic range check scans the store's index only when the store reports a change (on a
+    mainnet store the scan would hold every answer for about 2 s, every two minutes)."""
+    with BlockStore(tmp_path / "s.db", genesis_hash=MAINNET.genesis_hash) as store:
+        ensure_genesis(store, MAINNET)
+        async with HistoryServer(store, MAINNET, port=0, range_update_interval=3600) as server:
+            scans = 0
+            real = store.longest_run
+
+            def counting() -> tuple[int, int] | None:
+                nonlocal scans
+                scans += 1
+                return real()
+
+            store.longest_run = counting  # type: ignore[method-assign]
+            assert await server.announce_range() == 0 and scans == 0  # nothing written: no scan
+            store.put_blocks(BlockRecord(n, era1[n].hash, era1[n].header, era1[n].body, b"\xc0") for n in range(1, 5))
+            assert await server.announce_range() == 0 and scans == 1  # written: re-read (no eth/69 peer to tell)
+            assert server.head.number == 4
+            assert await server.announce_range() == 0 and scans == 1
+            assert await server.announce_range(force=True) == 0 and scans == 2

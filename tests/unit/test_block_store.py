@@ -56,6 +56,25 @@ def test_longest_run_is_the_run_a_server_announces(tmp_path: Path) -> None:
     store.close()
 
 
+def test_the_change_token_moves_with_every_write_from_any_connection(tmp_path: Path) -> None:
+    """What a serving node checks before re-reading its range (a scan of the whole index): it stays put
+    while nothing is written, and moves when this store or another process commits blocks."""
+    path = tmp_path / "s.db"
+    store = BlockStore(path)
+    store.put_blocks([_rec(0)])
+    token = store.change_token()
+    assert store.change_token() == token
+    store.body(_rec(0).hash)  # reading changes nothing
+    assert store.change_token() == token
+    store.put_blocks([_rec(1)])  # this connection
+    assert store.change_token() != token
+    token = store.change_token()
+    with BlockStore(path) as other:  # another connection, as a fetch writing while serve reads
+        other.put_blocks([_rec(2)])
+    assert store.change_token() != token
+    store.close()
+
+
 def test_partial_data_is_merged_not_overwritten(tmp_path: Path) -> None:
     store = BlockStore(tmp_path / "s.db")
     r = _rec(5, body=None, receipts=None)

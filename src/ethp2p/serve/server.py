@@ -144,6 +144,8 @@ class HistoryServer:
             )
         if not 1 <= grow_by <= MAX_GROW_BY:
             raise ValueError(f"growth step must be 1..{MAX_GROW_BY} blocks, got {grow_by}")
+        #: The store itself, under any view below (what :meth:`announce_range` asks whether it changed).
+        self._backing = store
         #: The roles' view of the store (None when the node holds its store as it is).
         self.roles: ServedView | None = None
         if expire_before or grow_from is not None:
@@ -183,6 +185,7 @@ class HistoryServer:
         self.range_update_interval = range_update_interval
         self.stats = ServerStats()
         self.peers: set[EthPeer] = set()
+        self._head_token = self._backing.change_token()
         self.head = store_head(store, spec)
         self._tasks: set[asyncio.Task] = set()
         self._listener = InboundListener(
@@ -326,8 +329,15 @@ class HistoryServer:
                 total[kind] = total.get(kind, 0) + n
         return total
 
-    async def announce_range(self) -> int:
-        """Re-read the store's range; if it changed, send BlockRangeUpdate to eth/69+ peers."""
+    async def announce_range(self, *, force: bool = False) -> int:
+        """Re-read the store's range; if it changed, send BlockRangeUpdate to eth/69+ peers.
+
+        The range is re-read only when the store reports a change (or ``force``: a role's view moved),
+        since the scan would hold the event loop, and every answer, for about 2 s on a mainnet store."""
+        token = self._backing.change_token()
+        if not force and token == self._head_token:
+            return 0
+        self._head_token = token
         head = store_head(self.store, self.spec)
         if (head.earliest, head.number, head.hash) == (self.head.earliest, self.head.number, self.head.hash):
             return 0
@@ -349,7 +359,7 @@ class HistoryServer:
             await asyncio.sleep(self.grow_every)
             more = self.roles.grow(self.grow_by)
             try:
-                await self.announce_range()
+                await self.announce_range(force=True)
             except Exception:  # never let a store hiccup end the server
                 log.exception("range update failed")
             log.info("grown to block %d", self.head.number)

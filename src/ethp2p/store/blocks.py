@@ -580,6 +580,13 @@ class BlockStore:
     def count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM canonical").fetchone()[0])
 
+    def change_token(self) -> tuple[int, int]:
+        """A value that differs whenever the stored blocks may have changed since it was read: a commit
+        by another connection (SQLite's ``data_version``) or by this one (its ``total_changes``). Cheap
+        (microseconds), where re-reading the range scans the whole index (about 0.1 s per million blocks)."""
+        (version,) = self._db.execute("PRAGMA data_version").fetchone()
+        return int(version), self._db.total_changes
+
 
 _PROVEN_SQL = ",".join(str(int(p)) for p in Proof if p.proven)
 
