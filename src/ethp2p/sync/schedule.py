@@ -10,11 +10,11 @@ Every decision that depends on time takes ``now`` (seconds, any monotonic origin
 * the bytes in flight: every batch reserves its expected size (blocks x the average block seen so
   far, :data:`INITIAL_BLOCK_ESTIMATE` before any arrived) until it is returned, and a batch is cut
   (or not handed out) so that the reservations of one peer stay within its share (at most
-  :data:`MAX_PEER_INFLIGHT_BYTES`, and no more than an equal part of the total among the peers that
-  have batches in flight or took one or were refused one for room in the last :data:`WAITING_FOR`
-  seconds) and those of all peers within :data:`MAX_INFLIGHT_BYTES`: what the fetch has asked for and
-  not yet received, verified and handed on is bounded by construction, however many peers it has,
-  and with many peers the total is spread over all of them, not held by the first few;
+  :data:`MAX_PEER_INFLIGHT_BYTES`, :data:`INFLIGHT_SECONDS` of what its batches deliver per second,
+  and an equal part of the total among the peers that want work; a batch at most half of it) and
+  those of all peers within :data:`MAX_INFLIGHT_BYTES`: what the fetch has asked for and not yet
+  received, verified and handed on is bounded by construction, however many peers it has, and with
+  many peers the total is spread over all of them, a thin link holding only a few seconds of data;
 * per-peer AIMD limits (grow by :data:`AIMD_STEP` after a complete answer, halve after a partial
   one or a failure), capped so that a batch's expected size stays under :data:`MAX_BATCH_BYTES`;
 * per-block-per-peer back-off: a block a peer did not deliver is not offered to that peer again
@@ -68,8 +68,8 @@ MIN_PEER_INFLIGHT_BYTES = 2 * 1024 * 1024
 INFLIGHT_SECONDS = 8.0
 #: Weight of the newest batch in a peer's delivery rate (an exponentially weighted mean).
 RATE_WEIGHT = 0.3
-#: A peer refused a batch for lack of room counts, for this many seconds, among the peers the total
-#: is shared by (its worker asks again at least every second while it waits).
+#: A peer that took a batch or was refused one for lack of room counts, for this many seconds, among
+#: the peers the total is shared by (its worker asks again at least every second while it waits).
 WAITING_FOR = 2.0
 
 Window = tuple[int, int]
@@ -179,7 +179,7 @@ class Schedule:
         #: Peer name -> when it last took a batch or was refused one for room (see :meth:`share`).
         self._wanting: dict[str, float] = {}
         self._refused_room: set[str] = set()  # peers whose last take was refused for room alone
-        #: Peer name -> expected bytes per second its returned batches delivered (see :meth:`allowance`).
+        #: Peer name -> bytes per second its returned batches delivered, a weighted mean (:meth:`allowance`).
         self.rates: dict[str, float] = {}
         self._banned: set[str] = set()
         self._unservable_since: float | None = None
@@ -225,8 +225,8 @@ class Schedule:
     def take(self, key: bytes, name: str, window: Window, now: float) -> Batch | None:
         """The next batch for peer ``name`` serving ``window``, removed from the queue and marked in
         flight (None if nothing fits now: banned, empty window, every fitting block backed off, or no
-        room for it in the bytes in flight; only the last makes the peer one that wants work, see
-        :meth:`share`)."""
+        room for it in the bytes in flight). A peer that gets a batch or is refused one for room
+        counts as wanting work (:meth:`share`); one with nothing it could fetch does not."""
         lo, hi = window
         self._refused_room.discard(name)
         if hi < lo or name in self._banned:
@@ -291,8 +291,8 @@ class Schedule:
         return INITIAL_BLOCK_ESTIMATE
 
     def share(self, name: str, now: float) -> int:
-        """The expected bytes peer ``name`` may have in flight: :data:`MAX_PEER_INFLIGHT_BYTES`, or less
-        when the total divided among the peers that want work is less. Those are the peers with
+        """The expected bytes peer ``name`` may have in flight: its :meth:`allowance`, or less when the
+        total divided among the peers that want work is less. Those are the peers with
         batches in flight, those that took a batch or were refused one for room in the last
         :data:`WAITING_FOR` seconds (between two batches a peer still counts), and ``name``.
 
