@@ -377,6 +377,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     try:
         asyncio.run(run())
+    except BrokenPipeError:
+        raise  # what read our output went away: main() ends quietly; it is no listening problem
     except OSError as e:
         raise UserError(f"cannot listen on {args.host}:{args.port}: {e.strerror or e}") from None
     finally:

@@ -123,6 +123,18 @@ def test_network_of_uses_the_rules_prefixes() -> None:
     assert network_of(None, rule) is None and network_of("not-an-ip", rule) is None
 
 
+def test_an_agreement_rule_that_can_never_be_met_is_refused() -> None:
+    """Prefixes that leave fewer distinct networks (IPv4 and IPv6 together) than the peers asked to agree
+    are refused. A 0-bit IPv4 prefix alone is not: IPv4 peers then count as one network, IPv6 peers
+    still as many."""
+    AgreementRule(min_peers=3, ipv4_prefix=0)  # 1 IPv4 network, 2^32 IPv6 ones
+    AgreementRule(min_peers=2, ipv4_prefix=0, ipv6_prefix=0)  # 0.0.0.0/0 and ::/0
+    with pytest.raises(AnchorError, match="only 2 distinct networks"):
+        AgreementRule(min_peers=3, ipv4_prefix=0, ipv6_prefix=0)
+    with pytest.raises(AnchorError, match="only 3 distinct networks"):
+        AgreementRule(min_peers=4, ipv4_prefix=1, ipv6_prefix=0)
+
+
 def _answers(*rows: tuple[int, str | None, bytes | None]) -> list[Answer]:
     return [Answer(bytes([i]) * 64, addr, h) for i, addr, h in rows]
 

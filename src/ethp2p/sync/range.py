@@ -569,6 +569,9 @@ class RangeFetcher:
                 if answered:
                     self._note_lacking(outcome)
                 self._failed(outcome.missing_blocks, name, backoff=1.0, answered=answered)
+            # Let the workers the returned batch woke ask first, so that its room is not always
+            # taken back by this one (nothing above need have yielded).
+            await asyncio.sleep(0)
 
     def _note_lacking(self, outcome: PayloadFetchOutcome) -> None:
         """Remember what a clean answer left out of each block it is missing (bodies, receipts, both)."""

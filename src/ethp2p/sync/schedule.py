@@ -170,6 +170,7 @@ class Schedule:
         self.delivered_blocks = 0
         self.delivered_bytes = 0
         self._todo: list[int] = []  # min-heap of block numbers waiting
+        self._top = -1  # the highest block number ever queued
         self._queued: set[int] = set()
         self._priority: list[int] = []  # escalated blocks, oldest first
         self._avoid: dict[int, dict[str, float]] = {}  # block -> peer name -> retry-after time
@@ -197,6 +198,8 @@ class Schedule:
             if n not in self._queued:
                 self._queued.add(n)
                 heapq.heappush(self._todo, n)
+                if n > self._top:
+                    self._top = n
 
     @property
     def queued(self) -> int:
@@ -233,16 +236,22 @@ class Schedule:
             self._wanting.pop(name, None)
             return None
         room = self._room(name, now)
+        if room < 1:
+            # No room for its bytes. Whether it wants work is told cheaply, without the scan below
+            # (every returned batch wakes the workers refused so): a waiting block may be in its window.
+            if self._may_serve(lo, hi):
+                self._wanting[name] = now
+                self._refused_room.add(name)
+            else:
+                self._wanting.pop(name, None)
+            return None
         for i, n in enumerate(self._priority):
             if lo <= n <= hi and self._avoid.get(n, {}).get(name, 0) <= now and not self._left_out(n, name):
                 self._wanting[name] = now
-                if room < 1:
-                    self._refused_room.add(name)
-                    return None
                 self._priority.pop(i)
                 self._queued.discard(n)
                 return self._start(name, Batch(n, n, escalated=True), now)
-        limit = min(self.limit(key), max(1, room))
+        limit = min(self.limit(key), room)
         skipped: list[int] = []
         batch: list[int] = []
         todo, avoid, unserved = self._todo, self._avoid, self._unserved
@@ -264,12 +273,6 @@ class Schedule:
             self._wanting.pop(name, None)  # nothing it could fetch now: it does not count for a share
         else:
             self._wanting[name] = now
-        if room < 1:
-            # A block it could fetch waits, but its bytes would not fit: back into the queue.
-            skipped += batch
-            if batch:
-                self._refused_room.add(name)
-            batch = []
         for n in skipped:
             heapq.heappush(todo, n)
         if not batch:
@@ -277,6 +280,14 @@ class Schedule:
         for n in batch:
             self._queued.discard(n)
         return self._start(name, Batch(batch[0], batch[-1]), now)
+
+    def _may_serve(self, lo: int, hi: int) -> bool:
+        """True if a waiting block may lie in ``lo..hi``: an escalated one does, or the queue's lowest
+        is at most ``hi`` and its highest ever queued at least ``lo`` (an over-estimate, in O(1) for
+        the queue: a peer counted so may find nothing when it asks again, and then stops counting)."""
+        if any(lo <= n <= hi for n in self._priority):
+            return True
+        return bool(self._todo) and self._todo[0] <= hi and self._top >= lo
 
     def _left_out(self, n: int, name: str) -> bool:
         """True once peer ``name`` left block ``n`` out of :data:`UNSERVED_AFTER` answers: it is not

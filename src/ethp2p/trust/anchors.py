@@ -88,10 +88,11 @@ class AgreementRule:
             )
         if not 0 <= self.ipv4_prefix <= 32 or not 0 <= self.ipv6_prefix <= 128:
             raise AnchorError("network prefixes must be 0-32 bits (IPv4) and 0-128 bits (IPv6)")
-        if self.min_peers > 1 and 0 in (self.ipv4_prefix, self.ipv6_prefix):
+        networks = 2**self.ipv4_prefix + 2**self.ipv6_prefix  # IPv4 and IPv6 networks there can be
+        if networks < self.min_peers:
             raise AnchorError(
-                f"peer agreement of {self.min_peers} peers can never be met with a network prefix of 0 bits: "
-                "every address is then on one network"
+                f"peer agreement of {self.min_peers} peers can never be met: /{self.ipv4_prefix} IPv4 and "
+                f"/{self.ipv6_prefix} IPv6 prefixes make only {networks} distinct networks"
             )
 
 
