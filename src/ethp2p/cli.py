@@ -267,6 +267,7 @@ def _start_metrics(args: argparse.Namespace, kind: type[M]) -> M | None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from .metrics import ServeMetrics
+    from .peers.admission import InboundLimits
     from .peers.eth_peer import DEFAULT_ETH_VERSIONS
     from .serve.roles import GROW_BY, GROW_EVERY
     from .serve.server import HistoryServer
@@ -305,6 +306,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 host=args.host,
                 port=args.port,
                 max_inbound=args.max_inbound,
+                inbound_limits=InboundLimits.for_inbound(
+                    args.max_inbound,
+                    max_sessions_per_address=args.sessions_per_address,
+                    max_pending_per_address=min(args.handshakes_per_address, 2 * args.max_inbound),
+                ),
                 misbehave=misbehave,
                 fork_block=args.fork_block,
                 discovery=args.discovery,
@@ -979,6 +985,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=_int_at_least(0, 65535), default=30303, help="TCP port (default 30303; 0 picks one)")
     p.add_argument("--max-inbound", type=_int_at_least(1), default=200, help="most inbound peers at once (default 200)")
+    p.add_argument(
+        "--sessions-per-address",
+        type=_int_at_least(1, 10_000),
+        default=16,
+        metavar="N",
+        help="most inbound sessions from one address (IPv6: one /64) at once (default 16; more for many "
+        "peers behind one NAT)",
+    )
+    p.add_argument(
+        "--handshakes-per-address",
+        type=_int_at_least(1, 10_000),
+        default=8,
+        metavar="N",
+        help="most inbound handshakes under way from one address at once (default 8, and at most 2 x --max-inbound)",
+    )
     p.add_argument("--discovery", action="store_true", help="also run discv4 on the same port (UDP)")
     p.add_argument("--metrics", metavar="HOST:PORT", help="serve Prometheus metrics at http://HOST:PORT/metrics")
     p.add_argument("--bootnodes", metavar="ENODES", help="discv4 boot nodes, comma-separated (with --discovery)")

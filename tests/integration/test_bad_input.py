@@ -96,6 +96,12 @@ CASES = [
     (["fetch", "1..2", "--store", "{tmp}/f.db", "--agreement-peers", "1000"], None, "1000 can never be met"),
     (["head", *OFFLINE, "--agreement-peers", "0"], None, "--agreement-peers: must be at least 1"),
     (["head", *OFFLINE, "--agreement-prefix", "33"], None, "--agreement-prefix: 33 is out of range (0..32)"),
+    (
+        ["serve", "--store", "{store}", *GENESIS, "--sessions-per-address", "0"],
+        None,
+        "--sessions-per-address: 0 is out",
+    ),
+    (["serve", "--store", "{store}", *GENESIS, "--handshakes-per-address", "x"], None, "not a whole number: 'x'"),
     # Damaged stores, for each command that opens one.
     (["export", "--store", "{store}", "--out", "{tmp}/x"], "schema-text", "unreadable schema version 'zz'"),
     (["export", "--store", "{store}", "--out", "{tmp}/x"], "schema-blob", "unreadable schema version"),

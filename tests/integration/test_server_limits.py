@@ -16,7 +16,7 @@ from ethp2p.peers.eth_peer import EthPeer, PeerDisconnected
 from ethp2p.peers.limits import inbound_handshake_slots
 from ethp2p.serve.server import HistoryServer
 from ethp2p.store.blocks import BlockStore
-from tests.support.servers import ETHTEST_GENESIS, ethtest_store
+from tests.support.servers import ETHTEST_GENESIS, ethtest_store, start_servers
 
 SPEC = load_genesis(ETHTEST_GENESIS)
 
@@ -84,3 +84,34 @@ async def test_half_open_flood_beyond_the_slots_is_dropped_unanswered(server: Hi
     assert len(await peer.request_headers(0, 2)) == 2
     await peer.disconnect()
     extra[1].close()
+
+
+async def test_sessions_per_address_is_a_serve_option(tmp_path) -> None:
+    """``serve --sessions-per-address N`` (for many honest peers behind one NAT, or fewer): with 1, a
+    second session from the same address is told TOO_MANY_PEERS though the server has room, and the
+    stop line names the reason. (Real ``ethp2p serve`` process; peers from 127.0.0.1.)"""
+    (proc,) = start_servers(
+        1,
+        ethtest_store(tmp_path / "s.db"),
+        tmp_path,
+        network_args=["--genesis", str(ETHTEST_GENESIS)],
+        extra=["--sessions-per-address", "1", "--handshakes-per-address", "2"],
+    )
+    try:
+        first = await EthPeer.connect(proc.enode, SPEC)
+        # The address's share is checked once the session is made (its Status known), then it is told.
+        try:
+            second = await EthPeer.connect(proc.enode, SPEC)
+            await asyncio.wait_for(second.wait_closed(), 5)
+            told = second.closed_event
+        except PeerDisconnected as e:
+            told = e.event
+        assert told is not None and told.reason == DisconnectReason.TOO_MANY_PEERS, told
+        assert len(await first.request_headers(0, 2)) == 2
+        await first.disconnect()
+        await asyncio.sleep(0.2)
+        again = await EthPeer.connect(proc.enode, SPEC)  # the address's one session is free again
+        await again.disconnect()
+    finally:
+        out = proc.stop()
+    assert "inbound connections refused: sessions of the address full (told too many peers): 1;" in out, out

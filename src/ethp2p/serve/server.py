@@ -17,6 +17,7 @@ from ..eth import messages as m
 from ..eth.chainspec import ChainSpec
 from ..p2p.connection import LocalIdentity
 from ..p2p.disconnect import DisconnectReason
+from ..peers.admission import InboundLimits
 from ..peers.eth_peer import (
     DEFAULT_ETH_VERSIONS,
     ChainHead,
@@ -122,6 +123,7 @@ class HistoryServer:
         grow_every: float = GROW_EVERY,
         grow_by: int = GROW_BY,
         pace_importers: bool = True,
+        inbound_limits: InboundLimits | None = None,
     ) -> None:
         """The simulation roles (:mod:`ethp2p.serve.roles`; each keeps to the protocol):
         ``answer_delay`` seconds before each answer (latency); ``expire_before``: bodies and receipts
@@ -130,6 +132,8 @@ class HistoryServer:
         blocks every ``grow_every`` seconds up to the store's top, with a BlockRangeUpdate each time.
         ``pace_importers``: block-body answers to a client whose fetcher stalls when a server outruns
         its importer wait until it has imported close to them (:mod:`ethp2p.serve.pacing`).
+        ``inbound_limits``: the admission gate's per-address bounds and throttle (default: from
+        ``max_inbound``, :meth:`~ethp2p.peers.admission.InboundLimits.for_inbound`).
         A bad value, or a cut or start that does not fit the store, is a ValueError
         (:class:`~ethp2p.serve.roles.RoleError` for the latter)."""
         if tuple(sorted(set(versions))) != tuple(sorted(versions)) or not versions:
@@ -189,7 +193,7 @@ class HistoryServer:
         self.head = store_head(store, spec)
         self._tasks: set[asyncio.Task] = set()
         self._listener = InboundListener(
-            self, max_inbound=max_inbound, handshake_timeout=handshake_timeout, spawn=self._spawn
+            self, max_inbound=max_inbound, handshake_timeout=handshake_timeout, spawn=self._spawn, limits=inbound_limits
         )
         self._started = False
         self.discovery_enabled = discovery
